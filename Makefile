@@ -1,0 +1,59 @@
+# The words people type. Every target creates what it needs from nothing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SAMENV := .venv-sam
+SAM    := $(SAMENV)/bin/sam
+EXECUTION ?= events/execution.json
+
+.PHONY: run test lint typecheck unit integration static build validate deploy schema clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# What a rehearsal needs: runtime libraries and the emulator, nothing else.
+$(VENV)/.run: requirements/run.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements/run.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+# Everything the tests need on top.
+$(VENV)/.dev: requirements/dev.txt $(VENV)/.run
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	touch $@
+
+# The SAM CLI pins its own boto3 and cfn-lint, so it lives in its own environment.
+$(SAM): requirements/sam.txt
+	$(PYTHON) -m venv $(SAMENV)
+	$(SAMENV)/bin/pip install --quiet -r requirements/sam.txt
+	touch $@
+
+run: $(VENV)/.run
+	$(BIN)/amirun run $(EXECUTION)
+
+test: $(VENV)/.dev $(SAM)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	SAM_CLI=$(abspath $(SAM)) $(BIN)/pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+build: $(SAM)
+	$(SAM) build
+
+validate: $(SAM)
+	$(SAM) validate --lint
+
+deploy: build
+	$(SAM) deploy --guided
+
+schema: $(VENV)/.run
+	$(BIN)/python -m amirun.schema > schema/execution.schema.json
+
+clean:
+	rm -rf $(VENV) $(SAMENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

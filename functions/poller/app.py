@@ -1,0 +1,28 @@
+"""EC2Poller: one look at the command; the state machine waits between looks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from amirun_core import aws
+from amirun_core.command import follow_command
+from amirun_core.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from amirun_core.state import WorkflowState
+
+SSM = aws.client("ssm")
+
+
+@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=WorkflowState)
+def lambda_handler(state: WorkflowState, context: LambdaContext) -> dict[str, Any]:
+    command = follow_command(SSM, state)
+    if command.done:
+        metrics.add_metric(name="CommandsSucceeded", unit=MetricUnit.Count, value=1)
+    logger.info("command status", extra=command.to_json())
+    return command.to_json()

@@ -1,0 +1,32 @@
+"""EC2Stopper: stop or terminate the instance (and delete its volumes if asked).
+
+Runs on the success path and after every failure; on a failure it also says
+why the run failed and whether to relaunch it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from amirun_core import aws
+from amirun_core.cleanup import stop_instance
+from amirun_core.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from amirun_core.state import WorkflowState
+
+EC2 = aws.client("ec2")
+
+
+@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=WorkflowState)
+def lambda_handler(state: WorkflowState, context: LambdaContext) -> dict[str, Any]:
+    cleanup = stop_instance(EC2, state)
+    if cleanup.done and cleanup.error:
+        metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)
+    logger.info("cleanup", extra=cleanup.to_json())
+    return cleanup.to_json()

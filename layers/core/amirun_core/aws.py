@@ -1,0 +1,52 @@
+"""AWS clients and the translation of SDK failures into amirun's errors."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from amirun_core.errors import AwsThrottled
+
+THROTTLING_CODES = frozenset(
+    {
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "SlowDown",
+    }
+)
+
+#: Short SDK timeouts and few retries: the state machine's Retry does the
+#: patient retrying, with backoff and jitter, without burning Lambda time.
+_CONFIG = Config(
+    connect_timeout=5,
+    read_timeout=20,
+    retries={"mode": "standard", "max_attempts": 3},
+)
+
+
+@functools.cache
+def client(service: str) -> Any:
+    """One client per service and process, created on first use and reused."""
+    return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def raise_if_throttled(exc: ClientError, action: str) -> None:
+    """Turn throttling into AwsThrottled (retried by the state machine)."""
+    if error_code(exc) in THROTTLING_CODES:
+        raise AwsThrottled(f"{action}: {error_code(exc)}") from exc
+
+
+def describe(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")

@@ -1,0 +1,207 @@
+"""EC2Stopper and the sweeper: no instance outlives its run.
+
+Stopping is a loop like the others: each call does what the instance's state
+allows (stop, terminate, detach, delete) and says whether it is done, so the
+state machine waits between calls instead of a Lambda sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from amirun_core import aws, timing
+from amirun_core.errors import RELAUNCHABLE, CleanupFailed, InvalidExecutionInput
+from amirun_core.execution import RunOptions, parse_execution
+from amirun_core.launch import TAG_ATTEMPT, TAG_EXECUTION
+from amirun_core.state import AttemptRecord, CaughtError, CleanupRecord, WorkflowState
+
+LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
+
+
+def run_options_of(raw_request: Any) -> RunOptions:
+    """The run options to clean up with, even when the request itself was rejected."""
+    try:
+        return parse_execution(raw_request).run_options
+    except InvalidExecutionInput:
+        pass
+    try:
+        return RunOptions.model_validate(raw_request.get("run_options") or {})
+    except Exception:  # noqa: BLE001 - any malformed options: fall back to the defaults
+        return RunOptions()
+
+
+def find_instances(ec2: Any, execution_id: str, attempt: int | None = None) -> list[dict[str, Any]]:
+    """Instances amirun launched for an execution (and attempt), found by their tags."""
+    filters = [
+        {"Name": f"tag:{TAG_EXECUTION}", "Values": [execution_id]},
+        {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
+    ]
+    if attempt is not None:
+        filters.append({"Name": f"tag:{TAG_ATTEMPT}", "Values": [str(attempt)]})
+    try:
+        pages = ec2.get_paginator("describe_instances").paginate(Filters=filters)
+        return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+    except ClientError as exc:
+        aws.raise_if_throttled(exc, "DescribeInstances")
+        raise
+
+
+def _describe_instance(ec2: Any, instance_id: str) -> dict[str, Any] | None:
+    try:
+        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    except ClientError as exc:
+        aws.raise_if_throttled(exc, "DescribeInstances")
+        if aws.error_code(exc) == "InvalidInstanceID.NotFound":
+            return None
+        raise
+    return reservations[0]["Instances"][0] if reservations else None
+
+
+def _volume_states(ec2: Any, volume_ids: list[str]) -> dict[str, str]:
+    states: dict[str, str] = {}
+    for volume_id in volume_ids:
+        try:
+            volume = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
+            states[volume_id] = volume["State"]
+        except ClientError as exc:
+            aws.raise_if_throttled(exc, "DescribeVolumes")
+            if aws.error_code(exc) != "InvalidVolume.NotFound":
+                raise
+            states[volume_id] = "deleted"
+    return states
+
+
+def _release_volumes(ec2: Any, instance_id: str, volume_ids: list[str]) -> tuple[bool, list[str]]:
+    """Detach what is attached, delete what is free. Returns (all gone, deleted now)."""
+    deleted: list[str] = []
+    remaining = False
+    for volume_id, volume_state in _volume_states(ec2, volume_ids).items():
+        try:
+            if volume_state == "in-use":
+                ec2.detach_volume(VolumeId=volume_id, InstanceId=instance_id)
+                remaining = True
+            elif volume_state == "available":
+                ec2.delete_volume(VolumeId=volume_id)
+                deleted.append(volume_id)
+            elif volume_state not in ("deleting", "deleted"):
+                remaining = True
+        except ClientError as exc:
+            aws.raise_if_throttled(exc, "DetachVolume/DeleteVolume")
+            if aws.error_code(exc) not in ("InvalidVolume.NotFound", "IncorrectState"):
+                raise
+            remaining = remaining or aws.error_code(exc) == "IncorrectState"
+    return not remaining, deleted
+
+
+def _advance(ec2: Any, instance: dict[str, Any], terminate: bool) -> bool:
+    """Ask EC2 for the next state transition; True once the instance is at rest."""
+    instance_id = instance["InstanceId"]
+    state = instance["State"]["Name"]
+    try:
+        if terminate and state in ("pending", "running", "stopping", "stopped"):
+            ec2.terminate_instances(InstanceIds=[instance_id])
+            return False
+        if not terminate and state == "running":
+            ec2.stop_instances(InstanceIds=[instance_id])
+            return False
+    except ClientError as exc:
+        aws.raise_if_throttled(exc, "StopInstances/TerminateInstances")
+        if aws.error_code(exc) == "IncorrectInstanceState":
+            return False  # mid-transition: look again after the next wait
+        raise
+    return state == ("terminated" if terminate else "stopped")
+
+
+def _cause_text(error: CaughtError) -> str:
+    """The readable part of a Catch's Cause (Lambda wraps it in JSON)."""
+    try:
+        cause = json.loads(error.Cause or "")
+    except ValueError:
+        return error.Cause or ""
+    if isinstance(cause, dict) and "errorMessage" in cause:
+        return str(cause["errorMessage"])
+    return error.Cause or ""
+
+
+def stop_instance(ec2: Any, state: WorkflowState) -> CleanupRecord:
+    """One step towards a stopped (or terminated) instance; done when at rest."""
+    options = run_options_of(state.request)
+    action = "terminated" if options.ii_terminate_instance else "stopped"
+    previous = state.cleanup
+    deadline = previous.deadline if previous and previous.deadline else None
+    deadline = deadline or timing.now() + timing.scaled(timing.CLEANUP_TIMEOUT_S)
+
+    if state.instance is not None:
+        instance_id: str | None = state.instance.instance_id
+    else:
+        # The launch failed after EC2 accepted it: find the instance by its tags.
+        found = find_instances(ec2, state.execution.id, state.attempt)
+        instance_id = found[0]["InstanceId"] if found else None
+
+    instance = _describe_instance(ec2, instance_id) if instance_id else None
+    if instance is None:
+        return _finish(state, options, CleanupRecord(instance_id=instance_id, action="none", done=True))
+
+    volume_ids = [
+        m["Ebs"]["VolumeId"] for m in instance.get("BlockDeviceMappings", []) if "Ebs" in m
+    ]
+    volume_ids = sorted(set(volume_ids) | set(previous.volumes if previous else []))
+    at_rest = _advance(ec2, instance, options.ii_terminate_instance)
+    deleted = list(previous.volumes_deleted) if previous else []
+    done = at_rest
+    if at_rest and options.ii_delete_volume:
+        done, deleted_now = _release_volumes(ec2, instance["InstanceId"], volume_ids)
+        deleted += deleted_now
+    record = CleanupRecord(
+        instance_id=instance_id,
+        action=action,  # type: ignore[arg-type]
+        done=done,
+        deadline=deadline,
+        volumes=volume_ids,
+        volumes_deleted=deleted,
+        wait_seconds=timing.wait_seconds(timing.CLEANUP_INTERVAL_S),
+    )
+    if not done and timing.now() >= deadline:
+        original = f" after {state.error.Error}" if state.error else ""
+        raise CleanupFailed(
+            f"instance {instance_id} is still {instance['State']['Name']}{original} at the "
+            "cleanup time limit: stop or terminate it by hand"
+        )
+    return _finish(state, options, record) if done else record
+
+
+def _finish(state: WorkflowState, options: RunOptions, record: CleanupRecord) -> CleanupRecord:
+    """Once at rest: on the failure path, say why and whether to relaunch."""
+    if state.error is None:
+        return record
+    cause = _cause_text(state.error)
+    this = AttemptRecord(
+        attempt=state.attempt, instance_id=record.instance_id, error=state.error.Error, cause=cause
+    )
+    record.attempts = [*state.past_attempts, this]
+    record.error = state.error.Error
+    where = f"instance {record.instance_id} {record.action}" if record.instance_id else "no instance"
+    record.cause = f"{cause} [attempt {state.attempt}; {where}]"
+    if state.error.Error in RELAUNCHABLE and state.attempt <= options.n_retries_allowed:
+        record.relaunch = True
+        record.next_attempt = state.attempt + 1
+        delay = options.retry_delay_s * 2 ** (state.attempt - 1)
+        record.relaunch_wait_seconds = timing.wait_seconds(delay) if delay else 0
+    return record
+
+
+def sweep_execution(ec2: Any, execution_id: str, raw_input: str | None) -> list[str]:
+    """Stop or terminate whatever an ended execution left behind."""
+    try:
+        request = json.loads(raw_input) if raw_input else {}
+    except ValueError:
+        request = {}
+    options = run_options_of(request if isinstance(request, dict) else {})
+    swept: list[str] = []
+    for instance in find_instances(ec2, execution_id):
+        if _advance(ec2, instance, options.ii_terminate_instance) is False:
+            swept.append(instance["InstanceId"])
+    return swept

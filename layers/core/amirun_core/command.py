@@ -1,0 +1,169 @@
+"""Commander and EC2Poller: send the commands once, then follow them to an end."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from amirun_core import aws, timing
+from amirun_core.errors import CommandFailed, CommandTimedOut, InstanceNotRegistered
+from amirun_core.execution import parse_execution
+from amirun_core.state import CommandRecord, WorkflowState
+
+DOCUMENT = "AWS-RunShellScript"
+DAILY_TOKEN = "DAILY"
+
+#: SSM statuses after which the command may still succeed.
+WAITING_STATUSES = frozenset({"Pending", "InProgress", "Delayed"})
+#: What get_command_invocation returns at most (SSM's limits).
+STDOUT_LIMIT = 24_000
+STDERR_LIMIT = 8_000
+#: How much of stdout/stderr the state (and the error cause) carries.
+TAIL_CHARS = 1_000
+#: How long SSM may take to deliver the command to a busy instance.
+DELIVERY_TIMEOUT_S = 600
+
+
+def expand_daily(text: str, run_date: str) -> str:
+    return text.replace(DAILY_TOKEN, run_date)
+
+
+def command_comment(state: WorkflowState) -> str:
+    """A marker unique to this execution and attempt (SSM Comment: 100 chars max).
+
+    SSM has no idempotency token; a retried Commander finds its own command by
+    this comment instead of sending a second one.
+    """
+    digest = hashlib.sha256(f"{state.execution.id}|{state.attempt}".encode()).hexdigest()
+    return f"amirun {digest[:40]} attempt {state.attempt}"
+
+
+def output_prefix(state: WorkflowState) -> str:
+    return f"runs/{state.execution.name}/attempt-{state.attempt}"
+
+
+def _existing_command(ssm: Any, instance_id: str, comment: str) -> dict[str, Any] | None:
+    try:
+        commands = ssm.list_commands(InstanceId=instance_id)["Commands"]
+    except ClientError as exc:
+        aws.raise_if_throttled(exc, "ListCommands")
+        raise
+    return next((c for c in commands if c.get("Comment") == comment), None)
+
+
+def send_commands(ssm: Any, state: WorkflowState, output_bucket: str | None) -> CommandRecord:
+    """Send the run's commands with AWS-RunShellScript, at most once per attempt."""
+    request = parse_execution(state.request)
+    if state.instance is None:
+        raise CommandFailed("no instance to send the commands to")
+    options = request.run_options
+    instance_id = state.instance.instance_id
+    comment = command_comment(state)
+    command = _existing_command(ssm, instance_id, comment)
+    prefix = output_prefix(state)
+    if command is None:
+        parameters: dict[str, list[str]] = {
+            "commands": [expand_daily(c, state.run_date) for c in request.commands or []],
+            "executionTimeout": [str(options.timeout_s)],
+        }
+        if options.working_directory:
+            parameters["workingDirectory"] = [options.working_directory]
+        send: dict[str, Any] = {
+            "DocumentName": DOCUMENT,
+            "InstanceIds": [instance_id],
+            "Parameters": parameters,
+            "Comment": comment,
+            "TimeoutSeconds": DELIVERY_TIMEOUT_S,
+        }
+        if output_bucket:
+            send.update(OutputS3BucketName=output_bucket, OutputS3KeyPrefix=prefix)
+        try:
+            command = ssm.send_command(**send)["Command"]
+        except ClientError as exc:
+            aws.raise_if_throttled(exc, "SendCommand")
+            if aws.error_code(exc) == "InvalidInstanceId":
+                # The agent said Online but SSM has not caught up yet: retried.
+                raise InstanceNotRegistered(aws.describe(exc)) from exc
+            raise CommandFailed(f"SendCommand refused the command: {aws.describe(exc)}") from exc
+    sent = timing.now()
+    interval = timing.command_poll_interval(
+        options.poll_interval_s, options.timeout_s, options.n_retries_allowed + 1
+    )
+    return CommandRecord(
+        command_id=command["CommandId"],
+        instance_id=instance_id,
+        sent_at=sent,
+        deadline=sent + timing.scaled(options.timeout_s),
+        status=command.get("Status", "Pending"),
+        wait_seconds=timing.wait_seconds(interval),
+        output_url=f"s3://{output_bucket}/{prefix}/{command['CommandId']}/" if output_bucket else None,
+    )
+
+
+def _tail(text: str | None) -> str:
+    text = text or ""
+    return text if len(text) <= TAIL_CHARS else "..." + text[-TAIL_CHARS:]
+
+
+def _failure_cause(record: CommandRecord) -> str:
+    details = f" ({record.status_details})" if record.status_details not in ("", record.status) else ""
+    parts = [f"command {record.command_id} on {record.instance_id} ended {record.status}{details}"]
+    if record.exit_code is not None:
+        parts.append(f"exit code {record.exit_code}")
+    if record.stderr_tail:
+        parts.append(f"stderr: {record.stderr_tail}")
+    if record.output_url:
+        parts.append(f"full output: {record.output_url}")
+    return "; ".join(parts)
+
+
+def cancel(ssm: Any, record: CommandRecord) -> None:
+    try:
+        ssm.cancel_command(CommandId=record.command_id, InstanceIds=[record.instance_id])
+    except ClientError as exc:
+        aws.raise_if_throttled(exc, "CancelCommand")
+        # Already finished between our look and the cancel: nothing left to stop.
+        if aws.error_code(exc) not in ("InvalidCommandId", "DuplicateInstanceId"):
+            raise
+
+
+def follow_command(ssm: Any, state: WorkflowState) -> CommandRecord:
+    """One look at the command: keep waiting, succeed, or raise a typed error."""
+    if state.command is None:
+        raise CommandFailed("no command was sent")
+    record = state.command.model_copy()
+    try:
+        invocation = ssm.get_command_invocation(
+            CommandId=record.command_id, InstanceId=record.instance_id
+        )
+    except ClientError as exc:
+        aws.raise_if_throttled(exc, "GetCommandInvocation")
+        # SSM takes a moment to create the invocation after SendCommand.
+        if aws.error_code(exc) != "InvocationDoesNotExist":
+            raise
+        invocation = {"Status": "Pending", "StatusDetails": "InvocationDoesNotExist"}
+    record.status = invocation.get("Status", "Pending")
+    record.status_details = invocation.get("StatusDetails", "")
+    code = invocation.get("ResponseCode", -1)
+    record.exit_code = code if isinstance(code, int) and code >= 0 else None
+    record.stdout_tail = _tail(invocation.get("StandardOutputContent"))
+    record.stderr_tail = _tail(invocation.get("StandardErrorContent"))
+
+    if record.status in WAITING_STATUSES:
+        if timing.now() >= record.deadline:
+            cancel(ssm, record)
+            record.status = "Cancelled"
+            raise CommandTimedOut(
+                f"command {record.command_id} on {record.instance_id} still "
+                f"{invocation.get('Status')} at its time limit (timeout_s); cancelled"
+            )
+        return record
+    record.done = True
+    record.ended_at = timing.now()
+    if record.status == "Success":
+        return record
+    if record.status == "TimedOut" and "Delivery" not in record.status_details:
+        raise CommandTimedOut(_failure_cause(record))
+    raise CommandFailed(_failure_cause(record))

@@ -1,0 +1,72 @@
+"""Errors are the contract with the state machine.
+
+Each class name below is the error name Step Functions sees when a handler
+raises it, and the names are matched in `statemachine/amirun.asl.json`
+(Retry and Catch). Renaming one is a change to the workflow.
+"""
+
+from __future__ import annotations
+
+
+class AmirunError(Exception):
+    """Base of every error amirun raises on purpose."""
+
+
+# --- Before launch: nothing is running, nothing to clean up. -------------------
+class InvalidExecutionInput(AmirunError):
+    """The execution JSON is malformed; the message names each bad field."""
+
+
+class LaunchRejected(AmirunError):
+    """EC2 refused the launch for a reason a retry will not fix (bad AMI, subnet...)."""
+
+
+# --- Transient: the state machine retries these with backoff. ------------------
+class AwsThrottled(AmirunError):
+    """An AWS API throttled us (RequestLimitExceeded, ThrottlingException...)."""
+
+
+class InsufficientCapacity(AmirunError):
+    """No capacity for the instance type right now (spot and on-demand both tried)."""
+
+
+class InstanceNotRegistered(AmirunError):
+    """SSM does not know the instance yet although it is online: a short race."""
+
+
+# --- After launch: the run failed; the instance is stopped, then FAILED. --------
+class InstanceNotReady(AmirunError):
+    """The instance did not run, or its SSM agent did not come online, in time."""
+
+
+class InstanceLost(AmirunError):
+    """The instance stopped or terminated under the run (e.g. a spot interruption)."""
+
+
+class CommandFailed(AmirunError):
+    """The command ended Failed, Cancelled or with a delivery timeout."""
+
+
+class CommandTimedOut(AmirunError):
+    """The command ran past `timeout_s`; it was cancelled."""
+
+
+class OutputMissing(AmirunError):
+    """The output object the run must produce is not in S3 (or is stale)."""
+
+
+class CleanupFailed(AmirunError):
+    """The instance could not be stopped or terminated: act on it by hand."""
+
+
+#: Errors after which a relaunch can help (`run_options.n_retries_allowed`).
+RELAUNCHABLE = frozenset(
+    {
+        "InstanceNotReady",
+        "InstanceLost",
+        "CommandFailed",
+        "CommandTimedOut",
+        "OutputMissing",
+        "InsufficientCapacity",
+    }
+)

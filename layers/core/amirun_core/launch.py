@@ -1,0 +1,160 @@
+"""EC2StarterFromAMI and the readiness check: launch once, then wait for SSM."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from amirun_core import aws, timing
+from amirun_core.errors import (
+    InstanceLost,
+    InstanceNotReady,
+    InsufficientCapacity,
+    LaunchRejected,
+)
+from amirun_core.execution import ExecutionRequest, parse_execution
+from amirun_core.state import InstanceRecord, WorkflowState
+
+TAG_EXECUTION = "amirun:execution"
+TAG_ATTEMPT = "amirun:attempt"
+TAG_STACK = "amirun:stack"
+
+#: Launch errors that another capacity pool (or a later try) may not hit.
+CAPACITY_CODES = frozenset(
+    {
+        "InsufficientInstanceCapacity",
+        "InsufficientCapacity",
+        "SpotMaxPriceTooLow",
+        "MaxSpotInstanceCountExceeded",
+        "InsufficientHostCapacity",
+    }
+)
+
+#: Instance states from which a run can no longer succeed.
+LOST_STATES = frozenset({"shutting-down", "terminated", "stopping", "stopped"})
+
+
+def client_token(execution_id: str, attempt: int, market: str) -> str:
+    """RunInstances' idempotency token: one per execution, attempt and market.
+
+    A retried launch reuses it, so EC2 returns the instance it already launched
+    instead of launching a second one. 64 hex characters, EC2's maximum.
+    """
+    return hashlib.sha256(f"{execution_id}|{attempt}|{market}".encode()).hexdigest()
+
+
+def ownership_tags(state: WorkflowState, stack_name: str) -> list[dict[str, str]]:
+    return [
+        {"Key": TAG_EXECUTION, "Value": state.execution.id},
+        {"Key": TAG_ATTEMPT, "Value": str(state.attempt)},
+        {"Key": TAG_STACK, "Value": stack_name},
+    ]
+
+
+def launch_parameters(
+    request: ExecutionRequest, state: WorkflowState, stack_name: str, *, spot: bool
+) -> dict[str, Any]:
+    """The user's RunInstances parameters plus what amirun guarantees."""
+    params = copy.deepcopy(request.instance_parameters)
+    market = "spot" if spot else "on-demand"
+    params.update(
+        MinCount=1,
+        MaxCount=1,
+        ClientToken=client_token(state.execution.id, state.attempt, market),
+    )
+    params.setdefault("MetadataOptions", {"HttpTokens": "required", "HttpEndpoint": "enabled"})
+    if spot:
+        params.setdefault(
+            "InstanceMarketOptions",
+            {
+                "MarketType": "spot",
+                "SpotOptions": {
+                    "SpotInstanceType": "one-time",
+                    "InstanceInterruptionBehavior": "terminate",
+                },
+            },
+        )
+    tags = ownership_tags(state, stack_name)
+    specs = params.setdefault("TagSpecifications", [])
+    for resource_type in ("instance", "volume"):
+        spec = next((s for s in specs if s.get("ResourceType") == resource_type), None)
+        if spec is None:
+            spec = {"ResourceType": resource_type, "Tags": []}
+            specs.append(spec)
+        own = {t["Key"] for t in tags}
+        spec["Tags"] = [t for t in spec.get("Tags", []) if t.get("Key") not in own] + tags
+    return params
+
+
+def launch_instance(ec2: Any, state: WorkflowState, stack_name: str) -> InstanceRecord:
+    """Validate the request, then launch exactly one instance for this attempt."""
+    request = parse_execution(state.request)
+    markets = ["spot", "on-demand"] if request.run_options.ii_cheapo else ["on-demand"]
+    capacity_errors: list[str] = []
+    for market in markets:
+        params = launch_parameters(request, state, stack_name, spot=market == "spot")
+        try:
+            response = ec2.run_instances(**params)
+        except ClientError as exc:
+            aws.raise_if_throttled(exc, "RunInstances")
+            if aws.error_code(exc) in CAPACITY_CODES:
+                capacity_errors.append(f"{market}: {aws.describe(exc)}")
+                continue
+            raise LaunchRejected(f"RunInstances refused the launch: {aws.describe(exc)}") from exc
+        instance = response["Instances"][0]
+        launched = timing.now()
+        options = request.run_options
+        attempts = options.n_retries_allowed + 1
+        return InstanceRecord(
+            instance_id=instance["InstanceId"],
+            attempt=state.attempt,
+            client_token=params["ClientToken"],
+            market=market,  # type: ignore[arg-type]
+            launched_at=launched,
+            ready_deadline=launched + timing.scaled(options.ready_timeout_s),
+            state=instance.get("State", {}).get("Name", "pending"),
+            wait_seconds=timing.wait_seconds(
+                timing.ready_poll_interval(options.ready_timeout_s, attempts)
+            ),
+        )
+    raise InsufficientCapacity("; ".join(capacity_errors))
+
+
+def check_readiness(ec2: Any, ssm: Any, state: WorkflowState) -> InstanceRecord:
+    """One look: is the instance running and its SSM agent online? Never waits."""
+    if state.instance is None:
+        raise InstanceNotReady("no instance was launched")
+    record = state.instance.model_copy()
+    instance_id = record.instance_id
+    try:
+        found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        record.state = found[0]["Instances"][0]["State"]["Name"] if found else "pending"
+    except ClientError as exc:
+        aws.raise_if_throttled(exc, "DescribeInstances")
+        # Right after launch EC2 may not list the instance yet (eventual consistency).
+        if aws.error_code(exc) != "InvalidInstanceID.NotFound":
+            raise
+        record.state = "pending"
+    if record.state in LOST_STATES:
+        raise InstanceLost(f"instance {instance_id} is {record.state} before the run started")
+    if record.state == "running":
+        try:
+            info = ssm.describe_instance_information(
+                Filters=[{"Key": "InstanceIds", "Values": [instance_id]}]
+            )["InstanceInformationList"]
+        except ClientError as exc:
+            aws.raise_if_throttled(exc, "DescribeInstanceInformation")
+            raise
+        record.agent = info[0].get("PingStatus", "unknown") if info else "not registered"
+    record.ready = record.state == "running" and record.agent == "Online"
+    if not record.ready and timing.now() >= record.ready_deadline:
+        raise InstanceNotReady(
+            f"instance {instance_id} is {record.state} and its SSM agent is "
+            f"{record.agent} after the readiness timeout: check that the AMI runs the "
+            "SSM agent, that the instance profile allows SSM "
+            "(AmazonSSMManagedInstanceCore) and that the subnet reaches SSM"
+        )
+    return record

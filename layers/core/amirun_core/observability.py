@@ -1,0 +1,17 @@
+"""Powertools Logger, Tracer and Metrics, configured by the template's Globals.
+
+One instance of each per process; every handler decorates itself with them in
+the same order (inject_lambda_context, capture_lambda_handler, log_metrics),
+and logs carry the execution ARN as correlation id.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+#: Where the execution ARN sits in every Task's input (the workflow state).
+CORRELATION_ID_PATH = "execution.id"

@@ -1,0 +1,114 @@
+"""The records the state machine carries from step to step.
+
+The execution's state is one JSON object: the user's execution JSON under
+`request`, the execution's context, and one record per step (`instance`,
+`command`, `check`, `cleanup`, `error`). Every Task receives the whole state and
+its result replaces one record, so a record is all a later step (or the
+cleanup after a failure) needs to know.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Record(BaseModel):
+    # Records are ours, but a newer state machine may add fields: ignore them.
+    model_config = ConfigDict(extra="ignore")
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class ExecutionContext(_Record):
+    id: str = Field(description="The execution ARN ($$.Execution.Id).")
+    name: str
+    start_time: datetime
+
+
+class InstanceRecord(_Record):
+    instance_id: str
+    attempt: int
+    client_token: str
+    market: Literal["spot", "on-demand"]
+    launched_at: datetime
+    ready_deadline: datetime
+    state: str = "pending"
+    agent: str = "unknown"
+    ready: bool = False
+    wait_seconds: int = 1
+
+
+class CommandRecord(_Record):
+    command_id: str
+    instance_id: str
+    sent_at: datetime
+    deadline: datetime
+    status: str = "Pending"
+    status_details: str = ""
+    exit_code: int | None = None
+    done: bool = False
+    wait_seconds: int = 1
+    output_url: str | None = Field(None, description="s3:// prefix of the full stdout/stderr.")
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    ended_at: datetime | None = None
+
+
+class CheckRecord(_Record):
+    checked: bool
+    location: str | None = None
+    size: int | None = None
+    last_modified: datetime | None = None
+
+
+class CaughtError(_Record):
+    """What a Catch puts in ResultPath: Step Functions' own field names."""
+
+    Error: str
+    Cause: str | None = None
+
+
+class AttemptRecord(_Record):
+    attempt: int
+    instance_id: str | None
+    error: str
+    cause: str | None
+
+
+class CleanupRecord(_Record):
+    instance_id: str | None
+    action: Literal["stopped", "terminated", "none"]
+    done: bool
+    wait_seconds: int = 1
+    deadline: datetime | None = None
+    volumes: list[str] = []
+    volumes_deleted: list[str] = []
+    error: str | None = Field(None, description="On the failure path: the error that ended the run.")
+    cause: str | None = None
+    relaunch: bool = False
+    next_attempt: int | None = None
+    relaunch_wait_seconds: int = 0
+    attempts: list[AttemptRecord] = []
+
+
+class WorkflowState(_Record):
+    """The input of every Task in the state machine."""
+
+    request: Any
+    execution: ExecutionContext
+    attempt: int = 1
+    past_attempts: list[AttemptRecord] = []
+    instance: InstanceRecord | None = None
+    command: CommandRecord | None = None
+    check: CheckRecord | None = None
+    cleanup: CleanupRecord | None = None
+    error: CaughtError | None = None
+
+    @property
+    def run_date(self) -> str:
+        """The run's UTC date, YYYYMMDD: what `DAILY` stands for."""
+        return self.execution.start_time.strftime("%Y%m%d")

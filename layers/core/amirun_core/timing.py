@@ -1,0 +1,62 @@
+"""Clocks, waits and deadlines.
+
+Waiting is done by Step Functions (Wait states fed by `wait_seconds`), never by
+sleeping in a Lambda. `AMIRUN_TIME_SCALE` shrinks every wait and deadline for
+local rehearsals (0.01 turns a 30 s poll into 1 s); it is 1 when deployed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from datetime import UTC, datetime, timedelta
+
+#: The history hard limit of a Standard execution, and the events one Wait +
+#: Task + Choice loop iteration writes.
+HISTORY_LIMIT = 25_000
+EVENTS_PER_LOOP = 9
+
+#: Most loop iterations one execution may spend, over all its attempts, waiting
+#: for the command and for the instance. With the fixed per-attempt states this
+#: keeps a worst-case execution under HISTORY_LIMIT (a unit test checks it).
+COMMAND_POLL_BUDGET = 1_800
+READY_POLL_BUDGET = 400
+CLEANUP_POLL_BUDGET = 30
+
+READY_INTERVAL_S = 10
+CLEANUP_INTERVAL_S = 10
+CLEANUP_TIMEOUT_S = 900
+
+
+def time_scale() -> float:
+    value = float(os.environ.get("AMIRUN_TIME_SCALE", "1"))
+    if not 0 < value <= 1:
+        raise ValueError(f"AMIRUN_TIME_SCALE must be in (0, 1], got {value}")
+    return value
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def scaled(seconds: float) -> timedelta:
+    """A duration of `seconds` on this deployment's clock (shrunk in rehearsals)."""
+    return timedelta(seconds=seconds * time_scale())
+
+
+def wait_seconds(seconds: float) -> int:
+    """What a Wait state should wait for `seconds` of real-world time (at least 1)."""
+    return max(1, math.ceil(seconds * time_scale()))
+
+
+def spread_interval(shortest_s: int, window_s: int, attempts: int, budget: int) -> int:
+    """The interval that keeps `attempts` windows of polling within `budget` loops."""
+    return max(shortest_s, math.ceil(window_s * attempts / budget))
+
+
+def command_poll_interval(poll_interval_s: int, timeout_s: int, attempts: int) -> int:
+    return spread_interval(poll_interval_s, timeout_s, attempts, COMMAND_POLL_BUDGET)
+
+
+def ready_poll_interval(ready_timeout_s: int, attempts: int) -> int:
+    return spread_interval(READY_INTERVAL_S, ready_timeout_s, attempts, READY_POLL_BUDGET)
