@@ -34,7 +34,7 @@ _CONFIG = Config(
 @functools.cache
 def client(service: str) -> Any:
     """One client per service and process, created on first use and reused."""
-    return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+    return boto3.client(service, config=_CONFIG)
 
 
 def error_code(exc: ClientError) -> str:

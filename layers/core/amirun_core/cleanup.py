@@ -112,7 +112,7 @@ def _advance(ec2: Any, instance: dict[str, Any], terminate: bool) -> bool:
         if aws.error_code(exc) == "IncorrectInstanceState":
             return False  # mid-transition: look again after the next wait
         raise
-    return state == ("terminated" if terminate else "stopped")
+    return bool(state == ("terminated" if terminate else "stopped"))
 
 
 def _cause_text(error: CaughtError) -> str:
@@ -143,7 +143,9 @@ def stop_instance(ec2: Any, state: WorkflowState) -> CleanupRecord:
 
     instance = _describe_instance(ec2, instance_id) if instance_id else None
     if instance is None:
-        return _finish(state, options, CleanupRecord(instance_id=instance_id, action="none", done=True))
+        return _finish(
+            state, options, CleanupRecord(instance_id=instance_id, action="none", done=True)
+        )
 
     volume_ids = [
         m["Ebs"]["VolumeId"] for m in instance.get("BlockDeviceMappings", []) if "Ebs" in m
@@ -157,7 +159,7 @@ def stop_instance(ec2: Any, state: WorkflowState) -> CleanupRecord:
         deleted += deleted_now
     record = CleanupRecord(
         instance_id=instance_id,
-        action=action,  # type: ignore[arg-type]
+        action=action,
         done=done,
         deadline=deadline,
         volumes=volume_ids,
@@ -183,7 +185,9 @@ def _finish(state: WorkflowState, options: RunOptions, record: CleanupRecord) ->
     )
     record.attempts = [*state.past_attempts, this]
     record.error = state.error.Error
-    where = f"instance {record.instance_id} {record.action}" if record.instance_id else "no instance"
+    where = (
+        f"instance {record.instance_id} {record.action}" if record.instance_id else "no instance"
+    )
     record.cause = f"{cause} [attempt {state.attempt}; {where}]"
     if state.error.Error in RELAUNCHABLE and state.attempt <= options.n_retries_allowed:
         record.relaunch = True

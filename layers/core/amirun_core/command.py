@@ -96,9 +96,10 @@ def send_commands(ssm: Any, state: WorkflowState, output_bucket: str | None) -> 
         instance_id=instance_id,
         sent_at=sent,
         deadline=sent + timing.scaled(options.timeout_s),
-        status=command.get("Status", "Pending"),
         wait_seconds=timing.wait_seconds(interval),
-        output_url=f"s3://{output_bucket}/{prefix}/{command['CommandId']}/" if output_bucket else None,
+        output_url=f"s3://{output_bucket}/{prefix}/{command['CommandId']}/"
+        if output_bucket
+        else None,
     )
 
 
@@ -108,7 +109,9 @@ def _tail(text: str | None) -> str:
 
 
 def _failure_cause(record: CommandRecord) -> str:
-    details = f" ({record.status_details})" if record.status_details not in ("", record.status) else ""
+    details = (
+        f" ({record.status_details})" if record.status_details not in ("", record.status) else ""
+    )
     parts = [f"command {record.command_id} on {record.instance_id} ended {record.status}{details}"]
     if record.exit_code is not None:
         parts.append(f"exit code {record.exit_code}")

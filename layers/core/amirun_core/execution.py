@@ -64,9 +64,7 @@ class RunOptions(_Strict):
     timeout_s: int = Field(
         3600, ge=60, le=MAX_TIMEOUT_S, description="Time limit of the commands, in seconds."
     )
-    ii_cheapo: bool = Field(
-        False, description="Try a spot instance first; fall back to on-demand."
-    )
+    ii_cheapo: bool = Field(False, description="Try a spot instance first; fall back to on-demand.")
     n_retries_allowed: int = Field(
         0, ge=0, le=5, description="How many times a failed run is relaunched."
     )
@@ -222,14 +220,18 @@ def instance_parameter_problems(params: dict[str, Any]) -> list[str]:
         {**params, "MinCount": 1, "MaxCount": 1}, _run_instances_shape()
     )
     if report.has_errors():
-        for line in report.generate_report().splitlines():
-            line = line.strip()
-            if line and not line.startswith("Parameter validation failed"):
-                problems.append(_describe_botocore(line))
+        lines = (line.strip() for line in report.generate_report().splitlines())
+        problems += [
+            _describe_botocore(line)
+            for line in lines
+            if line and not line.startswith("Parameter validation failed")
+        ]
     return problems
 
 
-_UNKNOWN = re.compile(r'Unknown parameter in (?P<where>\S+): "(?P<name>[^"]+)", must be one of: (?P<known>.*)')
+_UNKNOWN = re.compile(
+    r'Unknown parameter in (?P<where>\S+): "(?P<name>[^"]+)", must be one of: (?P<known>.*)'
+)
 _MISSING = re.compile(r'Missing required parameter in (?P<where>\S+): "(?P<name>[^"]+)"')
 _INVALID = re.compile(r"Invalid (?P<what>\w+) for parameter (?P<name>[^,]+), (?P<detail>.*)")
 

@@ -112,7 +112,7 @@ def launch_instance(ec2: Any, state: WorkflowState, stack_name: str) -> Instance
             instance_id=instance["InstanceId"],
             attempt=state.attempt,
             client_token=params["ClientToken"],
-            market=market,  # type: ignore[arg-type]
+            market=market,
             launched_at=launched,
             ready_deadline=launched + timing.scaled(options.ready_timeout_s),
             state=instance.get("State", {}).get("Name", "pending"),

@@ -7,7 +7,12 @@ and logs carry the execution ARN as correlation id.
 
 from __future__ import annotations
 
+import warnings
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
+
+# Most invocations have nothing to count; that is not worth a warning each time.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 logger = Logger()
 tracer = Tracer()

@@ -87,7 +87,9 @@ class CleanupRecord(_Record):
     deadline: datetime | None = None
     volumes: list[str] = []
     volumes_deleted: list[str] = []
-    error: str | None = Field(None, description="On the failure path: the error that ended the run.")
+    error: str | None = Field(
+        None, description="On the failure path: the error that ended the run."
+    )
     cause: str | None = None
     relaunch: bool = False
     next_attempt: int | None = None

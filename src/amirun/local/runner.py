@@ -1,0 +1,515 @@
+"""Rehearse one execution: the real ASL and handlers on moto, in this process.
+
+No Docker, no AWS account, no network: moto emulates EC2, SSM, S3, IAM and
+executes the state machine; its Lambda tasks reach the real handlers through
+a local Invoke endpoint; the emulated world fills in what moto leaves out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import json
+import logging
+import os
+import queue
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from unittest import mock
+
+import boto3
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from amirun.local.lambda_endpoint import Invocation, LambdaEndpoint
+from amirun.local.world import FAULTS, EmulatedWorld, WorldSettings
+from amirun.project import load_workflow
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+STACK_NAME = "amirun-rehearsal"
+OUTPUT_BUCKET = "amirun-rehearsal-output"
+#: Default: a 30 s poll becomes 1 s, a 600 s readiness limit 6 s, 3600 s run limit 36 s.
+DEFAULT_TIME_SCALE = 0.01
+
+_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+}
+_UNSET = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+
+
+class RehearsalError(Exception):
+    """The rehearsal could not start (e.g. --strict and a missing resource)."""
+
+
+@dataclass(frozen=True)
+class RehearsalOptions:
+    exec_commands: bool = False
+    faults: frozenset[str] = frozenset()
+    strict: bool = False
+    time_scale: float = DEFAULT_TIME_SCALE
+    agent_delay_s: float = 1.5
+    command_duration_s: float = 1.5
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One thing worth showing while a rehearsal runs."""
+
+    elapsed_s: float
+    kind: str  # "state" | "result" | "error" | "note"
+    state: str
+    detail: str = ""
+
+
+@dataclass
+class RehearsalResult:
+    status: str
+    execution_arn: str
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    elapsed_s: float = 0.0
+    states: list[str] = field(default_factory=list)
+    instances: dict[str, str] = field(default_factory=dict)
+    standins: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    sent_commands: list[list[str]] = field(default_factory=list)
+    standin_outputs: list[str] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "execution_arn": self.execution_arn,
+            "output": self.output,
+            "error": self.error,
+            "cause": self.cause,
+            "elapsed_s": round(self.elapsed_s, 2),
+            "states": self.states,
+            "instances": self.instances,
+            "standins": self.standins,
+            "notes": self.notes,
+        }
+
+
+@contextlib.contextmanager
+def _isolated_environment(time_scale: float, extra: dict[str, str]) -> Iterator[None]:
+    """Fake credentials and the emulator's settings, restored afterwards."""
+    saved = dict(os.environ)
+    for name in _UNSET:
+        os.environ.pop(name, None)
+    os.environ.update(_ENVIRONMENT)
+    os.environ.update(extra)
+    os.environ["AMIRUN_TIME_SCALE"] = str(time_scale)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _function_environment(env: dict[str, Any]) -> dict[str, str]:
+    """Resolve the template's environment values for the rehearsal stack."""
+    resolved = {}
+    for name, value in env.items():
+        if isinstance(value, str | int | float | bool):
+            resolved[name] = str(value)
+        elif name == "STACK_NAME":
+            resolved[name] = STACK_NAME
+        elif name == "OUTPUT_BUCKET":
+            resolved[name] = OUTPUT_BUCKET
+        elif name in ("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"):
+            resolved[name] = "WARNING"
+    return resolved
+
+
+# --- stand-ins for what the execution refers to ------------------------------------
+@contextlib.contextmanager
+def _next_moto_id(module: str, function: str, wanted: str) -> Iterator[None]:
+    # moto draws ids at random; the stand-in takes the id the execution file uses.
+    with mock.patch(f"moto.ec2.models.{module}.{function}", return_value=wanted):
+        yield
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """A resource the execution names: how to look it up, and how to stand it in."""
+
+    kind: str
+    ident: str
+    look_up: Callable[[], Any]
+    not_found: tuple[str, ...]
+    create: Callable[[], Any]
+
+    def missing(self) -> bool:
+        try:
+            self.look_up()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in self.not_found:
+                return True
+            raise
+        return False
+
+
+def _references(request: dict[str, Any], ec2: Any, iam: Any, s3: Any) -> list[_Reference]:
+    params = request.get("instance_parameters") or {}
+    refs: list[_Reference] = []
+    image = params.get("ImageId")
+    if isinstance(image, str):
+
+        def make_image() -> None:
+            with _next_moto_id("amis", "random_ami_id", image):
+                ec2.register_image(Name=f"stand-in {image}", RootDeviceName="/dev/xvda")
+
+        refs.append(
+            _Reference(
+                "AMI",
+                image,
+                lambda: ec2.describe_images(ImageIds=[image]),
+                ("InvalidAMIID.NotFound", "InvalidAMIID.Malformed"),
+                make_image,
+            )
+        )
+    for group in params.get("SecurityGroupIds") or []:
+
+        def make_group(group: str = group) -> None:
+            with _next_moto_id("security_groups", "random_security_group_id", group):
+                ec2.create_security_group(GroupName=f"stand-in-{group}", Description="stand-in")
+
+        refs.append(
+            _Reference(
+                "security group",
+                group,
+                functools.partial(ec2.describe_security_groups, GroupIds=[group]),
+                ("InvalidGroup.NotFound",),
+                make_group,
+            )
+        )
+    subnet = params.get("SubnetId")
+    if isinstance(subnet, str):
+
+        def make_subnet() -> None:
+            default = [{"Name": "is-default", "Values": ["true"]}]
+            vpc = ec2.describe_vpcs(Filters=default)["Vpcs"][0]["VpcId"]
+            with _next_moto_id("subnets", "random_subnet_id", subnet):
+                ec2.create_subnet(VpcId=vpc, CidrBlock="172.31.250.0/24")
+
+        refs.append(
+            _Reference(
+                "subnet",
+                subnet,
+                lambda: ec2.describe_subnets(SubnetIds=[subnet]),
+                ("InvalidSubnetID.NotFound",),
+                make_subnet,
+            )
+        )
+    key = params.get("KeyName")
+    if isinstance(key, str):
+        refs.append(
+            _Reference(
+                "key pair",
+                key,
+                lambda: ec2.describe_key_pairs(KeyNames=[key]),
+                ("InvalidKeyPair.NotFound",),
+                lambda: ec2.create_key_pair(KeyName=key),
+            )
+        )
+    profile_ref = params.get("IamInstanceProfile") or {}
+    profile = profile_ref.get("Name") or str(profile_ref.get("Arn", "")).rsplit("/", 1)[-1]
+    if profile:
+        refs.append(
+            _Reference(
+                "instance profile",
+                profile,
+                lambda: iam.get_instance_profile(InstanceProfileName=profile),
+                ("NoSuchEntity",),
+                lambda: iam.create_instance_profile(InstanceProfileName=profile),
+            )
+        )
+    target = expected_output(request, datetime.now(UTC).strftime("%Y%m%d"))
+    if target is not None:
+        bucket = target[0]
+        refs.append(
+            _Reference(
+                "bucket",
+                bucket,
+                lambda: s3.head_bucket(Bucket=bucket),
+                ("404", "NoSuchBucket"),
+                lambda: s3.create_bucket(Bucket=bucket),
+            )
+        )
+    return refs
+
+
+def prepare_standins(request: dict[str, Any], clients: dict[str, Any], strict: bool) -> list[str]:
+    """Create what the execution refers to; return one line per stand-in.
+
+    With `strict`, nothing is created and a missing resource is an error.
+    """
+    refs = _references(request, clients["ec2"], clients["iam"], clients["s3"])
+    missing = [ref for ref in refs if ref.missing()]
+    if strict and missing:
+        names = ", ".join(f"{ref.kind} {ref.ident}" for ref in missing)
+        raise RehearsalError(f"--strict: the emulated account has no {names}")
+    for ref in missing:
+        ref.create()
+    return [f"{ref.kind} {ref.ident}" for ref in missing]
+
+
+def expected_output(request: dict[str, Any], run_date: str) -> tuple[str, str] | None:
+    check = (request.get("run_options") or {}).get("ii_check_s3")
+    if not isinstance(check, dict):
+        return None
+    bucket, prefix = check.get("bucket"), check.get("prefix")
+    if not isinstance(bucket, str) or not isinstance(prefix, str):
+        return None
+    return bucket.replace("DAILY", run_date), prefix.replace("DAILY", run_date)
+
+
+# --- following the execution -----------------------------------------------------------
+def _describe_result(function: str, result: Any) -> str:
+    if not isinstance(result, dict):
+        return ""
+    if "command_id" in result:
+        code = result.get("exit_code")
+        return f"command {result['command_id'][:8]} {result.get('status')}" + (
+            f" (exit {code})" if code is not None else ""
+        )
+    if "ready" in result:
+        return (
+            f"instance {result['instance_id']} {result.get('state')} ({result.get('market')}),"
+            f" SSM agent {result.get('agent')}"
+        )
+    if "checked" in result:
+        return f"output {result['location']} found" if result["checked"] else "no output check"
+    if "action" in result:
+        what = (
+            f"instance {result.get('instance_id')} {result['action']}"
+            if result.get("instance_id")
+            else "no instance to stop"
+        )
+        if not result.get("done"):
+            verb = {"stopped": "stopping", "terminated": "terminating"}.get(result["action"], "")
+            what = f"instance {result.get('instance_id')} {verb}"
+        if result.get("volumes_deleted"):
+            what += f", volumes deleted: {', '.join(result['volumes_deleted'])}"
+        if result.get("relaunch"):
+            what += (
+                f"; relaunch as attempt {result.get('next_attempt')}"
+                f" in {result.get('relaunch_wait_seconds')} s"
+            )
+        return what
+    return ""
+
+
+class _Follower:
+    """Turns history events and invocations into Progress, in order."""
+
+    def __init__(
+        self, sfn: Any, arn: str, started: float, emit: Callable[[Progress], None]
+    ) -> None:
+        self._sfn, self._arn, self._started, self._emit = sfn, arn, started, emit
+        self._seen = 0
+        self.states: list[str] = []
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def read_history(self) -> None:
+        events = self._sfn.get_execution_history(executionArn=self._arn, maxResults=1000)["events"]
+        for event in events[self._seen :]:
+            if event["type"].endswith("StateEntered"):
+                name = event["stateEnteredEventDetails"]["name"]
+                self.states.append(name)
+                if not event["type"].startswith("Choice"):
+                    detail = ""
+                    if event["type"].startswith("Wait"):
+                        detail = "waiting"
+                    self._emit(Progress(self.elapsed(), "state", name, detail))
+        self._seen = len(events)
+
+    def invocation(self, invocation: Invocation) -> None:
+        if invocation.error:
+            self._emit(
+                Progress(
+                    self.elapsed(),
+                    "error",
+                    invocation.function,
+                    f"{invocation.error}: {invocation.message}",
+                )
+            )
+        else:
+            detail = _describe_result(invocation.function, invocation.result)
+            if detail:
+                self._emit(Progress(self.elapsed(), "result", invocation.function, detail))
+
+
+def rehearse(
+    request: dict[str, Any],
+    options: RehearsalOptions = RehearsalOptions(),
+    on_progress: Callable[[Progress], None] | None = None,
+) -> RehearsalResult:
+    """Run one execution JSON end to end on the emulator and return how it ended."""
+    unknown = sorted(options.faults - FAULTS.keys())
+    if unknown:
+        raise RehearsalError(f"unknown fault(s): {', '.join(unknown)}; known: {', '.join(FAULTS)}")
+    workflow = load_workflow()
+    arn_of = {
+        logical_id: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{logical_id}"
+        for logical_id in workflow.functions
+    }
+    env: dict[str, str] = {}
+    for spec in workflow.functions.values():
+        env.update(_function_environment(spec.environment))
+    emit = on_progress or (lambda _: None)
+    invocations: queue.Queue[Invocation] = queue.Queue()
+    # The executor logs every absent path an IsPresent test looks at; the run's
+    # own outcome says what matters.
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+    with (
+        _isolated_environment(options.time_scale, env),
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+    ):
+        # Imported here so its clients are created inside the emulator.
+        from amirun_core import aws
+        from amirun_core.observability import logger as step_logger
+
+        # Step logs go to stderr: stdout carries the progress (or --json).
+        for handler in step_logger.handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(sys.stderr)
+        aws.client.cache_clear()
+        clients = {name: aws.client(name) for name in ("ec2", "ssm", "s3", "iam")}
+        sfn = boto3.client("stepfunctions")
+        standins = prepare_standins(request, clients, options.strict)
+        if standins:
+            emit(
+                Progress(
+                    0.0, "note", "", "stand-ins in the emulated account: " + ", ".join(standins)
+                )
+            )
+        clients["s3"].create_bucket(Bucket=OUTPUT_BUCKET)
+        run_date = datetime.now(UTC).strftime("%Y%m%d")
+        command_env = {
+            k: os.environ[k]
+            for k in (
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+                "AWS_DEFAULT_REGION",
+            )
+        }
+        world = EmulatedWorld(
+            WorldSettings(
+                agent_delay_s=options.agent_delay_s,
+                command_duration_s=options.command_duration_s,
+                faults=options.faults,
+                exec_commands=options.exec_commands,
+                expected_output=expected_output(request, run_date),
+                command_env=command_env,
+            ),
+            clients["s3"],
+        )
+        world.install(clients["ec2"], clients["ssm"])
+        with contextlib.ExitStack() as stack:
+            stack.callback(world.close)
+            if options.exec_commands:
+                command_env["AWS_ENDPOINT_URL"] = stack.enter_context(_emulator_server())
+            endpoint = stack.enter_context(
+                LambdaEndpoint(workflow.functions, arn_of, invocations.put)
+            )
+            os.environ["AWS_ENDPOINT_URL_LAMBDA"] = endpoint.url
+            machine = sfn.create_state_machine(
+                name=f"{STACK_NAME}-workflow",
+                definition=workflow.definition(arn_of),
+                roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-workflow",
+                type="STANDARD",
+            )["stateMachineArn"]
+            name = options.name or f"rehearsal-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+            started = time.monotonic()
+            arn = sfn.start_execution(
+                stateMachineArn=machine, name=name, input=json.dumps(request)
+            )["executionArn"]
+            follower = _Follower(sfn, arn, started, emit)
+            while True:
+                # Wake at each Lambda invocation, or at least 4 times a second.
+                try:
+                    invocation: Invocation | None = invocations.get(timeout=0.25)
+                except queue.Empty:
+                    invocation = None
+                follower.read_history()
+                if invocation is not None:
+                    follower.invocation(invocation)
+                described = sfn.describe_execution(executionArn=arn)
+                if described["status"] != "RUNNING":
+                    while not invocations.empty():
+                        follower.invocation(invocations.get_nowait())
+                    follower.read_history()
+                    break
+            result = RehearsalResult(
+                status=described["status"],
+                execution_arn=arn,
+                output=json.loads(described["output"]) if described.get("output") else None,
+                error=described.get("error"),
+                cause=described.get("cause"),
+                elapsed_s=follower.elapsed(),
+                states=follower.states,
+                standins=standins,
+                sent_commands=list(world.sent_commands),
+                standin_outputs=list(world.standin_outputs),
+            )
+            result.instances = _instances_of(clients["ec2"], arn)
+            result.notes = _notes(options, result)
+            return result
+
+
+@contextlib.contextmanager
+def _emulator_server() -> Iterator[str]:
+    """The emulator over HTTP on 127.0.0.1, for commands run in another process."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def _instances_of(ec2: Any, execution_arn: str) -> dict[str, str]:
+    reservations = ec2.describe_instances(
+        Filters=[{"Name": "tag:amirun:execution", "Values": [execution_arn]}]
+    )["Reservations"]
+    return {i["InstanceId"]: i["State"]["Name"] for r in reservations for i in r["Instances"]}
+
+
+def _notes(options: RehearsalOptions, result: RehearsalResult) -> list[str]:
+    notes = []
+    if not options.exec_commands and result.sent_commands:
+        notes.append(
+            "commands were recorded, not run, and reported as succeeded (--exec-commands runs them)"
+        )
+    for location in result.standin_outputs:
+        notes.append(f"{location} was put in place as a stand-in for the run's output")
+    if options.faults:
+        notes.append("faults injected: " + ", ".join(sorted(options.faults)))
+    return notes

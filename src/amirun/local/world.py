@@ -1,0 +1,429 @@
+"""The emulated world: what moto leaves out, filled in so a rehearsal behaves like AWS.
+
+moto runs instances at once, reports every command as Success and lacks
+`DescribeInstanceInformation` and `CancelCommand`. Botocore event hooks on the
+clients the handlers use add what matters to amirun: an instance that is
+pending before it runs, an SSM agent that comes online after a delay,
+commands that are Pending and InProgress before they end (optionally run for
+real in a local shell), RunInstances idempotency by ClientToken, and the
+faults a user wants to rehearse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+#: The faults a rehearsal can inject, and what each stands for on AWS.
+FAULTS: dict[str, str] = {
+    "capacity": "RunInstances fails with InsufficientInstanceCapacity (spot and on-demand)",
+    "throttle": "the first RunInstances and GetCommandInvocation calls are throttled",
+    "ssm-never-online": "the instance runs but its SSM agent never comes online",
+    "command-fails": "the command ends Failed with exit code 1",
+    "command-hangs": "the command never ends (until it is cancelled)",
+    "output-missing": "the command succeeds but writes no output object",
+    "crash": "a step's Lambda crashes with an unexpected error",
+}
+
+STDOUT_LIMIT = 24_000
+STDERR_LIMIT = 8_000
+
+
+class _Http:
+    """The part of an HTTP response botocore reads from a short-circuited call."""
+
+    def __init__(self, status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.headers: dict[str, str] = {}
+        self.content = b""
+
+
+def _client_error(code: str, message: str, operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+
+@dataclass
+class WorldSettings:
+    pending_s: float = 0.5
+    agent_delay_s: float = 1.5
+    command_pending_s: float = 0.5
+    command_duration_s: float = 1.5
+    faults: frozenset[str] = frozenset()
+    exec_commands: bool = False
+    #: (bucket, key) the run checks; put in place when a recorded command succeeds.
+    expected_output: tuple[str, str] | None = None
+    #: Environment for commands run for real (AWS endpoint of the emulator, ...).
+    command_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Command:
+    command_id: str
+    instance_id: str
+    commands: list[str]
+    timeout_s: float
+    output_bucket: str | None
+    output_prefix: str | None
+    started: float = field(default_factory=time.monotonic)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    status: str = "Pending"
+    details: str = "Pending"
+    exit_code: int = -1
+    stdout: str = ""
+    stderr: str = ""
+    ended_at: datetime | None = None
+    process: subprocess.Popen[bytes] | None = None
+    workdir: Path | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.ended_at is not None
+
+
+class EmulatedWorld:
+    """Hooks installed on boto3 clients; thread-safe, one per rehearsal."""
+
+    def __init__(self, settings: WorldSettings, s3: Any) -> None:
+        self.settings = settings
+        self._s3 = s3
+        self._ec2: Any = None
+        self._lock = threading.RLock()
+        self._tokens: dict[str, str] = {}
+        self._launched: dict[str, float] = {}
+        self._stopping: dict[str, float] = {}
+        self._commands: dict[str, _Command] = {}
+        self._throttled: set[str] = set()
+        self.sent_commands: list[list[str]] = []
+        self.standin_outputs: list[str] = []
+
+    # --- installation -----------------------------------------------------------
+    def install(self, ec2: Any, ssm: Any) -> None:
+        self._ec2 = ec2
+        hooks = {
+            ec2: {
+                "before-call.ec2.RunInstances": self._run_instances,
+                "after-call.ec2.RunInstances": self._after_run_instances,
+                "after-call.ec2.DescribeInstances": self._after_describe_instances,
+                "after-call.ec2.StopInstances": self._after_stop,
+                "after-call.ec2.TerminateInstances": self._after_stop,
+            },
+            ssm: {
+                "before-call.ssm.DescribeInstanceInformation": self._instance_information,
+                "before-call.ssm.SendCommand": self._before_send_command,
+                "after-call.ssm.SendCommand": self._after_send_command,
+                "before-call.ssm.GetCommandInvocation": self._command_invocation,
+                "before-call.ssm.CancelCommand": self._cancel_command,
+            },
+        }
+        for client, events in hooks.items():
+            service = client.meta.service_model.service_id.hyphenize()
+            for operation in {event.rsplit(".", 1)[1] for event in events}:
+                client.meta.events.register(
+                    f"before-parameter-build.{service}.{operation}",
+                    _keep_params,
+                    unique_id=f"amirun-params-{service}-{operation}",
+                )
+            for event, handler in events.items():
+                client.meta.events.register(event, handler)
+
+    def close(self) -> None:
+        with self._lock:
+            for command in self._commands.values():
+                if command.process and command.process.poll() is None:
+                    _kill(command.process)
+                if command.workdir:
+                    shutil.rmtree(command.workdir, ignore_errors=True)
+
+    # --- EC2 ----------------------------------------------------------------------
+    def _throttle_once(self, operation: str) -> None:
+        if "throttle" in self.settings.faults and operation not in self._throttled:
+            self._throttled.add(operation)
+            raise _client_error("RequestLimitExceeded", "Request limit exceeded.", operation)
+
+    def _run_instances(self, context: dict[str, Any], **_: Any) -> Any:
+        params = context.get("amirun_params", {})
+        self._throttle_once("RunInstances")
+        if "capacity" in self.settings.faults:
+            raise _client_error(
+                "InsufficientInstanceCapacity",
+                f"We currently do not have sufficient {params.get('InstanceType', '')} "
+                "capacity in the Availability Zone you requested (rehearsal fault).",
+                "RunInstances",
+            )
+        token = params.get("ClientToken")
+        with self._lock:
+            instance_id = self._tokens.get(token) if token else None
+        if instance_id is None:
+            return None  # moto launches it
+        # EC2 returns the instance the token already launched (moto would launch another).
+        found = self._ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]
+        return _Http(), {
+            "ReservationId": found["ReservationId"],
+            "OwnerId": found.get("OwnerId", ""),
+            "Instances": found["Instances"],
+        }
+
+    def _after_run_instances(
+        self, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        token = context.get("amirun_params", {}).get("ClientToken")
+        with self._lock:
+            for instance in parsed.get("Instances", []):
+                self._launched.setdefault(instance["InstanceId"], time.monotonic())
+                if token:
+                    self._tokens[token] = instance["InstanceId"]
+
+    def _after_stop(self, parsed: dict[str, Any], **_: Any) -> None:
+        with self._lock:
+            for change in parsed.get("StoppingInstances", []) + parsed.get(
+                "TerminatingInstances", []
+            ):
+                self._stopping.setdefault(change["InstanceId"], time.monotonic())
+
+    def _after_describe_instances(self, parsed: dict[str, Any], **_: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for reservation in parsed.get("Reservations", []):
+                for instance in reservation["Instances"]:
+                    state = instance["State"]
+                    launched = self._launched.get(instance["InstanceId"])
+                    stopping = self._stopping.get(instance["InstanceId"])
+                    if (
+                        state["Name"] == "running"
+                        and launched
+                        and now - launched < self.settings.pending_s
+                    ):
+                        state.update(Name="pending", Code=0)
+                    elif stopping and now - stopping < self.settings.pending_s:
+                        if state["Name"] == "stopped":
+                            state.update(Name="stopping", Code=64)
+                        elif state["Name"] == "terminated":
+                            state.update(Name="shutting-down", Code=32)
+
+    def _instance_state(self, instance_id: str) -> str:
+        found = self._ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        return str(found[0]["Instances"][0]["State"]["Name"]) if found else "unknown"
+
+    def agent_online(self, instance_id: str) -> bool:
+        launched = self._launched.get(instance_id)
+        if launched is None or "ssm-never-online" in self.settings.faults:
+            return False
+        ready_after = self.settings.pending_s + self.settings.agent_delay_s
+        return (
+            time.monotonic() - launched >= ready_after
+            and self._instance_state(instance_id) == "running"
+        )
+
+    # --- SSM ------------------------------------------------------------------------
+    def _instance_information(self, context: dict[str, Any], **_: Any) -> Any:
+        params = context.get("amirun_params", {})
+        wanted = [
+            value
+            for f in params.get("Filters", []) + params.get("InstanceInformationFilterList", [])
+            if f.get("Key") in ("InstanceIds", "instanceIds")
+            for value in f.get("Values", f.get("valueSet", []))
+        ]
+        with self._lock:
+            candidates = wanted or list(self._launched)
+        online = [
+            {
+                "InstanceId": instance_id,
+                "PingStatus": "Online",
+                "LastPingDateTime": datetime.now(UTC),
+                "AgentVersion": "3.3.0.0",
+                "PlatformType": "Linux",
+                "ResourceType": "EC2Instance",
+            }
+            for instance_id in candidates
+            if self.agent_online(instance_id)
+        ]
+        return _Http(), {"InstanceInformationList": online}
+
+    def _before_send_command(self, context: dict[str, Any], **_: Any) -> None:
+        for instance_id in context.get("amirun_params", {}).get("InstanceIds", []):
+            if not self.agent_online(instance_id):
+                raise _client_error(
+                    "InvalidInstanceId",
+                    "Instances not in a valid state for account (SSM agent not online).",
+                    "SendCommand",
+                )
+
+    def _after_send_command(
+        self, parsed: dict[str, Any], context: dict[str, Any], **_: Any
+    ) -> None:
+        params = context.get("amirun_params", {})
+        document_params = params.get("Parameters", {})
+        commands = list(document_params.get("commands", []))
+        timeout = float((document_params.get("executionTimeout") or ["3600"])[0])
+        command_id = parsed["Command"]["CommandId"]
+        with self._lock:
+            self.sent_commands.append(commands)
+            for instance_id in params.get("InstanceIds", []):
+                command = _Command(
+                    command_id=command_id,
+                    instance_id=instance_id,
+                    commands=commands,
+                    timeout_s=timeout * float(os.environ.get("AMIRUN_TIME_SCALE", "1")),
+                    output_bucket=params.get("OutputS3BucketName"),
+                    output_prefix=params.get("OutputS3KeyPrefix"),
+                )
+                if self.settings.exec_commands and not self._scripted_fault():
+                    self._start_process(command)
+                self._commands[command_id] = command
+
+    def _scripted_fault(self) -> bool:
+        return bool({"command-fails", "command-hangs"} & self.settings.faults)
+
+    def _start_process(self, command: _Command) -> None:
+        command.workdir = Path(tempfile.mkdtemp(prefix="amirun-command-"))
+        script = command.workdir / "_script.sh"
+        script.write_text("\n".join(command.commands) + "\n", encoding="utf-8")
+        env = {**os.environ, **self.settings.command_env}
+        env.pop("AWS_ENDPOINT_URL_LAMBDA", None)
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        with (
+            (command.workdir / "stdout").open("wb") as out,
+            (command.workdir / "stderr").open("wb") as err,
+        ):
+            command.process = subprocess.Popen(
+                ["/bin/bash", str(script)],
+                cwd=command.workdir,
+                env=env,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+
+    def _command_invocation(self, context: dict[str, Any], **_: Any) -> Any:
+        params = context.get("amirun_params", {})
+        self._throttle_once("GetCommandInvocation")
+        if "crash" in self.settings.faults:
+            raise RuntimeError("rehearsal fault: the poller crashed")
+        with self._lock:
+            command = self._commands.get(params.get("CommandId", ""))
+            if command is None:
+                return None  # moto answers
+            self._advance(command)
+            return _Http(), self._invocation(command)
+
+    def _advance(self, command: _Command) -> None:
+        if command.finished:
+            return
+        elapsed = time.monotonic() - command.started
+        if elapsed < self.settings.command_pending_s:
+            return
+        command.status = command.details = "InProgress"
+        faults = self.settings.faults
+        if "command-hangs" in faults:
+            return
+        if command.process is not None:
+            if command.process.poll() is None:
+                if elapsed > command.timeout_s:
+                    _kill(command.process)
+                    self._end(command, "TimedOut", "Execution Timed Out", -1)
+                return
+            self._collect(command)
+            code = command.process.returncode
+            self._end(command, "Success" if code == 0 else "Failed", "", code)
+            return
+        if elapsed < self.settings.command_pending_s + self.settings.command_duration_s:
+            return
+        if "command-fails" in faults:
+            command.stderr = "rehearsal fault: the command failed\n"
+            self._end(command, "Failed", "Failed", 1)
+            return
+        listing = "".join(f"  {line}\n" for line in command.commands)
+        command.stdout = f"(rehearsal: commands recorded, not run)\n{listing}"
+        self._end(command, "Success", "Success", 0)
+        self._put_standin_output()
+
+    def _collect(self, command: _Command) -> None:
+        assert command.workdir is not None
+        command.stdout = (command.workdir / "stdout").read_text(errors="replace")
+        command.stderr = (command.workdir / "stderr").read_text(errors="replace")
+
+    def _end(self, command: _Command, status: str, details: str, code: int) -> None:
+        command.status, command.details = status, details or status
+        command.exit_code = code
+        command.ended_at = datetime.now(UTC)
+        if command.output_bucket:
+            base = f"{command.output_prefix}/" if command.output_prefix else ""
+            # Where SSM itself writes a command's output for AWS-RunShellScript.
+            plugin = "awsrunShellScript/0.awsrunShellScript"
+            key = f"{base}{command.command_id}/{command.instance_id}/{plugin}"
+            for stream in ("stdout", "stderr"):
+                body = getattr(command, stream)
+                if body:
+                    self._s3.put_object(
+                        Bucket=command.output_bucket, Key=f"{key}/{stream}", Body=body.encode()
+                    )
+
+    def _put_standin_output(self) -> None:
+        target = self.settings.expected_output
+        if target is None or "output-missing" in self.settings.faults:
+            return
+        bucket, key = target
+        body = json.dumps(
+            {"rehearsal": "stand-in output object", "written_at": datetime.now(UTC).isoformat()}
+        )
+        self._s3.put_object(Bucket=bucket, Key=key, Body=body.encode())
+        self.standin_outputs.append(f"s3://{bucket}/{key}")
+
+    def _invocation(self, command: _Command) -> dict[str, Any]:
+        invocation: dict[str, Any] = {
+            "CommandId": command.command_id,
+            "InstanceId": command.instance_id,
+            "DocumentName": "AWS-RunShellScript",
+            "PluginName": "aws:runShellScript",
+            "Status": command.status,
+            "StatusDetails": command.details,
+            "ResponseCode": command.exit_code,
+            "ExecutionStartDateTime": command.started_at.isoformat(),
+            "StandardOutputContent": command.stdout[:STDOUT_LIMIT],
+            "StandardErrorContent": command.stderr[:STDERR_LIMIT],
+        }
+        if command.ended_at:
+            invocation["ExecutionEndDateTime"] = command.ended_at.isoformat()
+        return invocation
+
+    def _cancel_command(self, context: dict[str, Any], **_: Any) -> Any:
+        params = context.get("amirun_params", {})
+        with self._lock:
+            command = self._commands.get(params.get("CommandId", ""))
+            if command is None:
+                raise _client_error("InvalidCommandId", "no such command", "CancelCommand")
+            if not command.finished:
+                if command.process and command.process.poll() is None:
+                    _kill(command.process)
+                    self._collect(command)
+                self._end(command, "Cancelled", "Cancelled", -1)
+        return _Http(), {}
+
+    def command_statuses(self) -> dict[str, str]:
+        with self._lock:
+            return {cid: c.status for cid, c in self._commands.items()}
+
+
+def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """Keep the API parameters where the before-call and after-call hooks can read them."""
+    context["amirun_params"] = dict(params)
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
