@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 SAMENV := .venv-sam
 SAM    := $(SAMENV)/bin/sam
 EXECUTION ?= events/execution.json
+# `sam build` needs a python3.13 (the Lambda runtime) on PATH; pyenv's counts too.
+PY313_DIR ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do \
+	$$p --version >/dev/null 2>&1 && { dirname "$$(command -v $$p)"; break; }; done)
 
 .PHONY: run test lint typecheck unit integration static build validate deploy schema clean
 
@@ -44,7 +47,7 @@ lint: $(VENV)/.dev
 	$(BIN)/mypy
 
 build: $(SAM)
-	$(SAM) build
+	PATH="$(PY313_DIR):$$PATH" $(SAM) build
 
 validate: $(SAM)
 	$(SAM) validate --lint

@@ -1,0 +1,115 @@
+"""The workflow definition: valid ASL, wired to the template, and every run ends on purpose."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from amirun_core import errors
+
+from .conftest import PLACEHOLDER, run, substitute_placeholders, venv_tool
+
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+TERMINAL = {"Succeed", "Fail"}
+AMIRUN_ERRORS = {
+    name
+    for name, cls in inspect.getmembers(errors, inspect.isclass)
+    if issubclass(cls, errors.AmirunError)
+}
+
+
+def successors(state: dict[str, Any]) -> Iterator[str]:
+    if "Next" in state:
+        yield state["Next"]
+    if "Default" in state:
+        yield state["Default"]
+    for rule in state.get("Choices", []):
+        yield rule["Next"]
+    for catcher in state.get("Catch", []):
+        yield catcher["Next"]
+
+
+def reachable(start: str, edges: dict[str, set[str]]) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(edges.get(name, ()))
+    return seen
+
+
+def tasks(asl: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in asl["States"].items() if v["Type"] == "Task"}
+
+
+def test_statelint_accepts_the_deployed_definition(asl_text: str, tmp_path: Path) -> None:
+    deployed = tmp_path / "amirun.asl.json"
+    deployed.write_text(substitute_placeholders(asl_text), encoding="utf-8")
+    result = run([venv_tool("statelint"), deployed])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_placeholder_has_a_substitution_and_back(
+    asl_text: str, resources: dict[str, Any]
+) -> None:
+    substitutions = resources["AmirunStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert set(PLACEHOLDER.findall(asl_text)) == set(substitutions)
+    for placeholder, value in substitutions.items():
+        function, attribute = value["Fn::GetAtt"]
+        assert attribute == "Arn", placeholder
+        assert resources[function]["Type"] == "AWS::Serverless::Function", placeholder
+        assert placeholder == f"{function}Arn"
+
+
+def test_every_task_retries_lambda_errors_and_catches(asl: dict[str, Any]) -> None:
+    for name, state in tasks(asl).items():
+        retried = {error for retrier in state.get("Retry", []) for error in retrier["ErrorEquals"]}
+        assert retried >= LAMBDA_SERVICE_ERRORS, f"{name} does not retry Lambda's service errors"
+        assert state.get("Catch"), f"{name} has no Catch"
+        for retrier in state["Retry"]:
+            rate = retrier.get("BackoffRate", 2.0)
+            assert isinstance(rate, int | float) and rate >= 1, f"{name}: BackoffRate {rate!r}"
+
+
+def test_error_names_are_amirun_errors(asl: dict[str, Any]) -> None:
+    """A typo in an error name would make a Retry or Catch silently never match."""
+    named = set()
+    for state in asl["States"].values():
+        for handler in state.get("Retry", []) + state.get("Catch", []):
+            named.update(handler["ErrorEquals"])
+        if "Error" in state:
+            named.add(state["Error"])
+    ours = {n for n in named if not n.startswith(("States.", "Lambda."))}
+    assert ours <= AMIRUN_ERRORS, f"not classes in amirun_core.errors: {ours - AMIRUN_ERRORS}"
+
+
+def test_every_path_ends_in_succeed_or_fail(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    for name, state in states.items():
+        if state["Type"] in TERMINAL:
+            continue
+        assert not state.get("End"), f"{name} ends the run without saying Succeed or Fail"
+        assert set(successors(state)) <= states.keys(), name
+    # From every state some Succeed or Fail can still be reached (no closed loop).
+    backwards: dict[str, set[str]] = {}
+    for name, state in states.items():
+        for target in successors(state):
+            backwards.setdefault(target, set()).add(name)
+    can_end = set().union(
+        *(reachable(n, backwards) for n, s in states.items() if s["Type"] in TERMINAL)
+    )
+    assert can_end == states.keys(), f"cannot end: {sorted(states.keys() - can_end)}"
+
+
+def test_every_state_is_reachable(asl: dict[str, Any]) -> None:
+    edges = {name: set(successors(state)) for name, state in asl["States"].items()}
+    unreachable = asl["States"].keys() - reachable(asl["StartAt"], edges)
+    assert not unreachable, f"unreachable states: {sorted(unreachable)}"

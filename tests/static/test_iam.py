@@ -1,0 +1,178 @@
+"""Least privilege: each function gets the calls its code makes, scoped to this stack."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from fnmatch import fnmatchcase
+from importlib import resources as package_files
+from typing import Any
+
+import pytest
+
+MUTATING_EC2 = (
+    "ec2:RunInstances",
+    "ec2:StopInstances",
+    "ec2:TerminateInstances",
+    "ec2:DetachVolume",
+    "ec2:DeleteVolume",
+    "ec2:CreateTags",
+)
+WORKFLOW_FUNCTIONS = {
+    "StarterFunction",
+    "ReadinessFunction",
+    "CommanderFunction",
+    "PollerFunction",
+    "CheckerFunction",
+    "StopperFunction",
+}
+STACK_TAG = {"Ref": "AWS::StackName"}
+
+
+def walk(node: Any) -> Iterator[Any]:
+    """The node and everything inside it, depth first."""
+    yield node
+    if isinstance(node, dict):
+        node = list(node.values())
+    if isinstance(node, list):
+        for child in node:
+            yield from walk(child)
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def allow_statements(node: Any) -> Iterator[dict[str, Any]]:
+    """Every Allow statement, inline in SAM Policies or in an IAM resource."""
+    for item in walk(node):
+        if isinstance(item, dict) and "Action" in item and item.get("Effect") == "Allow":
+            yield item
+
+
+def grants(statement: dict[str, Any], action: str) -> bool:
+    return any(fnmatchcase(action.lower(), a.lower()) for a in as_list(statement["Action"]))
+
+
+@functools.cache
+def iam_reference() -> dict[str, Any]:
+    """IAM's actions and their resource types, as cfn-lint ships them for its own checks."""
+    spec = package_files.files("cfnlint.data.AdditionalSpecs").joinpath("Policies.json")
+    return dict(json.loads(spec.read_text(encoding="utf-8")))
+
+
+def scoped_resources(action: str) -> set[str]:
+    """Resource types IAM knows for `service:Action` (empty: only Resource "*" works)."""
+    service, name = action.lower().split(":", 1)
+    return set(iam_reference()[service]["Actions"][name].get("Resources", []))
+
+
+def test_no_full_access_managed_policy(template: dict[str, Any]) -> None:
+    full = [v for v in walk(template) if isinstance(v, str) and "FullAccess" in v]
+    assert not full, f"managed FullAccess policies: {full}"
+
+
+def test_no_mutating_ec2_action_on_resource_star(template: dict[str, Any]) -> None:
+    for statement in allow_statements(template["Resources"]):
+        if "*" in as_list(statement["Resource"]):
+            mutating = [a for a in MUTATING_EC2 if grants(statement, a)]
+            assert not mutating, f"{mutating} on Resource '*': {statement.get('Sid')}"
+
+
+def test_resource_star_only_where_iam_has_no_resource_types(template: dict[str, Any]) -> None:
+    for statement in allow_statements(template["Resources"]):
+        if "*" not in as_list(statement["Resource"]):
+            continue
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, f"wildcard action {action} on Resource '*'"
+            assert not scoped_resources(action), f"{action} can be scoped, not '*'"
+
+
+def test_state_machine_invokes_only_the_workflow_functions(resources: dict[str, Any]) -> None:
+    policies = resources["AmirunStateMachine"]["Properties"]["Policies"]
+    invoked = [
+        p["LambdaInvokePolicy"]["FunctionName"]["Ref"]
+        for p in policies
+        if "LambdaInvokePolicy" in p
+    ]
+    assert sorted(invoked) == sorted(WORKFLOW_FUNCTIONS)
+    # Nothing else in its policies names a resource of this stack.
+    referenced = {
+        item["Ref"] if "Ref" in item else item["Fn::GetAtt"][0]
+        for item in walk(policies)
+        if isinstance(item, dict) and ("Ref" in item or "Fn::GetAtt" in item)
+    }
+    assert referenced == WORKFLOW_FUNCTIONS
+    assert not any(grants(s, "lambda:InvokeFunction") for s in allow_statements(policies))
+
+
+def _policies(resources: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    return list(allow_statements(resources[function]["Properties"]["Policies"]))
+
+
+# (action, resource type it touches, condition that scopes it, value).
+SCOPED = [
+    ("ec2:RunInstances", ":instance/", "aws:RequestTag/amirun:stack", STACK_TAG),
+    ("ec2:RunInstances", ":volume/", "aws:RequestTag/amirun:stack", STACK_TAG),
+    ("ec2:CreateTags", "", "ec2:CreateAction", "RunInstances"),
+    ("iam:PassRole", "", "iam:PassedToService", "ec2.amazonaws.com"),
+    ("ssm:SendCommand", ":instance/", "ssm:resourceTag/amirun:stack", STACK_TAG),
+    ("ec2:StopInstances", "", "aws:ResourceTag/amirun:stack", STACK_TAG),
+    ("ec2:TerminateInstances", "", "aws:ResourceTag/amirun:stack", STACK_TAG),
+    ("ec2:DetachVolume", "", "aws:ResourceTag/amirun:stack", STACK_TAG),
+    ("ec2:DeleteVolume", "", "aws:ResourceTag/amirun:stack", STACK_TAG),
+]
+
+
+@pytest.mark.parametrize(("action", "resource_type", "key", "value"), SCOPED)
+def test_actions_on_our_resources_are_scoped(
+    resources: dict[str, Any], action: str, resource_type: str, key: str, value: Any
+) -> None:
+    checked = 0
+    for function in (k for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"):
+        for statement in _policies(resources, function):
+            if not grants(statement, action):
+                continue
+            arns = json.dumps(statement["Resource"])
+            if resource_type not in arns:
+                continue
+            checked += 1
+            scope = statement.get("Condition", {}).get("StringEquals", {}).get(key)
+            assert scope == value, f"{function} {statement.get('Sid')}: {action} without {key}"
+    assert checked, f"no statement grants {action} on {resource_type or 'anything'}"
+
+
+# What each handler calls (see layers/core/amirun_core): nothing more, nothing less.
+CALLS = {
+    "StarterFunction": {
+        "ec2:RunInstances",
+        "ec2:CreateTags",
+        "ec2:DescribeInstances",
+        "iam:PassRole",
+        "iam:CreateServiceLinkedRole",
+    },
+    "ReadinessFunction": {"ec2:DescribeInstances", "ssm:DescribeInstanceInformation"},
+    "CommanderFunction": {"ssm:SendCommand", "ssm:ListCommands"},
+    "PollerFunction": {"ssm:GetCommandInvocation", "ssm:CancelCommand"},
+    "CheckerFunction": {"s3:GetObject", "s3:ListBucket"},
+    "StopperFunction": {
+        "ec2:DescribeInstances",
+        "ec2:DescribeVolumes",
+        "ec2:StopInstances",
+        "ec2:TerminateInstances",
+        "ec2:DetachVolume",
+        "ec2:DeleteVolume",
+    },
+    "SweeperFunction": {"ec2:DescribeInstances", "ec2:StopInstances", "ec2:TerminateInstances"},
+}
+
+
+@pytest.mark.parametrize(("function", "calls"), CALLS.items())
+def test_each_function_gets_its_calls(
+    resources: dict[str, Any], function: str, calls: set[str]
+) -> None:
+    granted = {a for s in _policies(resources, function) for a in as_list(s["Action"])}
+    assert granted == calls
+    # SAM policy templates and managed policies would grant more than we can see here.
+    assert all(set(p) == {"Statement"} for p in resources[function]["Properties"]["Policies"])

@@ -1,0 +1,161 @@
+"""The template declares what the runtime, the CLI and the rehearsal runner rely on."""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+import pytest
+
+from .conftest import FUNCTIONS, ROOT
+
+OUTPUT_BUCKET = {
+    "Fn::If": ["CreateOutputBucket", {"Ref": "OutputBucket"}, {"Ref": "OutputBucketName"}]
+}
+
+
+def test_parameters(template: dict[str, Any]) -> None:
+    params = template["Parameters"]
+    assert params["PowertoolsLayerVersion"]["Type"] == "Number"
+    assert params["OutputBucketName"]["Default"] == ""
+    assert params["CheckedBucketPattern"]["Default"] == "*"
+    assert params["LogRetentionDays"]["Type"] == "Number"
+    assert params["LogRetentionDays"]["Default"] == 30
+    assert params["LogLevel"]["Default"] == "INFO"
+    assert "InstanceRoleNamePattern" in params
+    assert template["Conditions"]["CreateOutputBucket"] == {
+        "Fn::Equals": [{"Ref": "OutputBucketName"}, ""]
+    }
+
+
+def test_globals(template: dict[str, Any]) -> None:
+    function = template["Globals"]["Function"]
+    assert function["Runtime"] == "python3.13"
+    assert function["Architectures"] == ["arm64"]
+    assert function["Timeout"] == 30
+    assert function["MemorySize"] == 256
+    assert function["Tracing"] == "Active"
+    assert function["LoggingConfig"]["LogFormat"] == "JSON"
+    core, powertools = function["Layers"]
+    assert core == {"Ref": "CoreLayer"}
+    assert (
+        "017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:" in powertools["Fn::Sub"]
+    )
+    env = function["Environment"]["Variables"]
+    assert env["POWERTOOLS_SERVICE_NAME"] == env["POWERTOOLS_METRICS_NAMESPACE"] == "amirun"
+    assert env["POWERTOOLS_LOG_LEVEL"] == env["LOG_LEVEL"] == {"Ref": "LogLevel"}
+
+
+def test_core_layer(resources: dict[str, Any]) -> None:
+    layer = resources["CoreLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["ContentUri"] == "layers/core/"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert (ROOT / "layers" / "core" / "amirun_core" / "__init__.py").is_file()
+
+
+def test_exactly_the_seven_functions(resources: dict[str, Any]) -> None:
+    functions = {k for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
+    assert functions == set(FUNCTIONS)
+
+
+@pytest.mark.parametrize(("logical_id", "step"), FUNCTIONS.items())
+def test_function_code_and_log_group(resources: dict[str, Any], logical_id: str, step: str) -> None:
+    props = resources[logical_id]["Properties"]
+    assert props["CodeUri"] == f"functions/{step}/"
+    assert props["Handler"] == "app.lambda_handler"
+    assert (ROOT / "functions" / step / "app.py").is_file()
+    # Its own log group, named after the function, kept LogRetentionDays.
+    assert props["FunctionName"] == {"Fn::Sub": f"${{AWS::StackName}}-{step}"}
+    group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
+    group = resources[group_id]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["LogGroupName"] == {
+        "Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{step}"
+    }
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_function_environment(resources: dict[str, Any]) -> None:
+    def env(logical_id: str) -> dict[str, Any]:
+        return dict(resources[logical_id]["Properties"]["Environment"]["Variables"])
+
+    assert env("StarterFunction") == {"STACK_NAME": {"Ref": "AWS::StackName"}}
+    assert env("CommanderFunction") == {"OUTPUT_BUCKET": OUTPUT_BUCKET}
+
+
+def test_output_bucket_is_private_encrypted_and_expires(resources: dict[str, Any]) -> None:
+    bucket = resources["OutputBucket"]
+    assert bucket["Condition"] == "CreateOutputBucket"
+    props = bucket["Properties"]
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    assert any(rule["Status"] == "Enabled" for rule in props["LifecycleConfiguration"]["Rules"])
+
+
+def test_sweeper_hears_every_abnormal_end(resources: dict[str, Any]) -> None:
+    (event,) = resources["SweeperFunction"]["Properties"]["Events"].values()
+    assert event["Type"] == "EventBridgeRule"
+    assert event["Properties"]["Pattern"] == {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {
+            "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+            "stateMachineArn": [{"Ref": "AmirunStateMachine"}],
+        },
+    }
+
+
+def test_state_machine(resources: dict[str, Any]) -> None:
+    machine = resources["AmirunStateMachine"]
+    assert machine["Type"] == "AWS::Serverless::StateMachine"
+    props = machine["Properties"]
+    assert props["Type"] == "STANDARD"
+    assert (ROOT / props["DefinitionUri"]).is_file()
+    assert props["Tracing"] == {"Enabled": True}
+    logging = props["Logging"]
+    assert logging["Level"] in {"ALL", "ERROR"}
+    assert logging["IncludeExecutionData"] is True
+    (destination,) = logging["Destinations"]
+    group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert resources[group_id]["Type"] == "AWS::Logs::LogGroup"
+    # Step Functions sets up the log delivery with the execution role.
+    actions = {
+        action
+        for policy in props["Policies"]
+        if isinstance(policy, dict)
+        for statement in policy.get("Statement", [])
+        for action in statement["Action"]
+    }
+    assert {"logs:CreateLogDelivery", "logs:PutResourcePolicy", "logs:DescribeLogGroups"} <= actions
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    # The CLI reads these two keys.
+    assert outputs["StateMachineArn"]["Value"] == {"Ref": "AmirunStateMachine"}
+    assert outputs["OutputBucketName"]["Value"] == OUTPUT_BUCKET
+    assert outputs["StateMachineName"]["Value"] == {"Fn::GetAtt": ["AmirunStateMachine", "Name"]}
+    assert "${AmirunStateMachine}" in outputs["StateMachineConsoleUrl"]["Value"]["Fn::Sub"]
+    assert {"StateMachineLogGroupName", "FunctionLogGroupNames"} <= outputs.keys()
+
+
+def test_samconfig_environments(template: dict[str, Any]) -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    assert config["version"] == 0.1
+    assert config["default"]["build"]["parameters"] == {"cached": True, "parallel": True}
+    assert config["default"]["validate"]["parameters"] == {"lint": True}
+    stacks = set()
+    for env in ("default", "dev", "prod"):
+        deploy = config[env]["deploy"]["parameters"]
+        assert deploy["capabilities"] == "CAPABILITY_IAM"
+        assert deploy["resolve_s3"] is True
+        assert deploy["confirm_changeset"] is True
+        stacks.add(deploy["stack_name"])
+        # Every override names a template parameter (a typo would be ignored silently).
+        names = {item.split("=", 1)[0] for item in deploy["parameter_overrides"].split()}
+        assert names <= template["Parameters"].keys()
+    assert len(stacks) == 3
