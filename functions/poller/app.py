@@ -14,6 +14,7 @@ from amirun_core.observability import CORRELATION_ID_PATH, logger, metrics, trac
 from amirun_core.state import WorkflowState
 
 SSM = aws.client("ssm")
+EC2 = aws.client("ec2")
 
 
 @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
@@ -21,7 +22,7 @@ SSM = aws.client("ssm")
 @metrics.log_metrics
 @event_parser(model=WorkflowState)
 def lambda_handler(state: WorkflowState, context: LambdaContext) -> dict[str, Any]:
-    command = follow_command(SSM, state)
+    command = follow_command(SSM, EC2, state)
     if command.done:
         metrics.add_metric(name="CommandsSucceeded", unit=MetricUnit.Count, value=1)
     logger.info("command status", extra=command.to_json())

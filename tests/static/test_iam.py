@@ -154,7 +154,7 @@ CALLS = {
     },
     "ReadinessFunction": {"ec2:DescribeInstances", "ssm:DescribeInstanceInformation"},
     "CommanderFunction": {"ssm:SendCommand", "ssm:ListCommands"},
-    "PollerFunction": {"ssm:GetCommandInvocation", "ssm:CancelCommand"},
+    "PollerFunction": {"ssm:GetCommandInvocation", "ssm:CancelCommand", "ec2:DescribeInstances"},
     "CheckerFunction": {"s3:GetObject", "s3:ListBucket"},
     "StopperFunction": {
         "ec2:DescribeInstances",

@@ -96,6 +96,11 @@ def _release_volumes(ec2: Any, instance_id: str, volume_ids: list[str]) -> tuple
     return not remaining, deleted
 
 
+def must_terminate(instance: dict[str, Any], options: RunOptions) -> bool:
+    # EC2 cannot stop a one-time spot instance: terminating is the only way to end it.
+    return options.ii_terminate_instance or instance.get("InstanceLifecycle") == "spot"
+
+
 def _advance(ec2: Any, instance: dict[str, Any], terminate: bool) -> bool:
     """Ask EC2 for the next state transition; True once the instance is at rest."""
     instance_id = instance["InstanceId"]
@@ -112,7 +117,8 @@ def _advance(ec2: Any, instance: dict[str, Any], terminate: bool) -> bool:
         if aws.error_code(exc) == "IncorrectInstanceState":
             return False  # mid-transition: look again after the next wait
         raise
-    return bool(state == ("terminated" if terminate else "stopped"))
+    # A terminated instance is at rest even when a stop was asked for (spot interruption).
+    return bool(state == "terminated" or (not terminate and state == "stopped"))
 
 
 def _cause_text(error: CaughtError) -> str:
@@ -129,13 +135,15 @@ def _cause_text(error: CaughtError) -> str:
 def stop_instance(ec2: Any, state: WorkflowState) -> CleanupRecord:
     """One step towards a stopped (or terminated) instance; done when at rest."""
     options = run_options_of(state.request)
-    action = "terminated" if options.ii_terminate_instance else "stopped"
     previous = state.cleanup
     deadline = previous.deadline if previous and previous.deadline else None
     deadline = deadline or timing.now() + timing.scaled(timing.CLEANUP_TIMEOUT_S)
 
     if state.instance is not None:
         instance_id: str | None = state.instance.instance_id
+    elif previous is not None:
+        # Found by its tags on the first call; once terminated it no longer matches them.
+        instance_id = previous.instance_id
     else:
         # The launch failed after EC2 accepted it: find the instance by its tags.
         found = find_instances(ec2, state.execution.id, state.attempt)
@@ -151,7 +159,9 @@ def stop_instance(ec2: Any, state: WorkflowState) -> CleanupRecord:
         m["Ebs"]["VolumeId"] for m in instance.get("BlockDeviceMappings", []) if "Ebs" in m
     ]
     volume_ids = sorted(set(volume_ids) | set(previous.volumes if previous else []))
-    at_rest = _advance(ec2, instance, options.ii_terminate_instance)
+    terminate = must_terminate(instance, options)
+    action = "terminated" if terminate else "stopped"
+    at_rest = _advance(ec2, instance, terminate)
     deleted = list(previous.volumes_deleted) if previous else []
     done = at_rest
     if at_rest and options.ii_delete_volume:
@@ -164,7 +174,9 @@ def stop_instance(ec2: Any, state: WorkflowState) -> CleanupRecord:
         deadline=deadline,
         volumes=volume_ids,
         volumes_deleted=deleted,
-        wait_seconds=timing.wait_seconds(timing.CLEANUP_INTERVAL_S),
+        wait_seconds=timing.wait_seconds(
+            timing.cleanup_poll_interval(options.n_retries_allowed + 1)
+        ),
     )
     if not done and timing.now() >= deadline:
         original = f" after {state.error.Error}" if state.error else ""
@@ -206,6 +218,8 @@ def sweep_execution(ec2: Any, execution_id: str, raw_input: str | None) -> list[
     options = run_options_of(request if isinstance(request, dict) else {})
     swept: list[str] = []
     for instance in find_instances(ec2, execution_id):
-        if _advance(ec2, instance, options.ii_terminate_instance) is False:
+        # The sweeper runs once, and a pending instance cannot be stopped yet.
+        terminate = must_terminate(instance, options) or instance["State"]["Name"] == "pending"
+        if _advance(ec2, instance, terminate) is False:
             swept.append(instance["InstanceId"])
     return swept

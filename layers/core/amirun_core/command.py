@@ -8,8 +8,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from amirun_core import aws, timing
-from amirun_core.errors import CommandFailed, CommandTimedOut, InstanceNotRegistered
+from amirun_core.errors import (
+    CommandFailed,
+    CommandTimedOut,
+    InstanceLost,
+    InstanceNotRegistered,
+)
 from amirun_core.execution import parse_execution
+from amirun_core.launch import LOST_STATES
 from amirun_core.state import CommandRecord, WorkflowState
 
 DOCUMENT = "AWS-RunShellScript"
@@ -132,7 +138,18 @@ def cancel(ssm: Any, record: CommandRecord) -> None:
             raise
 
 
-def follow_command(ssm: Any, state: WorkflowState) -> CommandRecord:
+def _instance_state(ec2: Any, instance_id: str) -> str:
+    try:
+        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    except ClientError as exc:
+        aws.raise_if_throttled(exc, "DescribeInstances")
+        if aws.error_code(exc) != "InvalidInstanceID.NotFound":
+            raise
+        return "terminated"
+    return str(reservations[0]["Instances"][0]["State"]["Name"]) if reservations else "terminated"
+
+
+def follow_command(ssm: Any, ec2: Any, state: WorkflowState) -> CommandRecord:
     """One look at the command: keep waiting, succeed, or raise a typed error."""
     if state.command is None:
         raise CommandFailed("no command was sent")
@@ -155,6 +172,14 @@ def follow_command(ssm: Any, state: WorkflowState) -> CommandRecord:
     record.stderr_tail = _tail(invocation.get("StandardErrorContent"))
 
     if record.status in WAITING_STATUSES:
+        # SSM keeps a command InProgress for a while after its instance is gone.
+        instance_state = _instance_state(ec2, record.instance_id)
+        if instance_state in LOST_STATES:
+            raise InstanceLost(
+                f"instance {record.instance_id} is {instance_state} while command "
+                f"{record.command_id} was {record.status}: a spot interruption, or a "
+                "shutdown from inside the instance"
+            )
         if timing.now() >= record.deadline:
             cancel(ssm, record)
             record.status = "Cancelled"

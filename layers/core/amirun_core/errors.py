@@ -21,13 +21,17 @@ class LaunchRejected(AmirunError):
     """EC2 refused the launch for a reason a retry will not fix (bad AMI, subnet...)."""
 
 
+class InsufficientCapacity(AmirunError):
+    """No capacity for the instance type right now (spot and on-demand both tried).
+
+    Not retried in place: capacity comes back in minutes, so it is relaunched
+    after `retry_delay_s` when `n_retries_allowed` allows.
+    """
+
+
 # --- Transient: the state machine retries these with backoff. ------------------
 class AwsThrottled(AmirunError):
     """An AWS API throttled us (RequestLimitExceeded, ThrottlingException...)."""
-
-
-class InsufficientCapacity(AmirunError):
-    """No capacity for the instance type right now (spot and on-demand both tried)."""
 
 
 class InstanceNotRegistered(AmirunError):

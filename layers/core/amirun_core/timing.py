@@ -21,7 +21,7 @@ EVENTS_PER_LOOP = 9
 #: keeps a worst-case execution under HISTORY_LIMIT (a unit test checks it).
 COMMAND_POLL_BUDGET = 1_800
 READY_POLL_BUDGET = 400
-CLEANUP_POLL_BUDGET = 30
+CLEANUP_POLL_BUDGET = 300
 
 READY_INTERVAL_S = 10
 CLEANUP_INTERVAL_S = 10
@@ -60,3 +60,7 @@ def command_poll_interval(poll_interval_s: int, timeout_s: int, attempts: int) -
 
 def ready_poll_interval(ready_timeout_s: int, attempts: int) -> int:
     return spread_interval(READY_INTERVAL_S, ready_timeout_s, attempts, READY_POLL_BUDGET)
+
+
+def cleanup_poll_interval(attempts: int) -> int:
+    return spread_interval(CLEANUP_INTERVAL_S, CLEANUP_TIMEOUT_S, attempts, CLEANUP_POLL_BUDGET)

@@ -505,9 +505,7 @@ def _instances_of(ec2: Any, execution_arn: str) -> dict[str, str]:
 def _notes(options: RehearsalOptions, result: RehearsalResult) -> list[str]:
     notes = []
     if not options.exec_commands and result.sent_commands:
-        notes.append(
-            "commands were recorded, not run, and reported as succeeded (--exec-commands runs them)"
-        )
+        notes.append("commands were recorded, not run (--exec-commands runs them)")
     for location in result.standin_outputs:
         notes.append(f"{location} was put in place as a stand-in for the run's output")
     if options.faults:

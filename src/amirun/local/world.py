@@ -37,6 +37,7 @@ FAULTS: dict[str, str] = {
     "command-hangs": "the command never ends (until it is cancelled)",
     "output-missing": "the command succeeds but writes no output object",
     "crash": "a step's Lambda crashes with an unexpected error",
+    "spot-interruption": "the instance is terminated under the running command",
 }
 
 STDOUT_LIMIT = 24_000
@@ -286,7 +287,7 @@ class EmulatedWorld:
                 self._commands[command_id] = command
 
     def _scripted_fault(self) -> bool:
-        return bool({"command-fails", "command-hangs"} & self.settings.faults)
+        return bool({"command-fails", "command-hangs", "spot-interruption"} & self.settings.faults)
 
     def _start_process(self, command: _Command) -> None:
         command.workdir = Path(tempfile.mkdtemp(prefix="amirun-command-"))
@@ -328,6 +329,11 @@ class EmulatedWorld:
             return
         command.status = command.details = "InProgress"
         faults = self.settings.faults
+        if "spot-interruption" in faults:
+            # EC2 takes the instance back; SSM still says InProgress for a while.
+            if command.instance_id not in self._stopping:
+                self._ec2.terminate_instances(InstanceIds=[command.instance_id])
+            return
         if "command-hangs" in faults:
             return
         if command.process is not None:

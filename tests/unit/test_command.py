@@ -1,0 +1,270 @@
+"""Commander and EC2Poller: the commands are sent once and followed to an end.
+
+moto implements send_command and list_commands, reports Success for every
+invocation and lacks cancel_command: other statuses, SSM errors and the cancel
+are answered through botocore `before-call` hooks (`answer`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from unit_helpers import (
+    OUTPUT_BUCKET,
+    RUN_DATE,
+    answer,
+    error,
+    invocation,
+    launch,
+    make_request,
+    make_state,
+    ok,
+    with_records,
+)
+
+from amirun_core import timing
+from amirun_core.command import (
+    DOCUMENT,
+    command_comment,
+    follow_command,
+    output_prefix,
+    send_commands,
+)
+from amirun_core.errors import CommandFailed, CommandTimedOut, InstanceLost, InstanceNotRegistered
+from amirun_core.state import CommandRecord, WorkflowState
+
+
+def ready_state(ec2: Any, **run_options: Any) -> WorkflowState:
+    state, _ = launch(ec2, make_state(make_request(**run_options)))
+    return state
+
+
+def sent_state(ec2: Any, ssm: Any, **run_options: Any) -> tuple[WorkflowState, CommandRecord]:
+    state = ready_state(ec2, **run_options)
+    record = send_commands(ssm, state, OUTPUT_BUCKET)
+    return with_records(state, command=record), record
+
+
+# --- Commander -------------------------------------------------------------------
+def test_commands_go_to_the_instance_with_run_shell_script(ec2: Any, ssm: Any) -> None:
+    state = ready_state(ec2, timeout_s=5400)
+    assert state.instance is not None
+    instance_id = state.instance.instance_id
+
+    record = send_commands(ssm, state, OUTPUT_BUCKET)
+
+    (command,) = ssm.list_commands(InstanceId=instance_id)["Commands"]
+    assert command["CommandId"] == record.command_id
+    assert command["DocumentName"] == DOCUMENT == "AWS-RunShellScript"
+    assert command["InstanceIds"] == [instance_id]
+    assert command["Parameters"]["commands"] == [
+        f"echo run {RUN_DATE} > /tmp/result.txt",
+        f"aws s3 cp /tmp/result.txt s3://{OUTPUT_BUCKET}/daily/{RUN_DATE}/result.txt",
+    ]
+    assert command["Parameters"]["executionTimeout"] == ["5400"]
+    assert "workingDirectory" not in command["Parameters"]
+    assert command["OutputS3BucketName"] == OUTPUT_BUCKET
+    assert command["OutputS3KeyPrefix"] == output_prefix(state) == "runs/unit-test/attempt-1"
+    assert command["Comment"] == command_comment(state)
+    assert len(command["Comment"]) <= 100  # SSM's limit
+    assert record.instance_id == instance_id
+    assert record.done is False
+    assert record.deadline - record.sent_at == timedelta(seconds=5400)
+    assert (
+        record.output_url == f"s3://{OUTPUT_BUCKET}/runs/unit-test/attempt-1/{record.command_id}/"
+    )
+    assert record.wait_seconds == timing.command_poll_interval(30, 5400, 1)
+
+
+def test_the_working_directory_is_passed_when_given(ec2: Any, ssm: Any) -> None:
+    state = ready_state(ec2, working_directory="/home/ec2-user")
+    calls = answer(ssm, "SendCommand")
+
+    send_commands(ssm, state, None)
+
+    (params,) = calls
+    assert params["Parameters"]["workingDirectory"] == ["/home/ec2-user"]
+    assert "OutputS3BucketName" not in params  # no bucket configured: no S3 output
+
+
+def test_a_retried_commander_finds_its_command_instead_of_sending_another(
+    ec2: Any, ssm: Any
+) -> None:
+    state = ready_state(ec2)
+    assert state.instance is not None
+    sends = answer(ssm, "SendCommand")
+
+    first = send_commands(ssm, state, OUTPUT_BUCKET)
+    retry = send_commands(ssm, state, OUTPUT_BUCKET)
+
+    assert len(sends) == 1
+    assert retry.command_id == first.command_id
+    assert len(ssm.list_commands(InstanceId=state.instance.instance_id)["Commands"]) == 1
+
+
+def test_the_next_attempt_sends_its_own_command(ec2: Any, ssm: Any) -> None:
+    state = ready_state(ec2)
+    first = send_commands(ssm, state, OUTPUT_BUCKET)
+    next_attempt = state.model_copy(update={"attempt": 2})
+
+    second = send_commands(ssm, next_attempt, OUTPUT_BUCKET)
+
+    assert second.command_id != first.command_id
+    assert command_comment(next_attempt) != command_comment(state)
+    assert output_prefix(next_attempt).endswith("attempt-2")
+
+
+def test_an_instance_ssm_does_not_know_yet_is_instance_not_registered(ec2: Any, ssm: Any) -> None:
+    """InvalidInstanceId is injected by a hook: moto's send_command always succeeds."""
+    state = ready_state(ec2)
+    answer(
+        ssm, "SendCommand", lambda _: error("InvalidInstanceId", "Instances not in a valid state")
+    )
+
+    with pytest.raises(InstanceNotRegistered, match="InvalidInstanceId"):
+        send_commands(ssm, state, OUTPUT_BUCKET)
+
+
+def test_other_send_errors_are_command_failed(ec2: Any, ssm: Any) -> None:
+    state = ready_state(ec2)
+    answer(ssm, "SendCommand", lambda _: error("InvalidDocument", "no such document"))
+
+    with pytest.raises(CommandFailed, match="InvalidDocument"):
+        send_commands(ssm, state, OUTPUT_BUCKET)
+
+
+def test_no_instance_in_the_state_is_command_failed(ssm: Any) -> None:
+    with pytest.raises(CommandFailed):
+        send_commands(ssm, make_state(), OUTPUT_BUCKET)
+
+
+# --- Poller ----------------------------------------------------------------------
+def test_a_successful_command_is_done(ec2: Any, ssm: Any) -> None:
+    state, _ = sent_state(ec2, ssm)
+
+    record = follow_command(ssm, ec2, state)
+
+    assert record.done is True
+    assert record.status == "Success"
+    assert record.exit_code == 0
+    assert record.ended_at is not None
+
+
+@pytest.mark.parametrize("status", ["Pending", "InProgress", "Delayed"])
+def test_a_command_on_its_way_keeps_the_poller_waiting(ec2: Any, ssm: Any, status: str) -> None:
+    state, sent = sent_state(ec2, ssm)
+    answer(ssm, "GetCommandInvocation", lambda p: invocation(p, status))
+    cancels = answer(ssm, "CancelCommand", lambda _: ok())
+
+    record = follow_command(ssm, ec2, state)
+
+    assert (record.status, record.done) == (status, False)
+    assert record.exit_code is None
+    assert record.wait_seconds == sent.wait_seconds
+    assert cancels == []
+
+
+def test_an_invocation_ssm_has_not_created_yet_keeps_the_poller_waiting(ec2: Any, ssm: Any) -> None:
+    state, _ = sent_state(ec2, ssm)
+    answer(ssm, "GetCommandInvocation", lambda _: error("InvocationDoesNotExist", ""))
+
+    record = follow_command(ssm, ec2, state)
+
+    assert (record.status, record.done) == ("Pending", False)
+
+
+def test_an_instance_gone_under_a_running_command_is_instance_lost(ec2: Any, ssm: Any) -> None:
+    """SSM keeps reporting InProgress for a while after a spot interruption (stubbed:
+    moto reports Success at once); the poller looks at the instance itself."""
+    state, sent = sent_state(ec2, ssm)
+    answer(ssm, "GetCommandInvocation", lambda p: invocation(p, "InProgress"))
+    ec2.terminate_instances(InstanceIds=[sent.instance_id])
+
+    with pytest.raises(InstanceLost, match=sent.instance_id):
+        follow_command(ssm, ec2, state)
+
+
+def test_a_failed_command_is_command_failed_with_exit_code_and_stderr(ec2: Any, ssm: Any) -> None:
+    state, sent = sent_state(ec2, ssm)
+    stderr = "x" * 5_000 + "\nupload failed: AccessDenied"
+    answer(
+        ssm,
+        "GetCommandInvocation",
+        lambda p: invocation(p, "Failed", ResponseCode=2, StandardErrorContent=stderr),
+    )
+
+    with pytest.raises(CommandFailed) as caught:
+        follow_command(ssm, ec2, state)
+
+    message = str(caught.value)
+    assert "ended Failed" in message
+    assert "exit code 2" in message
+    assert "upload failed: AccessDenied" in message
+    assert "x" * 2_000 not in message  # only the tail of stderr
+    assert sent.command_id in message
+    assert str(sent.output_url) in message  # where the full output is
+
+
+def test_a_command_that_ran_out_of_time_is_command_timed_out(ec2: Any, ssm: Any) -> None:
+    state, _ = sent_state(ec2, ssm)
+    answer(
+        ssm,
+        "GetCommandInvocation",
+        lambda p: invocation(p, "TimedOut", StatusDetails="Execution Timed Out", ResponseCode=124),
+    )
+
+    with pytest.raises(CommandTimedOut, match="Execution Timed Out"):
+        follow_command(ssm, ec2, state)
+
+
+def test_a_command_never_delivered_is_command_failed(ec2: Any, ssm: Any) -> None:
+    state, _ = sent_state(ec2, ssm)
+    answer(
+        ssm,
+        "GetCommandInvocation",
+        lambda p: invocation(p, "TimedOut", StatusDetails="Delivery Timed Out"),
+    )
+
+    with pytest.raises(CommandFailed, match="Delivery Timed Out"):
+        follow_command(ssm, ec2, state)
+
+
+@pytest.mark.parametrize("status", ["Cancelled", "Cancelling"])
+def test_a_cancelled_command_is_command_failed(ec2: Any, ssm: Any, status: str) -> None:
+    state, _ = sent_state(ec2, ssm)
+    answer(ssm, "GetCommandInvocation", lambda p: invocation(p, status))
+
+    with pytest.raises(CommandFailed, match=status):
+        follow_command(ssm, ec2, state)
+
+
+def test_a_command_still_running_at_its_deadline_is_cancelled(ec2: Any, ssm: Any) -> None:
+    """moto lacks cancel_command: a hook records the call and answers it."""
+    state, sent = sent_state(ec2, ssm)
+    late = sent.model_copy(update={"deadline": timing.now() - timedelta(seconds=1)})
+    answer(ssm, "GetCommandInvocation", lambda p: invocation(p, "InProgress"))
+    cancels = answer(ssm, "CancelCommand", lambda _: ok())
+
+    with pytest.raises(CommandTimedOut) as caught:
+        follow_command(ssm, ec2, with_records(state, command=late))
+
+    assert cancels == [{"CommandId": sent.command_id, "InstanceIds": [sent.instance_id]}]
+    assert sent.command_id in str(caught.value)
+    assert "cancelled" in str(caught.value)
+
+
+def test_a_cancel_racing_the_end_of_the_command_still_times_out(ec2: Any, ssm: Any) -> None:
+    state, sent = sent_state(ec2, ssm)
+    late = sent.model_copy(update={"deadline": timing.now() - timedelta(seconds=1)})
+    answer(ssm, "GetCommandInvocation", lambda p: invocation(p, "InProgress"))
+    answer(ssm, "CancelCommand", lambda _: error("InvalidCommandId", "already finished"))
+
+    with pytest.raises(CommandTimedOut):
+        follow_command(ssm, ec2, with_records(state, command=late))
+
+
+def test_no_command_in_the_state_is_command_failed(ssm: Any, ec2: Any) -> None:
+    with pytest.raises(CommandFailed):
+        follow_command(ssm, ec2, make_state())

@@ -1,0 +1,252 @@
+"""Every sample event in events/ runs through its handler, as `sam local invoke
+<Function> -e events/<file>.json` would: same event, a Lambda-like context, the
+template's environment, with moto holding the resources the event refers to.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+from unit_helpers import (
+    AMI,
+    EVENTS,
+    OUTPUT_BUCKET,
+    STACK_NAME,
+    FakeLambdaContext,
+    agent_status,
+    instance_state,
+    load_event,
+    load_json,
+)
+
+from amirun_core.command import send_commands
+from amirun_core.launch import TAG_EXECUTION, launch_instance
+from amirun_core.state import (
+    CheckRecord,
+    CleanupRecord,
+    CommandRecord,
+    InstanceRecord,
+    WorkflowState,
+)
+
+Handler = Callable[[str], ModuleType]
+
+# amirun_core.observability silences this at import; pytest restores the warning
+# filters after each test, so later tests would see it again.
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+#: event file -> the function `sam local invoke` runs it with.
+FUNCTION_OF = {
+    "starter": "starter",
+    "readiness": "readiness",
+    "commander": "commander",
+    "poller": "poller",
+    "checker": "checker",
+    "stopper": "stopper",
+    "stopper-after-failure": "stopper",
+    "sweeper": "sweeper",
+}
+
+
+def invoke(module: ModuleType, event: dict[str, Any], context: FakeLambdaContext) -> Any:
+    result = module.lambda_handler(event, context)
+    json.dumps(result)  # a Lambda result must be JSON
+    return result
+
+
+def assert_shape(result: Any, model: type[BaseModel]) -> None:
+    assert isinstance(result, dict)
+    assert set(result) == set(model.model_fields)
+    model.model_validate(result)
+
+
+def provide_referenced_resources(ec2: Any, iam: Any, request: dict[str, Any]) -> None:
+    """Create the security group and instance profile the sample execution names
+    (moto refuses a launch that names unknown ones) and point the request at them."""
+    params = request["instance_parameters"]
+    group = ec2.create_security_group(GroupName="amirun-example", Description="sample")
+    params["SecurityGroupIds"] = [group["GroupId"]]
+    iam.create_instance_profile(InstanceProfileName=params["IamInstanceProfile"]["Name"])
+
+
+def launch_for(ec2: Any, iam: Any, event: dict[str, Any]) -> str:
+    """Launch the event's instance in moto with the starter's logic; patch its id in."""
+    provide_referenced_resources(ec2, iam, event["request"])
+    instance_id = launch_instance(ec2, WorkflowState.model_validate(event), STACK_NAME).instance_id
+    for record in ("instance", "command"):
+        if record in event:
+            event[record]["instance_id"] = instance_id
+    return instance_id
+
+
+def test_every_event_file_has_a_test() -> None:
+    files = {p.stem for p in EVENTS.glob("*.json")} - {"execution"}
+
+    assert files == set(FUNCTION_OF)
+    assert set(FUNCTION_OF.values()) == {
+        p.parent.name for p in EVENTS.parent.glob("functions/*/app.py")
+    }
+
+
+@pytest.mark.parametrize("name", sorted(set(FUNCTION_OF) - {"sweeper"}))
+def test_every_event_carries_the_sample_execution(name: str) -> None:
+    event = load_event(name)
+
+    assert event["request"] == load_json(EVENTS / "execution.json")
+    state = WorkflowState.model_validate(event)
+    assert state.execution.id.startswith("arn:aws:states:")
+    assert state.execution.id.endswith(f":{state.execution.name}")
+    assert state.attempt == 1
+
+
+def test_the_sweeper_event_carries_the_sample_execution_as_its_input() -> None:
+    detail = load_event("sweeper")["detail"]
+
+    assert json.loads(detail["input"]) == load_json(EVENTS / "execution.json")
+    assert detail["status"] == "FAILED"
+
+
+def test_starter_event(
+    load_handler: Handler, ec2: Any, iam: Any, lambda_context: FakeLambdaContext
+) -> None:
+    event = load_event("starter")
+    provide_referenced_resources(ec2, iam, event["request"])
+    starter = load_handler("starter")
+
+    result = invoke(starter, event, lambda_context)
+
+    assert_shape(result, InstanceRecord)
+    found = ec2.describe_instances(
+        Filters=[{"Name": f"tag:{TAG_EXECUTION}", "Values": [event["execution"]["id"]]}]
+    )["Reservations"]
+    assert [i["InstanceId"] for r in found for i in r["Instances"]] == [result["instance_id"]]
+
+
+def test_readiness_event(
+    load_handler: Handler, ec2: Any, iam: Any, ssm: Any, lambda_context: FakeLambdaContext
+) -> None:
+    """moto lacks describe_instance_information: a hook says the agent is Online."""
+    event = load_event("readiness")
+    launch_for(ec2, iam, event)
+    readiness = load_handler("readiness")
+    agent_status(readiness.SSM, "Online")
+
+    result = invoke(readiness, event, lambda_context)
+
+    assert_shape(result, InstanceRecord)
+    assert (result["state"], result["agent"], result["ready"]) == ("running", "Online", True)
+
+
+def test_commander_event(
+    load_handler: Handler, ec2: Any, iam: Any, ssm: Any, lambda_context: FakeLambdaContext
+) -> None:
+    event = load_event("commander")
+    instance_id = launch_for(ec2, iam, event)
+    commander = load_handler("commander")
+
+    result = invoke(commander, event, lambda_context)
+
+    assert_shape(result, CommandRecord)
+    (command,) = ssm.list_commands(InstanceId=instance_id)["Commands"]
+    assert command["CommandId"] == result["command_id"]
+    assert (
+        "s3://amirun-example-results/daily/20250601/result.txt"
+        in command["Parameters"]["commands"][1]
+    )
+    assert result["output_url"].startswith(f"s3://{OUTPUT_BUCKET}/runs/example-20250601/")
+
+
+def test_poller_event(
+    load_handler: Handler, ec2: Any, iam: Any, ssm: Any, lambda_context: FakeLambdaContext
+) -> None:
+    event = load_event("poller")
+    launch_for(ec2, iam, event)
+    sent = send_commands(ssm, WorkflowState.model_validate(event), OUTPUT_BUCKET)
+    event["command"]["command_id"] = sent.command_id
+    poller = load_handler("poller")
+
+    result = invoke(poller, event, lambda_context)
+
+    assert_shape(result, CommandRecord)
+    assert (result["status"], result["done"]) == ("Success", True)  # moto's only outcome
+
+
+def test_checker_event(load_handler: Handler, s3: Any, lambda_context: FakeLambdaContext) -> None:
+    event = load_event("checker")
+    s3.create_bucket(Bucket="amirun-example-results")
+    s3.put_object(Bucket="amirun-example-results", Key="daily/20250601/result.txt", Body=b"ok\n")
+    checker = load_handler("checker")
+
+    result = invoke(checker, event, lambda_context)
+
+    assert_shape(result, CheckRecord)
+    assert result["location"] == "s3://amirun-example-results/daily/20250601/result.txt"
+
+
+def test_stopper_event(
+    load_handler: Handler, ec2: Any, iam: Any, lambda_context: FakeLambdaContext
+) -> None:
+    event = load_event("stopper")
+    instance_id = launch_for(ec2, iam, event)
+    stopper = load_handler("stopper")
+
+    first = invoke(stopper, event, lambda_context)
+    second = invoke(stopper, {**event, "cleanup": first}, lambda_context)
+
+    assert_shape(first, CleanupRecord)
+    assert (first["action"], first["done"], second["done"]) == ("terminated", False, True)
+    assert second["error"] is None
+    assert instance_state(ec2, instance_id) == "terminated"
+
+
+def test_stopper_after_failure_event(
+    load_handler: Handler, ec2: Any, iam: Any, lambda_context: FakeLambdaContext
+) -> None:
+    event = load_event("stopper-after-failure")
+    instance_id = launch_for(ec2, iam, event)
+    stopper = load_handler("stopper")
+
+    first = invoke(stopper, event, lambda_context)
+    final = invoke(stopper, {**event, "cleanup": first}, lambda_context)
+
+    assert_shape(final, CleanupRecord)
+    assert final["done"] is True
+    assert final["error"] == "CommandFailed"
+    assert final["cause"].startswith("command 0b6f9e2c-3c1d-4c7e-9a51-2f4b1f0c8d11 on ")
+    assert final["cause"].endswith(f"[attempt 1; instance {instance_id} terminated]")
+    # n_retries_allowed 1, retry_delay_s 300: one relaunch, after 300 s.
+    assert (final["relaunch"], final["next_attempt"], final["relaunch_wait_seconds"]) == (
+        True,
+        2,
+        300,
+    )
+
+
+def test_sweeper_event(
+    load_handler: Handler, ec2: Any, iam: Any, lambda_context: FakeLambdaContext
+) -> None:
+    event = load_event("sweeper")
+    detail = event["detail"]
+    request = json.loads(detail["input"])
+    provide_referenced_resources(ec2, iam, request)
+    execution = {
+        "id": detail["executionArn"],
+        "name": detail["name"],
+        "start_time": "2025-06-01T06:00:00Z",
+    }
+    left = launch_instance(
+        ec2, WorkflowState.model_validate({"request": request, "execution": execution}), STACK_NAME
+    ).instance_id
+    unrelated = ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    sweeper = load_handler("sweeper")
+
+    result = invoke(sweeper, event, lambda_context)
+
+    assert result == {"execution": detail["executionArn"], "status": "FAILED", "swept": [left]}
+    assert instance_state(ec2, left) == "terminated"  # ii_terminate_instance: true
+    assert instance_state(ec2, unrelated) == "running"
