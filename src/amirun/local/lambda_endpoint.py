@@ -69,6 +69,14 @@ def load_handler(spec: FunctionSpec) -> Handler:
     return handler
 
 
+def service_exception() -> dict[str, Any]:
+    return {
+        "errorType": "Lambda.ServiceException",
+        "errorMessage": "Lambda failed after the function ran; its response was lost "
+        "(rehearsal fault)",
+    }
+
+
 def error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
     return {
         "errorMessage": str(exc),
@@ -86,6 +94,7 @@ class LambdaEndpoint:
         functions: dict[str, FunctionSpec],
         arn_of: dict[str, str],
         on_invoke: Callable[[Invocation], None] | None = None,
+        lose_first_response_of: frozenset[str] = frozenset(),
     ) -> None:
         self._specs = {arn_of[logical_id]: spec for logical_id, spec in functions.items()}
         self._specs.update({spec.logical_id: spec for spec in functions.values()})
@@ -93,6 +102,9 @@ class LambdaEndpoint:
         self._lock = threading.Lock()
         self._on_invoke = on_invoke
         self._arn_of = arn_of
+        # Functions whose first successful response is lost on its way back, as when
+        # Lambda fails after the handler ran: the state machine retries the Task.
+        self._to_lose = set(lose_first_response_of)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._request_handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -115,6 +127,15 @@ class LambdaEndpoint:
             if spec.logical_id not in self._handlers:
                 self._handlers[spec.logical_id] = load_handler(spec)
             return self._handlers[spec.logical_id]
+
+    def lose_response(self, name: str) -> bool:
+        """True (once per function listed) when this response is to be lost."""
+        spec = self._specs[name]
+        with self._lock:
+            if spec.logical_id in self._to_lose:
+                self._to_lose.discard(spec.logical_id)
+                return True
+        return False
 
     def invoke(self, name: str, event: Any) -> tuple[Any, bool]:
         """Run one invocation; returns (payload, failed)."""
@@ -158,6 +179,11 @@ class LambdaEndpoint:
                         {"x-amzn-ErrorType": "ResourceNotFoundException"},
                     )
                     return
+                if not failed and endpoint.lose_response(name):
+                    # AWS reports this as the error Lambda.ServiceException. moto names
+                    # any HTTP error of a Lambda task "Exception", but passes a function
+                    # error's errorType through: so the name arrives as on AWS.
+                    payload, failed = service_exception(), True
                 headers = {"X-Amz-Executed-Version": "$LATEST"}
                 if failed:
                     headers["X-Amz-Function-Error"] = "Unhandled"

@@ -431,8 +431,9 @@ def rehearse(
             stack.callback(world.close)
             if options.exec_commands:
                 command_env["AWS_ENDPOINT_URL"] = stack.enter_context(_emulator_server())
+            lose = frozenset({"StarterFunction"} if "lost-response" in options.faults else ())
             endpoint = stack.enter_context(
-                LambdaEndpoint(workflow.functions, arn_of, invocations.put)
+                LambdaEndpoint(workflow.functions, arn_of, invocations.put, lose)
             )
             os.environ["AWS_ENDPOINT_URL_LAMBDA"] = endpoint.url
             machine = sfn.create_state_machine(

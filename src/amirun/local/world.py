@@ -38,6 +38,7 @@ FAULTS: dict[str, str] = {
     "output-missing": "the command succeeds but writes no output object",
     "crash": "a step's Lambda crashes with an unexpected error",
     "spot-interruption": "the instance is terminated under the running command",
+    "lost-response": "the starter's first response is lost after it launched the instance",
 }
 
 STDOUT_LIMIT = 24_000
