@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from amirun.progress import Progress
 from amirun_core.errors import InvalidExecutionInput
 from amirun_core.execution import parse_execution
 
@@ -41,8 +42,6 @@ def print_problems(path: str, exc: InvalidExecutionInput, out: TextIO) -> None:
 
 # --- run -----------------------------------------------------------------------------------
 def _progress_printer(out: TextIO) -> Any:
-    from amirun.local.runner import Progress
-
     def show(event: Progress) -> None:
         if event.kind == "state":
             line = f"{event.elapsed_s:7.1f}s  {event.state}"
@@ -73,7 +72,8 @@ def print_result(result: Any, out: TextIO) -> None:
         if output.get("output_url"):
             print(f"  logs      {output['output_url']}", file=out)
     else:
-        print(f"{result.status} in {result.elapsed_s:.1f} s: {result.error}", file=out)
+        error = f": {result.error}" if result.error else ""
+        print(f"{result.status} in {result.elapsed_s:.1f} s{error}", file=out)
         if result.cause:
             print(f"  cause     {result.cause}", file=out)
     for instance_id, state in result.instances.items():

@@ -28,6 +28,7 @@ from moto import mock_aws
 
 from amirun.local.lambda_endpoint import Invocation, LambdaEndpoint
 from amirun.local.world import FAULTS, EmulatedWorld, WorldSettings
+from amirun.progress import Progress, describe_result
 from amirun.project import load_workflow
 
 REGION = "us-east-1"
@@ -62,16 +63,6 @@ class RehearsalOptions:
     agent_delay_s: float = 1.5
     command_duration_s: float = 1.5
     name: str | None = None
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One thing worth showing while a rehearsal runs."""
-
-    elapsed_s: float
-    kind: str  # "state" | "result" | "error" | "note"
-    state: str
-    detail: str = ""
 
 
 @dataclass
@@ -283,41 +274,6 @@ def expected_output(request: dict[str, Any], run_date: str) -> tuple[str, str] |
 
 
 # --- following the execution -----------------------------------------------------------
-def _describe_result(function: str, result: Any) -> str:
-    if not isinstance(result, dict):
-        return ""
-    if "command_id" in result:
-        code = result.get("exit_code")
-        return f"command {result['command_id'][:8]} {result.get('status')}" + (
-            f" (exit {code})" if code is not None else ""
-        )
-    if "ready" in result:
-        return (
-            f"instance {result['instance_id']} {result.get('state')} ({result.get('market')}),"
-            f" SSM agent {result.get('agent')}"
-        )
-    if "checked" in result:
-        return f"output {result['location']} found" if result["checked"] else "no output check"
-    if "action" in result:
-        what = (
-            f"instance {result.get('instance_id')} {result['action']}"
-            if result.get("instance_id")
-            else "no instance to stop"
-        )
-        if not result.get("done"):
-            verb = {"stopped": "stopping", "terminated": "terminating"}.get(result["action"], "")
-            what = f"instance {result.get('instance_id')} {verb}"
-        if result.get("volumes_deleted"):
-            what += f", volumes deleted: {', '.join(result['volumes_deleted'])}"
-        if result.get("relaunch"):
-            what += (
-                f"; relaunch as attempt {result.get('next_attempt')}"
-                f" in {result.get('relaunch_wait_seconds')} s"
-            )
-        return what
-    return ""
-
-
 class _Follower:
     """Turns history events and invocations into Progress, in order."""
 
@@ -355,7 +311,7 @@ class _Follower:
                 )
             )
         else:
-            detail = _describe_result(invocation.function, invocation.result)
+            detail = describe_result(invocation.result)
             if detail:
                 self._emit(Progress(self.elapsed(), "result", invocation.function, detail))
 

@@ -1,0 +1,52 @@
+"""What a run shows while it goes: the same lines for a rehearsal and a real run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One thing worth showing while a run goes."""
+
+    elapsed_s: float
+    kind: str  # "state" | "result" | "error" | "note"
+    state: str
+    detail: str = ""
+
+
+def describe_result(result: Any) -> str:
+    """One line saying what a step's result means (empty when it says nothing new)."""
+    if not isinstance(result, dict):
+        return ""
+    if "command_id" in result:
+        code = result.get("exit_code")
+        return f"command {result['command_id'][:8]} {result.get('status')}" + (
+            f" (exit {code})" if code is not None else ""
+        )
+    if "ready" in result:
+        return (
+            f"instance {result['instance_id']} {result.get('state')} ({result.get('market')}),"
+            f" SSM agent {result.get('agent')}"
+        )
+    if "checked" in result:
+        return f"output {result['location']} found" if result["checked"] else "no output check"
+    if "action" in result:
+        what = (
+            f"instance {result.get('instance_id')} {result['action']}"
+            if result.get("instance_id")
+            else "no instance to stop"
+        )
+        if not result.get("done"):
+            verb = {"stopped": "stopping", "terminated": "terminating"}.get(result["action"], "")
+            what = f"instance {result.get('instance_id')} {verb}"
+        if result.get("volumes_deleted"):
+            what += f", volumes deleted: {', '.join(result['volumes_deleted'])}"
+        if result.get("relaunch"):
+            what += (
+                f"; relaunch as attempt {result.get('next_attempt')}"
+                f" in {result.get('relaunch_wait_seconds')} s"
+            )
+        return what
+    return ""

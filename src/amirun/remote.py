@@ -1,0 +1,426 @@
+"""`amirun start | status | logs`: runs on a deployed stack, with your AWS configuration.
+
+The stack is found by name (`--stack`: its outputs name the state machine and
+the output bucket) or the state machine by ARN (`--state-machine`). Progress
+is read from the execution's history and shown as a rehearsal shows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import re
+import secrets
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+from amirun.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    _progress_printer,
+    load_execution,
+    print_problems,
+    print_result,
+)
+from amirun.progress import Progress, describe_result
+from amirun_core.errors import InvalidExecutionInput
+from amirun_core.execution import parse_execution
+
+#: Seconds between two looks at a followed execution.
+POLL_INTERVAL_S = 5.0
+#: Exit code after Ctrl-C while following (the execution goes on).
+EXIT_INTERRUPTED = 130
+#: History events that end a Task's call of its Lambda function, with error and cause.
+_TASK_FAILURES = re.compile(r"^(LambdaFunction|Task)\w*(Failed|TimedOut)$")
+
+CliCommand = Callable[[argparse.Namespace], int]
+
+
+class RemoteError(Exception):
+    """What the command needs cannot be found; the message says what and where."""
+
+
+def _reported(command: CliCommand) -> CliCommand:
+    """Run a command; AWS and lookup failures become one line on stderr and exit 2."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except RemoteError as exc:
+            message = str(exc)
+        except NoRegionError:
+            message = "no AWS region: give --region or configure one (AWS_REGION, aws configure)"
+        except NoCredentialsError:
+            message = (
+                "no AWS credentials: configure them (aws configure, AWS_PROFILE, aws sso login)"
+            )
+        except (ClientError, BotoCoreError) as exc:
+            message = str(exc)
+        print(f"amirun: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    return run
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _arn_region(arn: str | None) -> str | None:
+    parts = (arn or "").split(":")
+    return parts[3] if len(parts) > 3 and parts[0] == "arn" and parts[3] else None
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of the state machine's execution called `name`."""
+    prefix, found, machine = state_machine_arn.partition(":stateMachine:")
+    if not found:
+        raise RemoteError(f"not a state machine ARN: {state_machine_arn}")
+    return f"{prefix}:execution:{machine.split(':')[0]}:{name}"
+
+
+def console_url(arn: str) -> str:
+    region = _arn_region(arn)
+    return (
+        f"https://{region}.console.aws.amazon.com/states/home?region={region}"
+        f"#/v2/executions/details/{arn}"
+    )
+
+
+class Target:
+    """The deployed amirun a command talks to: a stack, or a state machine by ARN."""
+
+    def __init__(self, args: argparse.Namespace, run: str | None = None) -> None:
+        region = args.region or _arn_region(args.state_machine) or _arn_region(run)
+        self._session = boto3.Session(region_name=region)
+        self._clients: dict[str, Any] = {}
+        self.stack: str | None = args.stack
+        self._state_machine: str | None = args.state_machine
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self._session.client(service)
+        return self._clients[service]
+
+    @functools.cached_property
+    def outputs(self) -> dict[str, str]:
+        if not self.stack:
+            raise RemoteError("give --stack NAME (the deployed amirun stack)")
+        cloudformation = self.client("cloudformation")
+        try:
+            stacks = cloudformation.describe_stacks(StackName=self.stack)["Stacks"]
+        except ClientError as exc:
+            # CloudFormation's answer for a stack that does not exist.
+            if _error_code(exc) == "ValidationError":
+                raise RemoteError(
+                    f"no stack named {self.stack} in {cloudformation.meta.region_name}"
+                    " (deployed elsewhere? --region)"
+                ) from exc
+            raise
+        return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs") or []}
+
+    def output(self, key: str) -> str:
+        value = self.outputs.get(key)
+        if not value:
+            raise RemoteError(f"stack {self.stack} has no output {key}: is it an amirun stack?")
+        return value
+
+    @functools.cached_property
+    def state_machine_arn(self) -> str:
+        if self._state_machine:
+            return self._state_machine
+        if not self.stack:
+            raise RemoteError(
+                "give --stack NAME (the deployed amirun stack) or --state-machine ARN"
+            )
+        return self.output("StateMachineArn")
+
+    def execution_arn(self, run: str) -> str:
+        """`run` is an execution's ARN or its name (then the state machine is needed)."""
+        return run if run.startswith("arn:") else execution_arn(self.state_machine_arn, run)
+
+
+# --- the execution and its history ---------------------------------------------------------
+@dataclass
+class RunResult:
+    """How an execution stands, in the shape `cli.print_result` prints."""
+
+    status: str
+    elapsed_s: float
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    instances: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+    @classmethod
+    def of(cls, described: dict[str, Any]) -> RunResult:
+        """From `describe_execution`; the output is the workflow's summary (Summarize)."""
+        output = _json(described.get("output"))
+        ended = described.get("stopDate") or datetime.now(UTC)
+        result = cls(
+            status=described["status"],
+            elapsed_s=(ended - described["startDate"]).total_seconds(),
+            output=output,
+            error=described.get("error"),
+            cause=described.get("cause"),
+        )
+        if isinstance(output, dict) and output.get("instance_id"):
+            cleanup = output.get("cleanup") or {}
+            result.instances[output["instance_id"]] = str(cleanup.get("action", ""))
+        return result
+
+
+def _json(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return text
+
+
+def describe(sfn: Any, arn: str) -> dict[str, Any]:
+    try:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+    except ClientError as exc:
+        if _error_code(exc) in ("ExecutionDoesNotExist", "InvalidArn"):
+            raise RemoteError(f"no execution {arn}") from exc
+        raise
+    return described
+
+
+def _details(event: dict[str, Any]) -> dict[str, Any]:
+    """The `...EventDetails` of a history event (each type has its own key)."""
+    return next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+
+
+def _history(sfn: Any, arn: str, newest_first: bool = False) -> Iterator[dict[str, Any]]:
+    pages = sfn.get_paginator("get_execution_history").paginate(
+        executionArn=arn, reverseOrder=newest_first
+    )
+    for page in pages:
+        yield from sorted(page["events"], key=lambda e: int(e["id"]), reverse=newest_first)
+
+
+def new_events(sfn: Any, arn: str, after_id: int) -> list[dict[str, Any]]:
+    """The events after `after_id`, oldest first; reads newest-first, only as far as needed."""
+    new = []
+    for event in _history(sfn, arn, newest_first=True):
+        if event["id"] <= after_id:
+            break
+        new.append(event)
+    return new[::-1]
+
+
+def _failure_message(cause: str | None) -> str:
+    """A Lambda error's cause is its JSON payload; the message is what a person reads."""
+    payload = _json(cause)
+    if isinstance(payload, dict) and "errorMessage" in payload:
+        return str(payload["errorMessage"])
+    return cause or ""
+
+
+class Narrator:
+    """Turns history events into the Progress a rehearsal shows."""
+
+    def __init__(self, started: datetime, emit: Callable[[Progress], None]) -> None:
+        self._started, self._emit = started, emit
+        self.state = ""  # the state entered last
+        self.last_id = 0
+
+    def read(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self.last_id = max(self.last_id, int(event["id"]))
+            progress = self._progress(event)
+            if progress is not None:
+                self._emit(progress)
+
+    def _progress(self, event: dict[str, Any]) -> Progress | None:
+        kind, details = event["type"], _details(event)
+        elapsed = (event["timestamp"] - self._started).total_seconds()
+        if kind.endswith("StateEntered"):
+            self.state = details["name"]
+            if kind.startswith("Choice"):
+                return None
+            return Progress(
+                elapsed, "state", self.state, "waiting" if kind == "WaitStateEntered" else ""
+            )
+        if kind in ("LambdaFunctionSucceeded", "TaskSucceeded"):
+            detail = describe_result(_json(details.get("output")))
+            return Progress(elapsed, "result", self.state, detail) if detail else None
+        if _TASK_FAILURES.match(kind):
+            message = _failure_message(details.get("cause"))
+            error = f"{details.get('error')}: {message}".removesuffix(": ")
+            return Progress(elapsed, "error", self.state, error)
+        return None
+
+
+def follow(sfn: Any, arn: str, emit: Callable[[Progress], None]) -> dict[str, Any]:
+    """Show the execution's progress until it ends; return its last description."""
+    wake = threading.Event()  # never set: an interruptible wait between looks
+    described = describe(sfn, arn)
+    narrator = Narrator(described["startDate"], emit)
+    while True:
+        # History read after the description: once that says it ended, nothing is left.
+        narrator.read(new_events(sfn, arn, narrator.last_id))
+        if described["status"] != "RUNNING":
+            return described
+        wake.wait(POLL_INTERVAL_S)
+        described = describe(sfn, arn)
+
+
+def last_state(sfn: Any, arn: str) -> str | None:
+    for event in _history(sfn, arn, newest_first=True):
+        if "stateEnteredEventDetails" in event:
+            return str(event["stateEnteredEventDetails"]["name"])
+    return None
+
+
+# --- the commands --------------------------------------------------------------------------
+def default_name() -> str:
+    return f"amirun-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+
+
+@_reported
+def cmd_start(args: argparse.Namespace) -> int:
+    request = load_execution(args.execution)
+    try:
+        parse_execution(request)
+    except InvalidExecutionInput as exc:
+        print_problems(args.execution, exc, sys.stderr)
+        return EXIT_FAILED
+    target = Target(args)
+    machine = target.state_machine_arn
+    name = args.name or default_name()
+    sfn = target.client("stepfunctions")
+    try:
+        arn = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(request))[
+            "executionArn"
+        ]
+    except ClientError as exc:
+        if _error_code(exc) == "ExecutionAlreadyExists":
+            raise RemoteError(
+                f"an execution named {name} exists already: choose another --name"
+            ) from exc
+        if _error_code(exc) == "StateMachineDoesNotExist":
+            raise RemoteError(f"no state machine {machine}") from exc
+        raise
+    print(f"Started {name}")
+    print(f"  execution  {arn}")
+    print(f"  console    {console_url(arn)}")
+    if not args.follow:
+        print(f"  status     amirun status {arn}")
+        return EXIT_OK
+    try:
+        described = follow(sfn, arn, _progress_printer(sys.stdout))
+    except KeyboardInterrupt:
+        print(f"\nStopped following; the run goes on: amirun status {arn}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    result = RunResult.of(described)
+    print_result(result, sys.stdout)
+    return EXIT_OK if result.succeeded else EXIT_FAILED
+
+
+def _utc(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+@_reported
+def cmd_status(args: argparse.Namespace) -> int:
+    target = Target(args, args.run)
+    arn = target.execution_arn(args.run)
+    sfn = target.client("stepfunctions")
+    described = describe(sfn, arn)
+    result = RunResult.of(described)
+    running = result.status == "RUNNING"
+    print(
+        f"{described['name']}  {result.status}"
+        + (f" for {result.elapsed_s:.0f} s" if running else "")
+    )
+    print(f"  execution  {arn}")
+    print(f"  started    {_utc(described['startDate'])}")
+    if described.get("stopDate"):
+        print(f"  stopped    {_utc(described['stopDate'])}")
+    state = last_state(sfn, arn)
+    print(f"  state      {state or '-'} ({'now' if running else 'last'})")
+    print(f"  console    {console_url(arn)}")
+    if not running:
+        print_result(result, sys.stdout)
+    return EXIT_OK if result.status in ("SUCCEEDED", "RUNNING") else EXIT_FAILED
+
+
+def _bucket_from_history(sfn: Any, arn: str) -> str | None:
+    """The output bucket, from the Commander's `output_url` in the execution's history."""
+    for event in _history(sfn, arn):
+        output = _json(_details(event).get("output"))
+        url = output.get("output_url") if isinstance(output, dict) else None
+        if isinstance(url, str) and url.startswith("s3://"):
+            return url.removeprefix("s3://").split("/", 1)[0]
+    return None
+
+
+def _log_order(key: str) -> tuple[int, str, bool]:
+    """Oldest attempt first; in each command's folder, stdout before stderr."""
+    attempt = re.search(r"/attempt-(\d+)/", key)
+    folder, _, stream = key.rpartition("/")
+    return int(attempt.group(1)) if attempt else 0, folder, stream != "stdout"
+
+
+@_reported
+def cmd_logs(args: argparse.Namespace) -> int:
+    target = Target(args, args.run)
+    name = args.run.rsplit(":", 1)[-1]
+    if target.stack:
+        bucket = target.output("OutputBucketName")
+    else:
+        sfn = target.client("stepfunctions")
+        arn = target.execution_arn(args.run)
+        describe(sfn, arn)  # an unknown run is a clear error, not an empty history
+        found = _bucket_from_history(sfn, arn)
+        if found is None:
+            print(
+                f"No command output for {name}: it has sent no command yet"
+                " (--stack NAME looks in the stack's output bucket)",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        bucket = found
+    prefix = f"runs/{name}/"
+    s3 = target.client("s3")
+    try:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        keys = [
+            o["Key"]
+            for page in pages
+            for o in page.get("Contents") or []
+            if o["Key"].rpartition("/")[2] in ("stdout", "stderr")
+        ]
+    except ClientError as exc:
+        if _error_code(exc) == "NoSuchBucket":
+            raise RemoteError(f"the output bucket {bucket} does not exist") from exc
+        raise
+    if not keys:
+        print(
+            f"No command output under s3://{bucket}/{prefix} (commands not sent yet, or the "
+            "instance role cannot write there: see the stack's InstanceOutputPolicyArn)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    for index, key in enumerate(sorted(keys, key=_log_order)):
+        text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", "replace")
+        print(("\n" if index else "") + f"==> s3://{bucket}/{key} <==")
+        print(text, end="" if text.endswith("\n") or not text else "\n")
+    return EXIT_OK

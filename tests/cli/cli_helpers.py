@@ -1,0 +1,70 @@
+"""Helpers the CLI tests import: the stand-in stack and moto's server settings.
+
+Fixtures live in conftest.py; plain functions and constants live here so tests
+can import them by name.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from amirun.project import ROOT, load_workflow
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+#: The sample execution that `sam local invoke` and the unit tests use too.
+EXECUTION_FILE = ROOT / "events" / "execution.json"
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    state_machine_arn: str
+    bucket: str
+
+
+def function_arns(prefix: str) -> dict[str, str]:
+    return {
+        logical_id: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{prefix}-{logical_id}"
+        for logical_id in load_workflow().functions
+    }
+
+
+def create_stack(name: str, outputs: dict[str, Any]) -> None:
+    """A CloudFormation stack with the output bucket and the given outputs."""
+    template = {
+        "Resources": {"OutputBucket": {"Type": "AWS::S3::Bucket"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    boto3.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
+
+
+def deploy(name: str) -> Stack:
+    """A stand-in of the deployed stack: the real workflow, outputs as the template names them."""
+    workflow = load_workflow()
+    machine = boto3.client("stepfunctions").create_state_machine(
+        name=f"{name}-workflow",
+        definition=workflow.definition(function_arns(name)),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}-workflow",
+    )["stateMachineArn"]
+    create_stack(name, {"StateMachineArn": machine, "OutputBucketName": {"Ref": "OutputBucket"}})
+    outputs = boto3.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]["Outputs"]
+    bucket = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "OutputBucketName")
+    return Stack(name, machine, bucket)
+
+
+def set_moto_config(endpoint: str, config: dict[str, Any]) -> None:
+    """Change moto's settings (e.g. whether state machines run) over its own API."""
+    request = urllib.request.Request(  # noqa: S310 - our own server's http:// URL
+        f"{endpoint}/moto-api/config",
+        data=json.dumps(config).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request) as response:  # noqa: S310
+        response.read()
