@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from amirun_core import aws
-from amirun_core.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from amirun_core.observability import logger, workflow_step
 from amirun_core.output import check_output
 from amirun_core.state import WorkflowState
 
 S3 = aws.client("s3")
 
 
-@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=WorkflowState)
+@workflow_step
 def lambda_handler(state: WorkflowState, context: LambdaContext) -> dict[str, Any]:
     check = check_output(S3, state)
     logger.info("output checked", extra=check.to_json())

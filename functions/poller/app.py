@@ -5,22 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from amirun_core import aws
 from amirun_core.command import follow_command
-from amirun_core.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from amirun_core.observability import logger, metrics, workflow_step
 from amirun_core.state import WorkflowState
 
 SSM = aws.client("ssm")
 EC2 = aws.client("ec2")
 
 
-@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=WorkflowState)
+@workflow_step
 def lambda_handler(state: WorkflowState, context: LambdaContext) -> dict[str, Any]:
     command = follow_command(SSM, EC2, state)
     if command.done:

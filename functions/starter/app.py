@@ -6,22 +6,18 @@ import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from amirun_core import aws
 from amirun_core.launch import launch_instance
-from amirun_core.observability import CORRELATION_ID_PATH, logger, metrics, tracer
+from amirun_core.observability import logger, metrics, workflow_step
 from amirun_core.state import WorkflowState
 
 EC2 = aws.client("ec2")
 STACK_NAME = os.environ.get("STACK_NAME", "amirun")
 
 
-@logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=WorkflowState)
+@workflow_step
 def lambda_handler(state: WorkflowState, context: LambdaContext) -> dict[str, Any]:
     instance = launch_instance(EC2, state, STACK_NAME)
     metrics.add_metric(name="InstancesLaunched", unit=MetricUnit.Count, value=1)

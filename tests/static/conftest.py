@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from amirun.project import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -30,34 +31,10 @@ FUNCTIONS = {
 }
 
 
-class CfnLoader(yaml.SafeLoader):
-    """SafeLoader that reads CloudFormation short tags (!Ref, !Sub, !GetAtt, !If...)."""
-
-
-def _short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":  # !GetAtt Res.Attr is the long form's [Res, Attr]
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-CfnLoader.add_multi_constructor("!", _short_tag)
-
-
-def load_cfn(path: Path) -> dict[str, Any]:
-    return dict(yaml.load(path.read_text(encoding="utf-8"), Loader=CfnLoader))  # noqa: S506
-
-
 @pytest.fixture(scope="session")
 def template() -> dict[str, Any]:
-    return load_cfn(TEMPLATE)
+    # The same loader the rehearsal runner reads the template with.
+    return load_template(TEMPLATE)
 
 
 @pytest.fixture(scope="session")

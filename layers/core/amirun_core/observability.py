@@ -1,15 +1,22 @@
 """Powertools Logger, Tracer and Metrics, configured by the template's Globals.
 
-One instance of each per process; every handler decorates itself with them in
-the same order (inject_lambda_context, capture_lambda_handler, log_metrics),
+One instance of each per process. Every workflow step wears them through
+`workflow_step`, so the decorator order is the same everywhere
+(inject_lambda_context, capture_lambda_handler, log_metrics, then the parser),
 and logs carry the execution ARN as correlation id.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from amirun_core.state import WorkflowState
 
 # Most invocations have nothing to count; that is not worth a warning each time.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
@@ -20,3 +27,17 @@ metrics = Metrics()
 
 #: Where the execution ARN sits in every Task's input (the workflow state).
 CORRELATION_ID_PATH = "execution.id"
+
+
+StepHandler = Callable[[WorkflowState, LambdaContext], dict[str, Any]]
+LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def workflow_step(handler: StepHandler) -> LambdaHandler:
+    """A workflow Task's handler: takes the parsed workflow state, returns a record."""
+    parsed = event_parser(model=WorkflowState)(handler)
+    traced = tracer.capture_lambda_handler(metrics.log_metrics(parsed))
+    wrapped: LambdaHandler = logger.inject_lambda_context(
+        traced, correlation_id_path=CORRELATION_ID_PATH
+    )
+    return wrapped
