@@ -22,21 +22,26 @@ from amirun_core.execution import parse_execution
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+def _usage_error(message: str) -> SystemExit:
+    print(f"amirun: {message}", file=sys.stderr)
+    return SystemExit(EXIT_USAGE)
+
+
 def load_execution(path: str) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SystemExit(f"amirun: {path}: no such file") from None
+        raise _usage_error(f"{path}: no such file") from None
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"amirun: {path}: not valid JSON: {exc}") from None
+        raise _usage_error(f"{path}: not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise SystemExit(f"amirun: {path}: the execution JSON must be an object")
+        raise _usage_error(f"{path}: the execution JSON must be an object")
     return data
 
 
 def print_problems(path: str, exc: InvalidExecutionInput, out: TextIO) -> None:
     print(f"{path}: invalid execution JSON", file=out)
-    for problem in str(exc).split("; "):
+    for problem in exc.problems:
         print(f"  - {problem}", file=out)
 
 

@@ -22,7 +22,7 @@ EVENTS = ROOT / "events"
 FUNCTIONS = ROOT / "functions"
 SCHEMA_FILE = ROOT / "schema" / "execution.schema.json"
 #: Verbatim copies of the original project's execution files.
-ORIGINALS = Path(__file__).parent / "original_executions"
+ORIGINALS = Path(__file__).resolve().parents[1] / "executions"
 
 REGION = "us-east-1"
 EXECUTION_ARN = "arn:aws:states:us-east-1:123456789012:execution:amirun:unit-test"

@@ -97,8 +97,13 @@ def _release_volumes(ec2: Any, instance_id: str, volume_ids: list[str]) -> tuple
 
 
 def must_terminate(instance: dict[str, Any], options: RunOptions) -> bool:
-    # EC2 cannot stop a one-time spot instance: terminating is the only way to end it.
-    return options.ii_terminate_instance or instance.get("InstanceLifecycle") == "spot"
+    """Terminate when asked, when EC2 cannot stop the instance (one-time spot), or
+    when it is already going away (so the record says what really happened)."""
+    return (
+        options.ii_terminate_instance
+        or instance.get("InstanceLifecycle") == "spot"
+        or instance["State"]["Name"] in ("shutting-down", "terminated")
+    )
 
 
 def _advance(ec2: Any, instance: dict[str, Any], terminate: bool) -> bool:

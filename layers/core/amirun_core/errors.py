@@ -16,6 +16,10 @@ class AmirunError(Exception):
 class InvalidExecutionInput(AmirunError):
     """The execution JSON is malformed; the message names each bad field."""
 
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
+
 
 class LaunchRejected(AmirunError):
     """EC2 refused the launch for a reason a retry will not fix (bad AMI, subnet...)."""

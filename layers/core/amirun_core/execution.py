@@ -193,7 +193,7 @@ def parse_execution(raw: Any) -> ExecutionRequest:
     if isinstance(raw.get("instance_parameters"), dict):
         problems += instance_parameter_problems(raw["instance_parameters"])
     if problems or request is None:
-        raise InvalidExecutionInput("; ".join(problems))
+        raise InvalidExecutionInput(*problems)
     return request
 
 

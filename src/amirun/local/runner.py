@@ -46,6 +46,8 @@ _ENVIRONMENT = {
     "AWS_REGION": REGION,
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
+    # Stand-ins cover the AMIs an execution names; moto's public catalogue costs ~1.5 s.
+    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
 }
 _UNSET = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
 
@@ -349,7 +351,9 @@ def rehearse(
         # Step logs go to stderr: stdout carries the progress (or --json).
         for handler in step_logger.handlers:
             if isinstance(handler, logging.StreamHandler):
-                handler.setStream(sys.stderr)
+                # Assigned, not setStream(): that flushes the previous stream, which an
+                # earlier rehearsal may have left pointing at a stderr closed since.
+                handler.stream = sys.stderr
         aws.client.cache_clear()
         clients = {name: aws.client(name) for name in ("ec2", "ssm", "s3", "iam")}
         sfn = boto3.client("stepfunctions")

@@ -1,0 +1,151 @@
+"""`amirun run` and `amirun validate`: exit codes, and what goes to stdout and stderr.
+
+Exit codes: 0 SUCCEEDED (or a valid file), 1 FAILED (or an invalid file),
+2 the rehearsal could not start (usage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from typing import Any
+
+import pytest
+
+from amirun.cli import main
+from amirun.local.runner import RehearsalError, RehearsalOptions, rehearse
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_json_prints_the_result_as_json_on_stdout(
+    capsys: pytest.CaptureFixture[str], execution_path: Any, fast_flags: list[str]
+) -> None:
+    code = main(["run", execution_path("basic.json"), "--json", *fast_flags])
+    out, err = capsys.readouterr()
+
+    assert code == 0
+    result = json.loads(out)  # stdout is the JSON and nothing else
+    assert result["status"] == "SUCCEEDED"
+    assert result["error"] is None
+    assert result["states"][-1] == "Succeeded"
+    assert result["output"]["checked_object"]["checked"] is True
+    (instance_id,) = result["instances"]
+    assert result["instances"] == {instance_id: "terminated"}
+    assert result["output"]["instance_id"] == instance_id
+    # The progress and the summary went to stderr.
+    assert "Rehearsing" in err
+    assert "EC2StarterFromAMI" in err
+    assert "SUCCEEDED in" in err
+
+
+def test_run_with_a_failing_fault_exits_1_and_prints_the_error(
+    capsys: pytest.CaptureFixture[str], execution_path: Any, fast_flags: list[str]
+) -> None:
+    code = main(["run", execution_path("basic.json"), "--fault", "capacity", *fast_flags])
+    out, _ = capsys.readouterr()
+
+    assert code == 1
+    assert re.search(r"^FAILED in [\d.]+ s: InsufficientCapacity$", out, re.MULTILINE), out
+    assert "  cause     on-demand: InsufficientInstanceCapacity" in out
+    assert "faults injected: capacity" in out
+    assert "  instance  " not in out  # nothing was launched
+
+
+def test_run_strict_without_the_security_group_exits_2_naming_it(
+    capsys: pytest.CaptureFixture[str], execution_path: Any, fast_flags: list[str]
+) -> None:
+    code = main(["run", execution_path("basic.json"), "--strict", *fast_flags])
+    out, err = capsys.readouterr()
+
+    assert code == 2
+    assert err.startswith("amirun: --strict: the emulated account has no ")
+    assert "security group sg-0a1b2c3d4e5f67890" in err
+    assert "SUCCEEDED" not in out
+    assert "FAILED" not in out
+
+
+def test_run_refuses_an_unknown_fault_as_a_usage_error(
+    capsys: pytest.CaptureFixture[str], execution_path: Any
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["run", execution_path("basic.json"), "--fault", "meteor-strike"])
+
+    assert exited.value.code == 2
+    assert "meteor-strike" in capsys.readouterr().err
+
+
+def test_run_on_a_missing_file_names_it_as_a_usage_error(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nowhere.json"
+
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(missing)])
+
+    assert exited.value.code == 2
+    assert f"amirun: {missing}: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name", ["basic.json", "exec-upload.json", "execution_gp_example.json", "execution_nrds.json"]
+)
+def test_validate_accepts_a_good_file(
+    name: str, capsys: pytest.CaptureFixture[str], execution_path: Any
+) -> None:
+    code = main(["validate", execution_path(name)])
+    out, _ = capsys.readouterr()
+
+    assert code == 0
+    assert out.startswith(f"{execution_path(name)}: valid.")
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "hint"),
+    [
+        ("invalid-check-s3-typo.json", "run_options.check_s3", "did you mean ii_check_s3?"),
+        ("execution_datastream_example.json", "datastream_command_options", "not supported"),
+    ],
+)
+def test_validate_refuses_a_bad_file_naming_the_field(
+    name: str, field: str, hint: str, capsys: pytest.CaptureFixture[str], execution_path: Any
+) -> None:
+    code = main(["validate", execution_path(name)])
+    out, err = capsys.readouterr()
+
+    assert code == 1
+    assert out == ""
+    assert err.startswith(f"{execution_path(name)}: invalid execution JSON\n")
+    assert f"  - {field}: " in err
+    assert hint in err
+
+
+def test_validate_prints_each_problem_whole_on_one_line(
+    capsys: pytest.CaptureFixture[str], execution_path: Any
+) -> None:
+    main(["validate", execution_path("execution_datastream_example.json")])
+    problems = [
+        line.removeprefix("  - ")
+        for line in capsys.readouterr().err.splitlines()
+        if line.startswith("  - ")
+    ]
+
+    assert problems == [
+        "datastream_command_options: not supported yet; give the commands to run as `commands`"
+    ]
+
+
+# --- one process, several rehearsals --------------------------------------------------------
+def test_a_rehearsal_after_one_whose_stderr_was_closed_still_runs(basic: Any) -> None:
+    # --strict stops a rehearsal just after it has set up its logging: a quick way to
+    # run two. Both must end with the same RehearsalError.
+    strict = RehearsalOptions(strict=True)
+    earlier_stderr = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # as capsys's is
+    with contextlib.redirect_stderr(earlier_stderr), pytest.raises(RehearsalError):
+        rehearse(basic(), strict)
+    earlier_stderr.close()
+
+    with pytest.raises(RehearsalError, match="security group sg-0a1b2c3d4e5f67890"):
+        rehearse(basic(), strict)
