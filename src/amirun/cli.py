@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from amirun.progress import Progress
+from amirun.progress import Progress, RunResult
 from amirun_core.errors import InvalidExecutionInput
 from amirun_core.execution import parse_execution
 
@@ -61,7 +61,7 @@ def _progress_printer(out: TextIO) -> Any:
     return show
 
 
-def print_result(result: Any, out: TextIO) -> None:
+def print_result(result: RunResult, out: TextIO) -> None:
     print(file=out)
     if result.succeeded:
         print(f"SUCCEEDED in {result.elapsed_s:.1f} s", file=out)

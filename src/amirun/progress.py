@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -50,3 +50,21 @@ def describe_result(result: Any) -> str:
             )
         return what
     return ""
+
+
+@dataclass(kw_only=True)
+class RunResult:
+    """How an execution ended (or stands): what the CLI prints at the end."""
+
+    status: str
+    elapsed_s: float = 0.0
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    #: instance id -> its state (or what the cleanup did to it)
+    instances: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"

@@ -15,7 +15,6 @@ import secrets
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +30,7 @@ from amirun.cli import (
     print_problems,
     print_result,
 )
-from amirun.progress import Progress, describe_result
+from amirun.progress import Progress, RunResult, describe_result
 from amirun_core.errors import InvalidExecutionInput
 from amirun_core.execution import parse_execution
 
@@ -151,38 +150,21 @@ class Target:
 
 
 # --- the execution and its history ---------------------------------------------------------
-@dataclass
-class RunResult:
-    """How an execution stands, in the shape `cli.print_result` prints."""
-
-    status: str
-    elapsed_s: float
-    output: Any = None
-    error: str | None = None
-    cause: str | None = None
-    instances: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "SUCCEEDED"
-
-    @classmethod
-    def of(cls, described: dict[str, Any]) -> RunResult:
-        """From `describe_execution`; the output is the workflow's summary (Summarize)."""
-        output = _json(described.get("output"))
-        ended = described.get("stopDate") or datetime.now(UTC)
-        result = cls(
-            status=described["status"],
-            elapsed_s=(ended - described["startDate"]).total_seconds(),
-            output=output,
-            error=described.get("error"),
-            cause=described.get("cause"),
-        )
-        if isinstance(output, dict) and output.get("instance_id"):
-            cleanup = output.get("cleanup") or {}
-            result.instances[output["instance_id"]] = str(cleanup.get("action", ""))
-        return result
+def run_result_of(described: dict[str, Any]) -> RunResult:
+    """From `describe_execution`; the output is the workflow's summary (Summarize)."""
+    output = _json(described.get("output"))
+    ended = described.get("stopDate") or datetime.now(UTC)
+    result = RunResult(
+        status=described["status"],
+        elapsed_s=(ended - described["startDate"]).total_seconds(),
+        output=output,
+        error=described.get("error"),
+        cause=described.get("cause"),
+    )
+    if isinstance(output, dict) and output.get("instance_id"):
+        cleanup = output.get("cleanup") or {}
+        result.instances[output["instance_id"]] = str(cleanup.get("action", ""))
+    return result
 
 
 def _json(text: str | None) -> Any:
@@ -329,7 +311,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\nStopped following; the run goes on: amirun status {arn}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    result = RunResult.of(described)
+    result = run_result_of(described)
     print_result(result, sys.stdout)
     return EXIT_OK if result.succeeded else EXIT_FAILED
 
@@ -344,7 +326,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     arn = target.execution_arn(args.run)
     sfn = target.client("stepfunctions")
     described = describe(sfn, arn)
-    result = RunResult.of(described)
+    result = run_result_of(described)
     running = result.status == "RUNNING"
     print(
         f"{described['name']}  {result.status}"

@@ -28,7 +28,7 @@ from moto import mock_aws
 
 from amirun.local.lambda_endpoint import Invocation, LambdaEndpoint
 from amirun.local.world import FAULTS, EmulatedWorld, WorldSettings
-from amirun.progress import Progress, describe_result
+from amirun.progress import Progress, RunResult, describe_result
 from amirun.project import load_workflow
 
 REGION = "us-east-1"
@@ -67,24 +67,13 @@ class RehearsalOptions:
     name: str | None = None
 
 
-@dataclass
-class RehearsalResult:
-    status: str
+@dataclass(kw_only=True)
+class RehearsalResult(RunResult):
     execution_arn: str
-    output: Any = None
-    error: str | None = None
-    cause: str | None = None
-    elapsed_s: float = 0.0
     states: list[str] = field(default_factory=list)
-    instances: dict[str, str] = field(default_factory=dict)
     standins: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     sent_commands: list[list[str]] = field(default_factory=list)
     standin_outputs: list[str] = field(default_factory=list)
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "SUCCEEDED"
 
     def to_json(self) -> dict[str, Any]:
         return {
