@@ -46,7 +46,7 @@ def print_problems(path: str, exc: InvalidExecutionInput, out: TextIO) -> None:
 
 
 # --- run -----------------------------------------------------------------------------------
-def _progress_printer(out: TextIO) -> Any:
+def progress_printer(out: TextIO) -> Any:
     def show(event: Progress) -> None:
         if event.kind == "state":
             line = f"{event.elapsed_s:7.1f}s  {event.state}"
@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     try:
         result = rehearse(
-            request, options, on_progress=None if args.quiet else _progress_printer(out)
+            request, options, on_progress=None if args.quiet else progress_printer(out)
         )
     except RehearsalError as exc:
         print(f"amirun: {exc}", file=sys.stderr)

@@ -25,10 +25,10 @@ from amirun.cli import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    _progress_printer,
     load_execution,
     print_problems,
     print_result,
+    progress_printer,
 )
 from amirun.progress import Progress, RunResult, describe_result
 from amirun_core.errors import InvalidExecutionInput
@@ -307,7 +307,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         print(f"  status     amirun status {arn}")
         return EXIT_OK
     try:
-        described = follow(sfn, arn, _progress_printer(sys.stdout))
+        described = follow(sfn, arn, progress_printer(sys.stdout))
     except KeyboardInterrupt:
         print(f"\nStopped following; the run goes on: amirun status {arn}", file=sys.stderr)
         return EXIT_INTERRUPTED

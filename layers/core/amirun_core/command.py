@@ -23,9 +23,6 @@ DAILY_TOKEN = "DAILY"
 
 #: SSM statuses after which the command may still succeed.
 WAITING_STATUSES = frozenset({"Pending", "InProgress", "Delayed"})
-#: What get_command_invocation returns at most (SSM's limits).
-STDOUT_LIMIT = 24_000
-STDERR_LIMIT = 8_000
 #: How much of stdout/stderr the state (and the error cause) carries.
 TAIL_CHARS = 1_000
 #: How long SSM may take to deliver the command to a busy instance.
