@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from unit_helpers import EVENTS, load_json, load_original, make_request
 
+from amirun_core import execution
 from amirun_core.errors import AmirunError, InvalidExecutionInput
-from amirun_core.execution import S3Check, parse_execution
+from amirun_core.execution import S3Check, parse_execution, read_execution
 
 
 def rejected(raw: Any) -> str:
@@ -198,3 +199,33 @@ def test_parsing_does_not_change_the_input() -> None:
     parse_execution(raw)
 
     assert raw == before
+
+
+def test_steps_after_launch_read_the_request_without_loading_ec2s_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The starter checked instance_parameters before launching; the later steps only
+    read run_options, and loading EC2's model would cost each of them a cold start."""
+
+    def no_model() -> None:
+        raise AssertionError("EC2's service model was loaded")
+
+    monkeypatch.setattr(execution, "_botocore_ec2_model", no_model)
+    raw = load_original("execution_nrds.json")
+
+    assert read_execution(raw).run_options.n_retries_allowed == 2
+    with pytest.raises(AssertionError, match="service model"):
+        parse_execution(raw)
+
+
+def test_the_full_check_can_use_a_clients_ec2_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The starter hands in its EC2 client's model instead of loading a second copy."""
+    import boto3
+
+    model = boto3.client("ec2", region_name="us-east-1").meta.service_model
+    monkeypatch.setattr(execution, "_botocore_ec2_model", lambda: None)
+    raw = load_original("execution_gp_example.json")
+    raw["instance_parameters"]["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] = "16"
+
+    with pytest.raises(InvalidExecutionInput, match=r"BlockDeviceMappings\[0\]\.Ebs\.VolumeSize"):
+        parse_execution(raw, model)

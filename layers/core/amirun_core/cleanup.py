@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from amirun_core import aws, timing
 from amirun_core.errors import RELAUNCHABLE, CleanupFailed, InvalidExecutionInput
-from amirun_core.execution import RunOptions, parse_execution
+from amirun_core.execution import RunOptions, read_execution
 from amirun_core.launch import TAG_ATTEMPT, TAG_EXECUTION
 from amirun_core.state import AttemptRecord, CaughtError, CleanupRecord, WorkflowState
 
@@ -24,7 +24,7 @@ LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 def run_options_of(raw_request: Any) -> RunOptions:
     """The run options to clean up with, even when the request itself was rejected."""
     try:
-        return parse_execution(raw_request).run_options
+        return read_execution(raw_request).run_options
     except InvalidExecutionInput:
         pass
     try:

@@ -14,7 +14,7 @@ from amirun_core.errors import (
     InstanceLost,
     InstanceNotRegistered,
 )
-from amirun_core.execution import parse_execution
+from amirun_core.execution import read_execution
 from amirun_core.launch import LOST_STATES
 from amirun_core.state import CommandRecord, WorkflowState
 
@@ -58,7 +58,7 @@ def _existing_command(ssm: Any, instance_id: str, comment: str) -> dict[str, Any
 
 def send_commands(ssm: Any, state: WorkflowState, output_bucket: str | None) -> CommandRecord:
     """Send the run's commands with AWS-RunShellScript, at most once per attempt."""
-    request = parse_execution(state.request)
+    request = read_execution(state.request)
     if state.instance is None:
         raise CommandFailed("no instance to send the commands to")
     options = request.run_options

@@ -180,32 +180,51 @@ def _describe(error: Any) -> str | None:
     return f"{path}: {message}" if path else message
 
 
-def parse_execution(raw: Any) -> ExecutionRequest:
-    """Validate an execution JSON; raise InvalidExecutionInput naming every bad field."""
+def parse_execution(raw: Any, ec2_model: Any = None) -> ExecutionRequest:
+    """Validate an execution JSON in full; raise InvalidExecutionInput naming every bad field.
+
+    `ec2_model`: EC2's service model, when the caller has a client that loaded it
+    already (`ec2.meta.service_model`); otherwise it is loaded from botocore.
+    """
     if not isinstance(raw, dict):
         raise InvalidExecutionInput("the execution input must be a JSON object")
-    problems: list[str] = []
-    request = None
-    try:
-        request = ExecutionRequest.model_validate(raw)
-    except ValidationError as exc:
-        problems += sorted({p for p in map(_describe, exc.errors()) if p})
+    request, problems = _validate_model(raw)
     if isinstance(raw.get("instance_parameters"), dict):
-        problems += instance_parameter_problems(raw["instance_parameters"])
+        problems += instance_parameter_problems(raw["instance_parameters"], ec2_model)
     if problems or request is None:
         raise InvalidExecutionInput(*problems)
     return request
 
 
+def read_execution(raw: Any) -> ExecutionRequest:
+    """The execution JSON as the steps after launch read it.
+
+    The starter validated it in full before launching anything; this checks the
+    model only, so these steps never load EC2's large service model.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidExecutionInput("the execution input must be a JSON object")
+    request, problems = _validate_model(raw)
+    if problems or request is None:
+        raise InvalidExecutionInput(*problems)
+    return request
+
+
+def _validate_model(raw: dict[str, Any]) -> tuple[ExecutionRequest | None, list[str]]:
+    try:
+        return ExecutionRequest.model_validate(raw), []
+    except ValidationError as exc:
+        return None, sorted({p for p in map(_describe, exc.errors()) if p})
+
+
 @functools.cache
-def _run_instances_shape() -> Any:
+def _botocore_ec2_model() -> Any:
     import botocore.session
 
-    service = botocore.session.get_session().get_service_model("ec2")
-    return service.operation_model("RunInstances").input_shape
+    return botocore.session.get_session().get_service_model("ec2")
 
 
-def instance_parameter_problems(params: dict[str, Any]) -> list[str]:
+def instance_parameter_problems(params: dict[str, Any], ec2_model: Any = None) -> list[str]:
     """Check RunInstances parameters against EC2's own input shape (shipped in botocore)."""
     from botocore.validate import ParamValidator
 
@@ -216,9 +235,8 @@ def instance_parameter_problems(params: dict[str, Any]) -> list[str]:
     ]
     if "ImageId" not in params and "LaunchTemplate" not in params:
         problems.append("instance_parameters.ImageId: required (the AMI to launch)")
-    report = ParamValidator().validate(
-        {**params, "MinCount": 1, "MaxCount": 1}, _run_instances_shape()
-    )
+    shape = (ec2_model or _botocore_ec2_model()).operation_model("RunInstances").input_shape
+    report = ParamValidator().validate({**params, "MinCount": 1, "MaxCount": 1}, shape)
     if report.has_errors():
         lines = (line.strip() for line in report.generate_report().splitlines())
         problems += [

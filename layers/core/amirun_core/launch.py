@@ -91,7 +91,7 @@ def launch_parameters(
 
 def launch_instance(ec2: Any, state: WorkflowState, stack_name: str) -> InstanceRecord:
     """Validate the request, then launch exactly one instance for this attempt."""
-    request = parse_execution(state.request)
+    request = parse_execution(state.request, ec2.meta.service_model)
     markets = ["spot", "on-demand"] if request.run_options.ii_cheapo else ["on-demand"]
     capacity_errors: list[str] = []
     for market in markets:

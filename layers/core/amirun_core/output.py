@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from amirun_core import aws
 from amirun_core.command import expand_daily
 from amirun_core.errors import OutputMissing
-from amirun_core.execution import parse_execution
+from amirun_core.execution import read_execution
 from amirun_core.state import CheckRecord, WorkflowState
 
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -38,7 +38,7 @@ def _newest_under(s3: Any, bucket: str, prefix: str) -> dict[str, Any] | None:
 
 def check_output(s3: Any, state: WorkflowState) -> CheckRecord:
     """Find the output object; raise OutputMissing if it is absent or stale."""
-    check = parse_execution(state.request).run_options.output_check
+    check = read_execution(state.request).run_options.output_check
     if check is None:
         return CheckRecord(checked=False)
     bucket = expand_daily(check.bucket, state.run_date)
