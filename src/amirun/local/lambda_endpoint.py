@@ -151,6 +151,15 @@ class LambdaEndpoint:
             payload = error_payload(exc, context.aws_request_id)
             self._report(Invocation(spec.logical_id, event, None, type(exc).__name__, str(exc)))
             return payload, True
+        if self.lose_response(name):
+            # AWS reports this as the error Lambda.ServiceException. moto names any
+            # HTTP error of a Lambda task "Exception", but passes a function error's
+            # errorType through: so the name arrives as on AWS.
+            lost = service_exception()
+            self._report(
+                Invocation(spec.logical_id, event, None, lost["errorType"], lost["errorMessage"])
+            )
+            return lost, True
         self._report(Invocation(spec.logical_id, event, result))
         return result, False
 
@@ -179,11 +188,6 @@ class LambdaEndpoint:
                         {"x-amzn-ErrorType": "ResourceNotFoundException"},
                     )
                     return
-                if not failed and endpoint.lose_response(name):
-                    # AWS reports this as the error Lambda.ServiceException. moto names
-                    # any HTTP error of a Lambda task "Exception", but passes a function
-                    # error's errorType through: so the name arrives as on AWS.
-                    payload, failed = service_exception(), True
                 headers = {"X-Amz-Executed-Version": "$LATEST"}
                 if failed:
                     headers["X-Amz-Function-Error"] = "Unhandled"
