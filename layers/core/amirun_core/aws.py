@@ -47,6 +47,18 @@ def raise_if_throttled(exc: ClientError, action: str) -> None:
         raise AwsThrottled(f"{action}: {error_code(exc)}") from exc
 
 
+def describe_instance(ec2: Any, instance_id: str) -> dict[str, Any] | None:
+    """The instance as EC2 describes it, or None when EC2 does not know it (yet)."""
+    try:
+        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+    except ClientError as exc:
+        raise_if_throttled(exc, "DescribeInstances")
+        if error_code(exc) != "InvalidInstanceID.NotFound":
+            raise
+        return None
+    return dict(reservations[0]["Instances"][0]) if reservations else None
+
+
 def describe(exc: ClientError) -> str:
     error = exc.response.get("Error", {})
     return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")

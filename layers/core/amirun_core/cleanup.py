@@ -49,17 +49,6 @@ def find_instances(ec2: Any, execution_id: str, attempt: int | None = None) -> l
         raise
 
 
-def _describe_instance(ec2: Any, instance_id: str) -> dict[str, Any] | None:
-    try:
-        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-    except ClientError as exc:
-        aws.raise_if_throttled(exc, "DescribeInstances")
-        if aws.error_code(exc) == "InvalidInstanceID.NotFound":
-            return None
-        raise
-    return reservations[0]["Instances"][0] if reservations else None
-
-
 def _volume_states(ec2: Any, volume_ids: list[str]) -> dict[str, str]:
     states: dict[str, str] = {}
     for volume_id in volume_ids:
@@ -154,7 +143,7 @@ def stop_instance(ec2: Any, state: WorkflowState) -> CleanupRecord:
         found = find_instances(ec2, state.execution.id, state.attempt)
         instance_id = found[0]["InstanceId"] if found else None
 
-    instance = _describe_instance(ec2, instance_id) if instance_id else None
+    instance = aws.describe_instance(ec2, instance_id) if instance_id else None
     if instance is None:
         return _finish(
             state, options, CleanupRecord(instance_id=instance_id, action="none", done=True)

@@ -135,17 +135,6 @@ def cancel(ssm: Any, record: CommandRecord) -> None:
             raise
 
 
-def _instance_state(ec2: Any, instance_id: str) -> str:
-    try:
-        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-    except ClientError as exc:
-        aws.raise_if_throttled(exc, "DescribeInstances")
-        if aws.error_code(exc) != "InvalidInstanceID.NotFound":
-            raise
-        return "terminated"
-    return str(reservations[0]["Instances"][0]["State"]["Name"]) if reservations else "terminated"
-
-
 def follow_command(ssm: Any, ec2: Any, state: WorkflowState) -> CommandRecord:
     """One look at the command: keep waiting, succeed, or raise a typed error."""
     if state.command is None:
@@ -170,7 +159,8 @@ def follow_command(ssm: Any, ec2: Any, state: WorkflowState) -> CommandRecord:
 
     if record.status in WAITING_STATUSES:
         # SSM keeps a command InProgress for a while after its instance is gone.
-        instance_state = _instance_state(ec2, record.instance_id)
+        instance = aws.describe_instance(ec2, record.instance_id)
+        instance_state = instance["State"]["Name"] if instance else "terminated"
         if instance_state in LOST_STATES:
             raise InstanceLost(
                 f"instance {record.instance_id} is {instance_state} while command "

@@ -129,15 +129,9 @@ def check_readiness(ec2: Any, ssm: Any, state: WorkflowState) -> InstanceRecord:
         raise InstanceNotReady("no instance was launched")
     record = state.instance.model_copy()
     instance_id = record.instance_id
-    try:
-        found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-        record.state = found[0]["Instances"][0]["State"]["Name"] if found else "pending"
-    except ClientError as exc:
-        aws.raise_if_throttled(exc, "DescribeInstances")
-        # Right after launch EC2 may not list the instance yet (eventual consistency).
-        if aws.error_code(exc) != "InvalidInstanceID.NotFound":
-            raise
-        record.state = "pending"
+    instance = aws.describe_instance(ec2, instance_id)
+    # Right after launch EC2 may not list the instance yet (eventual consistency).
+    record.state = instance["State"]["Name"] if instance else "pending"
     if record.state in LOST_STATES:
         raise InstanceLost(f"instance {instance_id} is {record.state} before the run started")
     if record.state == "running":
