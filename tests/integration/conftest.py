@@ -240,3 +240,19 @@ def at_rest() -> Callable[[Rehearsal], None]:
 @pytest.fixture(scope="session")
 def fast_flags() -> list[str]:
     return list(FAST_FLAGS)
+
+
+@pytest.fixture(scope="session")
+def success_path() -> list[str]:
+    """The states of a run that succeeds, without waits, choices and repeated polls."""
+    return [
+        "Prepare",
+        "EC2StarterFromAMI",
+        "CheckInstanceReady",
+        "Commander",
+        "EC2Poller",
+        "RunChecker",
+        "EC2Stopper",
+        "Summarize",
+        "Succeeded",
+    ]

@@ -8,18 +8,6 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-SUCCESS_PATH = [
-    "Prepare",
-    "EC2StarterFromAMI",
-    "CheckInstanceReady",
-    "Commander",
-    "EC2Poller",
-    "RunChecker",
-    "EC2Stopper",
-    "Summarize",
-    "Succeeded",
-]
-
 
 @pytest.fixture(scope="module")
 def terminated(rehearsed: Any, basic: Any) -> Any:
@@ -34,13 +22,13 @@ def stopped_volumes_deleted(rehearsed: Any, basic: Any) -> Any:
 
 @pytest.mark.parametrize("scenario", ["terminated", "stopped_volumes_deleted"])
 def test_a_successful_run_goes_through_every_step_once(
-    scenario: str, request: pytest.FixtureRequest
+    scenario: str, request: pytest.FixtureRequest, success_path: list[str]
 ) -> None:
     rehearsal = request.getfixturevalue(scenario)
 
     assert rehearsal.result.status == "SUCCEEDED", rehearsal.result.cause
     assert (rehearsal.result.error, rehearsal.result.cause) == (None, None)
-    assert rehearsal.milestones == SUCCESS_PATH
+    assert rehearsal.milestones == success_path
     assert rehearsal.result.states[-1] == "Succeeded"
 
 
