@@ -31,7 +31,8 @@ from amirun.cli import (
     progress_printer,
 )
 from amirun.progress import Progress, RunResult, describe_result
-from amirun_core.errors import InvalidExecutionInput
+from amirun_core.aws import error_code
+from amirun_core.errors import InvalidExecutionInput, error_message
 from amirun_core.execution import parse_execution
 
 #: Seconds between two looks at a followed execution.
@@ -69,10 +70,6 @@ def _reported(command: CliCommand) -> CliCommand:
         return EXIT_USAGE
 
     return run
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _arn_region(arn: str | None) -> str | None:
@@ -120,7 +117,7 @@ class Target:
             stacks = cloudformation.describe_stacks(StackName=self.stack)["Stacks"]
         except ClientError as exc:
             # CloudFormation's answer for a stack that does not exist.
-            if _error_code(exc) == "ValidationError":
+            if error_code(exc) == "ValidationError":
                 raise RemoteError(
                     f"no stack named {self.stack} in {cloudformation.meta.region_name}"
                     " (deployed elsewhere? --region)"
@@ -178,7 +175,7 @@ def describe(sfn: Any, arn: str) -> dict[str, Any]:
     try:
         described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
     except ClientError as exc:
-        if _error_code(exc) in ("ExecutionDoesNotExist", "InvalidArn"):
+        if error_code(exc) in ("ExecutionDoesNotExist", "InvalidArn"):
             raise RemoteError(f"no execution {arn}") from exc
         raise
     return described
@@ -205,14 +202,6 @@ def new_events(sfn: Any, arn: str, after_id: int) -> list[dict[str, Any]]:
             break
         new.append(event)
     return new[::-1]
-
-
-def _failure_message(cause: str | None) -> str:
-    """A Lambda error's cause is its JSON payload; the message is what a person reads."""
-    payload = _json(cause)
-    if isinstance(payload, dict) and "errorMessage" in payload:
-        return str(payload["errorMessage"])
-    return cause or ""
 
 
 class Narrator:
@@ -244,7 +233,7 @@ class Narrator:
             detail = describe_result(_json(details.get("output")))
             return Progress(elapsed, "result", self.state, detail) if detail else None
         if _TASK_FAILURES.match(kind):
-            message = _failure_message(details.get("cause"))
+            message = error_message(details.get("cause"))
             error = f"{details.get('error')}: {message}".removesuffix(": ")
             return Progress(elapsed, "error", self.state, error)
         return None
@@ -293,11 +282,11 @@ def cmd_start(args: argparse.Namespace) -> int:
             "executionArn"
         ]
     except ClientError as exc:
-        if _error_code(exc) == "ExecutionAlreadyExists":
+        if error_code(exc) == "ExecutionAlreadyExists":
             raise RemoteError(
                 f"an execution named {name} exists already: choose another --name"
             ) from exc
-        if _error_code(exc) == "StateMachineDoesNotExist":
+        if error_code(exc) == "StateMachineDoesNotExist":
             raise RemoteError(f"no state machine {machine}") from exc
         raise
     print(f"Started {name}")
@@ -391,7 +380,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
             if o["Key"].rpartition("/")[2] in ("stdout", "stderr")
         ]
     except ClientError as exc:
-        if _error_code(exc) == "NoSuchBucket":
+        if error_code(exc) == "NoSuchBucket":
             raise RemoteError(f"the output bucket {bucket} does not exist") from exc
         raise
     if not keys:

@@ -13,10 +13,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from amirun_core import aws, timing
-from amirun_core.errors import RELAUNCHABLE, CleanupFailed, InvalidExecutionInput
+from amirun_core.errors import RELAUNCHABLE, CleanupFailed, InvalidExecutionInput, error_message
 from amirun_core.execution import RunOptions, read_execution
 from amirun_core.launch import TAG_ATTEMPT, TAG_EXECUTION
-from amirun_core.state import AttemptRecord, CaughtError, CleanupRecord, WorkflowState
+from amirun_core.state import AttemptRecord, CleanupRecord, WorkflowState
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 
@@ -115,17 +115,6 @@ def _advance(ec2: Any, instance: dict[str, Any], terminate: bool) -> bool:
     return bool(state == "terminated" or (not terminate and state == "stopped"))
 
 
-def _cause_text(error: CaughtError) -> str:
-    """The readable part of a Catch's Cause (Lambda wraps it in JSON)."""
-    try:
-        cause = json.loads(error.Cause or "")
-    except ValueError:
-        return error.Cause or ""
-    if isinstance(cause, dict) and "errorMessage" in cause:
-        return str(cause["errorMessage"])
-    return error.Cause or ""
-
-
 def stop_instance(ec2: Any, state: WorkflowState) -> CleanupRecord:
     """One step towards a stopped (or terminated) instance; done when at rest."""
     options = run_options_of(state.request)
@@ -168,9 +157,7 @@ def stop_instance(ec2: Any, state: WorkflowState) -> CleanupRecord:
         deadline=deadline,
         volumes=volume_ids,
         volumes_deleted=deleted,
-        wait_seconds=timing.wait_seconds(
-            timing.cleanup_poll_interval(options.n_retries_allowed + 1)
-        ),
+        wait_seconds=timing.wait_seconds(timing.cleanup_poll_interval(options.attempts)),
     )
     if not done and timing.now() >= deadline:
         original = f" after {state.error.Error}" if state.error else ""
@@ -185,7 +172,7 @@ def _finish(state: WorkflowState, options: RunOptions, record: CleanupRecord) ->
     """Once at rest: on the failure path, say why and whether to relaunch."""
     if state.error is None:
         return record
-    cause = _cause_text(state.error)
+    cause = error_message(state.error.Cause)
     this = AttemptRecord(
         attempt=state.attempt, instance_id=record.instance_id, error=state.error.Error, cause=cause
     )

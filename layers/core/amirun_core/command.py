@@ -92,7 +92,7 @@ def send_commands(ssm: Any, state: WorkflowState, output_bucket: str | None) -> 
             raise CommandFailed(f"SendCommand refused the command: {aws.describe(exc)}") from exc
     sent = timing.now()
     interval = timing.command_poll_interval(
-        options.poll_interval_s, options.timeout_s, options.n_retries_allowed + 1
+        options.poll_interval_s, options.timeout_s, options.attempts
     )
     return CommandRecord(
         command_id=command["CommandId"],

@@ -7,6 +7,8 @@ raises it, and the names are matched in `statemachine/amirun.asl.json`
 
 from __future__ import annotations
 
+import json
+
 
 class AmirunError(Exception):
     """Base of every error amirun raises on purpose."""
@@ -65,6 +67,17 @@ class OutputMissing(AmirunError):
 
 class CleanupFailed(AmirunError):
     """The instance could not be stopped or terminated: act on it by hand."""
+
+
+def error_message(cause: str | None) -> str:
+    """The readable part of a Task failure's cause: Lambda wraps it in a JSON payload."""
+    try:
+        payload = json.loads(cause or "")
+    except ValueError:
+        return cause or ""
+    if isinstance(payload, dict) and "errorMessage" in payload:
+        return str(payload["errorMessage"])
+    return cause or ""
 
 
 #: Errors after which a relaunch can help (`run_options.n_retries_allowed`).

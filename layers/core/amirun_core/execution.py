@@ -89,6 +89,11 @@ class RunOptions(_Strict):
     )
 
     @property
+    def attempts(self) -> int:
+        """The most attempts one execution may make: the first and its relaunches."""
+        return self.n_retries_allowed + 1
+
+    @property
     def output_check(self) -> S3Check | None:
         return self.ii_check_s3 if isinstance(self.ii_check_s3, S3Check) else None
 

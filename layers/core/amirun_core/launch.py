@@ -78,13 +78,13 @@ def launch_parameters(
             },
         )
     tags = ownership_tags(state, stack_name)
+    own = {t["Key"] for t in tags}
     specs = params.setdefault("TagSpecifications", [])
     for resource_type in ("instance", "volume"):
         spec = next((s for s in specs if s.get("ResourceType") == resource_type), None)
         if spec is None:
             spec = {"ResourceType": resource_type, "Tags": []}
             specs.append(spec)
-        own = {t["Key"] for t in tags}
         spec["Tags"] = [t for t in spec.get("Tags", []) if t.get("Key") not in own] + tags
     return params
 
@@ -107,7 +107,6 @@ def launch_instance(ec2: Any, state: WorkflowState, stack_name: str) -> Instance
         instance = response["Instances"][0]
         launched = timing.now()
         options = request.run_options
-        attempts = options.n_retries_allowed + 1
         return InstanceRecord(
             instance_id=instance["InstanceId"],
             attempt=state.attempt,
@@ -117,7 +116,7 @@ def launch_instance(ec2: Any, state: WorkflowState, stack_name: str) -> Instance
             ready_deadline=launched + timing.scaled(options.ready_timeout_s),
             state=instance.get("State", {}).get("Name", "pending"),
             wait_seconds=timing.wait_seconds(
-                timing.ready_poll_interval(options.ready_timeout_s, attempts)
+                timing.ready_poll_interval(options.ready_timeout_s, options.attempts)
             ),
         )
     raise InsufficientCapacity("; ".join(capacity_errors))

@@ -30,6 +30,7 @@ from amirun.local.lambda_endpoint import Invocation, LambdaEndpoint
 from amirun.local.world import FAULTS, EmulatedWorld, WorldSettings
 from amirun.progress import Progress, RunResult, describe_result
 from amirun.project import load_workflow
+from amirun_core.command import expand_daily
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -261,7 +262,7 @@ def expected_output(request: dict[str, Any], run_date: str) -> tuple[str, str] |
     bucket, prefix = check.get("bucket"), check.get("prefix")
     if not isinstance(bucket, str) or not isinstance(prefix, str):
         return None
-    return bucket.replace("DAILY", run_date), prefix.replace("DAILY", run_date)
+    return expand_daily(bucket, run_date), expand_daily(prefix, run_date)
 
 
 # --- following the execution -----------------------------------------------------------

@@ -28,6 +28,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from amirun_core import aws, timing
+
 #: The faults a rehearsal can inject, and what each stands for on AWS.
 FAULTS: dict[str, str] = {
     "capacity": "RunInstances fails with InsufficientInstanceCapacity (spot and on-demand)",
@@ -216,19 +218,14 @@ class EmulatedWorld:
                         elif state["Name"] == "terminated":
                             state.update(Name="shutting-down", Code=32)
 
-    def _instance_state(self, instance_id: str) -> str:
-        found = self._ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-        return str(found[0]["Instances"][0]["State"]["Name"]) if found else "unknown"
-
     def agent_online(self, instance_id: str) -> bool:
         launched = self._launched.get(instance_id)
         if launched is None or "ssm-never-online" in self.settings.faults:
             return False
-        ready_after = self.settings.pending_s + self.settings.agent_delay_s
-        return (
-            time.monotonic() - launched >= ready_after
-            and self._instance_state(instance_id) == "running"
-        )
+        if time.monotonic() - launched < self.settings.pending_s + self.settings.agent_delay_s:
+            return False
+        instance = aws.describe_instance(self._ec2, instance_id)
+        return instance is not None and instance["State"]["Name"] == "running"
 
     # --- SSM ------------------------------------------------------------------------
     def _instance_information(self, context: dict[str, Any], **_: Any) -> Any:
@@ -279,7 +276,7 @@ class EmulatedWorld:
                     command_id=command_id,
                     instance_id=instance_id,
                     commands=commands,
-                    timeout_s=timeout * float(os.environ.get("AMIRUN_TIME_SCALE", "1")),
+                    timeout_s=timing.scaled(timeout).total_seconds(),
                     output_bucket=params.get("OutputS3BucketName"),
                     output_prefix=params.get("OutputS3KeyPrefix"),
                 )
