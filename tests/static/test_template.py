@@ -82,7 +82,11 @@ def test_function_environment(resources: dict[str, Any]) -> None:
     def env(logical_id: str) -> dict[str, Any]:
         return dict(resources[logical_id]["Properties"]["Environment"]["Variables"])
 
-    assert env("StarterFunction") == {"STACK_NAME": {"Ref": "AWS::StackName"}}
+    assert env("StarterFunction") == {
+        "STACK_NAME": {"Ref": "AWS::StackName"},
+        # Named in the refusal when IAM will not pass the instance's role.
+        "INSTANCE_ROLE_NAME_PATTERN": {"Ref": "InstanceRoleNamePattern"},
+    }
     assert env("CommanderFunction") == {"OUTPUT_BUCKET": OUTPUT_BUCKET}
 
 
