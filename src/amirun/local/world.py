@@ -44,6 +44,7 @@ FAULTS: dict[str, str] = {
     "crash": "a step's Lambda crashes with an unexpected error",
     "spot-interruption": "the instance is terminated under the running command",
     "lost-response": "the starter's first response is lost after it launched the instance",
+    "stop-refused": "EC2 refuses to stop or terminate the instance (a missing permission)",
 }
 
 STDOUT_LIMIT = 24_000
@@ -84,8 +85,6 @@ class WorldSettings:
     command_env: dict[str, str] = field(default_factory=dict)
     #: Share (0 to 1) of the steps' EC2 and SSM calls refused as throttled.
     throttle_share: float = 0.0
-    #: Seed of the draws that pick the throttled calls (None: a different pick each time).
-    throttle_seed: int | None = None
 
 
 @dataclass
@@ -129,7 +128,7 @@ class EmulatedWorld:
         self._throttled: set[str] = set()
         self._execution_of: dict[str, str] = {}
         self._expected: dict[str, tuple[str, str] | None] = {}
-        self._draws = random.Random(settings.throttle_seed)  # noqa: S311 - not for secrets
+        self._draws = random.Random()  # noqa: S311 - not for secrets
         self._own = threading.local()
         self._attempts: dict[str, int] = {}
         #: Attempts refused as throttled, and calls still throttled after the SDK's retries.
@@ -151,6 +150,8 @@ class EmulatedWorld:
                 "before-call.ec2.RunInstances": self._run_instances,
                 "after-call.ec2.RunInstances": self._after_run_instances,
                 "after-call.ec2.DescribeInstances": self._after_describe_instances,
+                "before-call.ec2.StopInstances": self._refuse_stop,
+                "before-call.ec2.TerminateInstances": self._refuse_stop,
                 "after-call.ec2.StopInstances": self._after_stop,
                 "after-call.ec2.TerminateInstances": self._after_stop,
             },
@@ -276,6 +277,14 @@ class EmulatedWorld:
                     self._tokens[token] = instance["InstanceId"]
                 if execution:
                     self._execution_of[instance["InstanceId"]] = execution
+
+    def _refuse_stop(self, model: Any, **_: Any) -> None:
+        if "stop-refused" in self.settings.faults:
+            raise _client_error(
+                "UnauthorizedOperation",
+                "You are not authorized to perform this operation (rehearsal fault).",
+                model.name,
+            )
 
     def _after_stop(self, parsed: dict[str, Any], **_: Any) -> None:
         with self._lock:
