@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import io
 import json
 import logging
 import os
 import queue
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -322,6 +324,20 @@ class _ScaledSleep:
         time.sleep(seconds * self._scale)
 
 
+def _one_client_per_service(create: Callable[..., Any]) -> Callable[..., Any]:
+    clients: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # moto's clients ignore the credentials (the emulator accepts any): same client.
+        with lock:
+            if (region, service) not in clients:
+                clients[region, service] = create(region, service, state_credentials)
+            return clients[region, service]
+
+    return client_for
+
+
 class EmulatorSession:
     """One emulated account: moto, the state machine, one Lambda endpoint, one world.
 
@@ -350,11 +366,21 @@ class EmulatorSession:
         self.state_machine_arn = ""
 
     def __enter__(self) -> EmulatorSession:
+        # Setting up loads a large heap that lives as long as the emulator (service
+        # models, parsed ASL, moto's backends): built without the cyclic collector,
+        # then kept out of its way, it is not walked again by every collection.
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             self._open()
         except BaseException:
             self._stack.close()
             raise
+        finally:
+            if collecting:
+                gc.enable()
+        gc.freeze()
+        self._stack.callback(gc.unfreeze)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -377,9 +403,22 @@ class EmulatorSession:
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         # The executor sleeps a Retry's interval for real; the rehearsal's clock is scaled.
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+            lambda_eval_utils,
+        )
+        from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
         stack.enter_context(
             mock.patch.object(retrier_decl, "time", _ScaledSleep(options.time_scale))
+        )
+        # It also creates a new Lambda client for every Task; one per region will do,
+        # as for the state machine on AWS (a client is thread-safe).
+        stack.enter_context(
+            mock.patch.object(
+                lambda_eval_utils,
+                "boto_client_for",
+                _one_client_per_service(boto_client_for),
+            )
         )
         # Imported here so its clients are created inside the emulator.
         from amirun_core import aws
