@@ -37,12 +37,17 @@ from amirun_core.shapes import is_integer, json_type, shape_problems, shape_sche
 #: SSM's own ceiling for AWS-RunShellScript's executionTimeout (48 h).
 MAX_TIMEOUT_S = 172_800
 
-#: Step Functions fails an execution whose state passes 256 KiB
-#: (States.DataLimitExceeded), and no Catch sees that: the instance would be left
-#: running. The state carries the input once (`request`) plus the run's records;
-#: `bench/state_size.py` measures what those add at most. This leaves 64 KiB for
-#: them, several times the measured worst case. Counted as `input_size` counts.
-MAX_INPUT_BYTES = 196_608
+#: Step Functions' limit on a state's input or output, in bytes (256 KiB).
+STATE_LIMIT_BYTES = 262_144
+
+#: The largest execution input amirun accepts, as `input_size` counts it: half
+#: of what a state may hold. Step Functions fails an execution whose state
+#: passes STATE_LIMIT_BYTES (States.DataLimitExceeded) and no Catch sees that:
+#: the instance would be left running. The state carries the input once
+#: (`request`) plus the run's own records; `bench/state_size.py` measured those
+#: at 52,227 bytes at most (six failed attempts with the costliest output), so
+#: the other half leaves them 2.5 times that.
+MAX_INPUT_BYTES = 131_072
 
 #: Deeper than any real execution JSON goes; JSON nested deeper is refused unread.
 MAX_DEPTH = 32
