@@ -237,7 +237,9 @@ class ExecutionRequest(_Strict):
         alias="$schema",
         description="The JSON Schema this file follows, for editors; ignored by amirun.",
     )
+    # Absent is no type error (_RULES says when it is missing); an explicit null is.
     commands: list[Command] = Field(
+        None,  # type: ignore[arg-type]
         min_length=1,
         description=(
             "Shell commands run in order by SSM Run Command (AWS-RunShellScript). "
@@ -258,9 +260,28 @@ class ExecutionRequest(_Strict):
     )
 
 
+    model_config = ConfigDict(
+        # What _RULES says about the command source, for editors.
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["commands"]},
+                {
+                    "required": ["datastream_command_options"],
+                    "properties": {"datastream_command_options": {"type": "object"}},
+                },
+            ]
+        }
+    )
+
+
+def _command_source(raw: dict[str, Any]) -> Iterable[str]:
+    if "commands" not in raw and not isinstance(raw.get("datastream_command_options"), dict):
+        yield "commands: required (a list of shell commands)"
+
+
 #: Rules that span fields, over the raw input: each yields 'field: problem' lines.
 #: They run whatever else is wrong, so they must expect any JSON at all.
-_RULES: tuple[Callable[[dict[str, Any]], Iterable[str]], ...] = ()
+_RULES: tuple[Callable[[dict[str, Any]], Iterable[str]], ...] = (_command_source,)
 
 
 # --- messages ----------------------------------------------------------------------------
