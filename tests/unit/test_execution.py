@@ -439,6 +439,10 @@ def test_a_huge_input_still_gives_a_short_cause() -> None:
     ("data", "expected"),
     [
         (b'{"commands": ["ls"], "commands": ["pwd"]}', "commands: duplicate key"),
+        (b'{"run_options": {"timeout_s": 60, "timeout_s": 90}}', "run_options.timeout_s: dup"),
+        (b'{"commands": ["ls", "\\ud800"]}', "commands[1]: holds a lone surrogate"),
+        (b'{"timeout_s": NaN}', "not valid JSON: NaN is not a JSON number"),
+        (b'{"timeout_s": ' + b"9" * 5000 + b"}", "not valid JSON: Exceeds the limit"),
         (b"[" * 40 + b"]" * 40, "JSON nested 40 levels deep; at most 32"),
         (b"[" * 100_000, "JSON nested 100000 levels deep"),
         (b'{"commands": ["caf\xe9"]}', "not valid UTF-8 (byte 18"),

@@ -13,12 +13,13 @@ the same rule for editors). A rule that spans fields goes in `_RULES`.
 
 from __future__ import annotations
 
+import collections
 import difflib
 import functools
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -259,7 +260,6 @@ class ExecutionRequest(_Strict):
         )
     )
 
-
     model_config = ConfigDict(
         # What _RULES says about the command source, for editors.
         json_schema_extra={
@@ -492,31 +492,65 @@ def decode_execution(data: bytes) -> dict[str, Any]:
     if depth > MAX_DEPTH:
         raise InvalidExecutionInput(f"JSON nested {depth} levels deep; at most {MAX_DEPTH}")
     try:
-        raw = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except _DuplicateKey as exc:
-        raise InvalidExecutionInput(
-            f"{exc.args[0]}: duplicate key (JSON readers disagree on which value counts)"
-        ) from None
+        raw = json.loads(text, object_pairs_hook=_Object, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise InvalidExecutionInput(f"not valid JSON: {exc}") from None
+    except ValueError as exc:  # NaN, or an integer of more digits than Python converts
+        raise InvalidExecutionInput(f"not valid JSON: {str(exc).split(';')[0]}") from None
+    problems = [
+        f"{path}: duplicate key (JSON readers disagree on which value counts)"
+        for path, node in _nodes(raw, "")
+        if isinstance(node, _Object) and node.duplicates
+        for path in (_join(path, key) for key in node.duplicates)
+    ] + [
+        f"{path}: holds a lone surrogate (\\ud800-\\udfff), which is no character"
+        for path, node in _nodes(raw, "")
+        if isinstance(node, str) and not _encodable(node)
+    ]
+    if problems:
+        raise InvalidExecutionInput(*problems)
     if not isinstance(raw, dict):
         raise InvalidExecutionInput(
             f"the execution JSON must be an object, this is {json_type(raw)}"
         )
-    return raw
+    return dict(raw)
 
 
-class _DuplicateKey(ValueError):
-    pass
+class _Object(dict[str, Any]):
+    """A JSON object that remembers the keys it was given more than once."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        counts = collections.Counter(key for key, _ in pairs)
+        self.duplicates = [key for key, count in counts.items() if count > 1]
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
-    return result
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _nodes(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Every value in a JSON document with its path; object keys count as values."""
+    yield path, value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield _join(path, "<key>"), key
+            yield from _nodes(item, _join(path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nodes(item, f"{path}[{index}]")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _nesting_depth(text: str) -> int:
