@@ -13,9 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from amirun_core.cost import UsageRecord
 from amirun_core.state import WorkflowState
 
 # Most invocations have nothing to count; that is not worth a warning each time.
@@ -41,3 +43,22 @@ def workflow_step(handler: StepHandler) -> LambdaHandler:
         traced, correlation_id_path=CORRELATION_ID_PATH
     )
     return wrapped
+
+
+def count_usage(usage: UsageRecord, schedule: str | None) -> None:
+    """One attempt's instance-seconds and estimated cost, as metrics.
+
+    The schedule, instance type and market ride along as metadata (searchable in
+    Logs Insights), not as dimensions: a dimension per schedule would be one
+    billed custom metric per schedule and metric, over a thousand of them.
+    """
+    metrics.add_metric(
+        name="InstanceSeconds", unit=MetricUnit.Seconds, value=usage.instance_seconds
+    )
+    if usage.estimated_cost_usd is not None:
+        metrics.add_metric(
+            name="EstimatedCostUSD", unit=MetricUnit.NoUnit, value=usage.estimated_cost_usd
+        )
+    metrics.add_metadata(key="schedule", value=schedule or "")
+    metrics.add_metadata(key="instance_type", value=usage.instance_type)
+    metrics.add_metadata(key="market", value=usage.market)
