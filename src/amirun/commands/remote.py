@@ -34,6 +34,7 @@ from amirun.progress import Progress, RunResult, describe_result
 from amirun_core.aws import error_code
 from amirun_core.errors import InvalidExecutionInput, error_message
 from amirun_core.execution import parse_execution
+from amirun_core.notify import console_url
 
 #: Seconds between two looks at a followed execution.
 POLL_INTERVAL_S = 5.0
@@ -83,14 +84,6 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     if not found:
         raise RemoteError(f"not a state machine ARN: {state_machine_arn}")
     return f"{prefix}:execution:{machine.split(':')[0]}:{name}"
-
-
-def console_url(arn: str) -> str:
-    region = _arn_region(arn)
-    return (
-        f"https://{region}.console.aws.amazon.com/states/home?region={region}"
-        f"#/v2/executions/details/{arn}"
-    )
 
 
 class Target:
