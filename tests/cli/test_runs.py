@@ -272,3 +272,16 @@ def test_runs_need_a_stack(capsys: Capsys, tmp_path: Path) -> None:
     assert capsys.readouterr().err == (
         "amirun: give --stack NAME (the deployed amirun stack) or --state-machine ARN\n"
     )
+
+
+def test_status_of_a_success_says_what_it_used(ran: Ran, capsys: Capsys) -> None:
+    capsys.readouterr()
+
+    assert main(["status", "r-ok", "--stack", ran.live.stack.name]) == 0
+
+    out = capsys.readouterr().out
+    assert re.search(
+        r"^  usage     t4g\.small on-demand, \d+ instance-seconds, about \$\d\.\d{4} of EC2$",
+        out,
+        re.M,
+    ), out
