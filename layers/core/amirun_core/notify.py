@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from amirun_core.cleanup import LIVE_STATES, find_instances, must_terminate, run_options_of
-from amirun_core.errors import error_message
+from amirun_core.errors import LINE_JOIN, one_line_cause
 from amirun_core.launch import TAG_ATTEMPT
 from amirun_core.state import schedule_name
 
@@ -48,9 +48,8 @@ def console_url(execution_arn: str) -> str:
 
 
 def first_line(cause: str | None) -> str:
-    """The readable part of a cause, first line only (stack traces stay in the console)."""
-    text = error_message(cause).strip()
-    return text.splitlines()[0] if text else ""
+    """The cause's first line: its one-line form up to the first line break it joined."""
+    return one_line_cause(cause).split(LINE_JOIN, 1)[0]
 
 
 def _tag(instance: dict[str, Any], key: str) -> str | None:
