@@ -22,7 +22,7 @@ from cli_helpers import Live, follow
 
 from amirun.cli import main
 from amirun.commands import remote
-from amirun.commands.runs import NAME_LIMIT, rerun_name, since_time
+from amirun.commands.runs import NAME_LIMIT, rerun_name, rerun_request, since_time
 
 Capsys = pytest.CaptureFixture[str]
 SCHEDULE_A = "cfe-nom-vpu01-m1"
@@ -207,6 +207,8 @@ def test_rerun_starts_the_same_input_with_its_reference_time(ran: Ran, capsys: C
     assert {k: v for k, v in request.items() if k != "schedule"} == first
     reference = original["startDate"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert request["schedule"]["scheduled_time"] == name.group(2) == reference
+    # Started by hand: the rerun's schedule is named after the first run.
+    assert request["schedule"]["name"] == "r-fails"
 
 
 def test_rerun_keeps_a_scheduled_runs_schedule(ran: Ran, capsys: Capsys) -> None:
@@ -285,3 +287,14 @@ def test_status_of_a_success_says_what_it_used(ran: Ran, capsys: Capsys) -> None
         out,
         re.M,
     ), out
+
+
+def test_a_rerun_of_a_long_named_run_gets_a_valid_schedule_name() -> None:
+    started = datetime(2026, 11, 26, 6, 0, 5, tzinfo=UTC)
+
+    again = rerun_request({"commands": ["true"]}, "n" * 80, started)
+
+    assert again == {
+        "commands": ["true"],
+        "schedule": {"name": "n" * 64, "scheduled_time": "2026-11-26T06:00:05Z"},
+    }

@@ -65,6 +65,11 @@ class UsageRecord(BaseModel):
         return self.model_dump(mode="json")
 
 
+def instance_market(instance: dict[str, Any]) -> str:
+    """`spot` or `on-demand`, as EC2 describes the instance."""
+    return "spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand"
+
+
 def instance_usage(
     instance: dict[str, Any],
     ended: datetime,
@@ -74,7 +79,7 @@ def instance_usage(
     """The usage of an instance as EC2 describes it, at rest at `ended`."""
     table = table or price_table()
     instance_type = str(instance.get("InstanceType", "unknown"))
-    market = "spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand"
+    market = instance_market(instance)
     launched: datetime | None = instance.get("LaunchTime")
     seconds = max(0, round((ended - launched).total_seconds())) if launched else 0
     price, basis = table.price(instance_type, market)

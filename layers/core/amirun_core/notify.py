@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from amirun_core.cleanup import LIVE_STATES, find_instances, must_terminate, run_options_of
+from amirun_core.cost import instance_market
 from amirun_core.errors import LINE_JOIN, one_line_cause
 from amirun_core.launch import TAG_ATTEMPT
 from amirun_core.state import schedule_name
@@ -58,7 +59,7 @@ def _tag(instance: dict[str, Any], key: str) -> str | None:
 
 def describe_instance_end(instance: dict[str, Any], request: Any) -> str:
     """`i-0abc (t4g.small on-demand, attempt 2) terminated`; a live one says what happens next."""
-    market = "spot" if instance.get("InstanceLifecycle") == "spot" else "on-demand"
+    market = instance_market(instance)
     attempt = _tag(instance, TAG_ATTEMPT)
     what = f"{instance.get('InstanceType', '?')} {market}" + (
         f", attempt {attempt}" if attempt else ""

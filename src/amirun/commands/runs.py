@@ -38,8 +38,9 @@ from amirun_core.state import schedule_name
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
 #: Executions described at once (Step Functions' DescribeExecution bucket refills at 15/s).
 PARALLEL_LOOKUPS = 8
-#: Step Functions' longest execution name.
+#: Step Functions' longest execution name, and EventBridge Scheduler's longest schedule name.
 NAME_LIMIT = 80
+SCHEDULE_NAME_LIMIT = 64
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 #: What an execution that ended without an error name ended with.
 _STATUS_ERROR = {"TIMED_OUT": "States.Timeout", "ABORTED": "aborted"}
@@ -150,12 +151,13 @@ def list_runs(
     query: dict[str, Any] = {"stateMachineArn": machine}
     if status:
         query["statusFilter"] = status
-    listed = [
-        execution
-        for page in sfn.get_paginator("list_executions").paginate(**query)
-        for execution in page["executions"]
-        if execution["startDate"] >= since
-    ]
+    listed: list[dict[str, Any]] = []
+    # Newest first (ListExecutions' order): stop paging at the first older one.
+    for page in sfn.get_paginator("list_executions").paginate(**query):
+        newer = [e for e in page["executions"] if e["startDate"] >= since]
+        listed += newer
+        if len(newer) < len(page["executions"]):
+            break
     with ThreadPoolExecutor(max_workers=PARALLEL_LOOKUPS) as pool:
         rows = list(pool.map(lambda execution: run_row(sfn, execution), listed))
     if schedule_prefix is not None:
@@ -263,10 +265,15 @@ def rerun_name(name: str) -> str:
     return name[: NAME_LIMIT - len(suffix)] + suffix
 
 
-def rerun_request(request: dict[str, Any], started: datetime) -> dict[str, Any]:
-    """The same input; a run without a scheduled time keeps its first start as reference."""
+def rerun_request(request: dict[str, Any], name: str, started: datetime) -> dict[str, Any]:
+    """The same input; a run without a scheduled time keeps its first start as reference.
+
+    A run started by hand has no schedule: the rerun's is named after that run (a
+    schedule name has at most 64 characters), which also labels it in `runs`.
+    """
     again = dict(request)
     schedule = dict(again.get("schedule") or {})
+    schedule.setdefault("name", name[:SCHEDULE_NAME_LIMIT])
     if not schedule.get("scheduled_time"):
         schedule["scheduled_time"] = started.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     again["schedule"] = schedule
@@ -286,7 +293,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     request = _json(described.get("input"))
     if not isinstance(request, dict):
         raise RemoteError(f"{name}: its input is not available (over 256 KiB?)")
-    again = rerun_request(request, described["startDate"])
+    again = rerun_request(request, name, described["startDate"])
     reference = again["schedule"]["scheduled_time"]
     start_execution(
         target,
