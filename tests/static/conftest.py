@@ -29,6 +29,7 @@ FUNCTIONS = {
     "StopperFunction": "stopper",
     "SweeperFunction": "sweeper",
     "ReconcilerFunction": "reconciler",
+    "NotifierFunction": "notifier",
 }
 
 
