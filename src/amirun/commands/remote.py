@@ -23,22 +23,19 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from amirun.commands.common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
-    load_execution,
-    print_problems,
     print_result,
     progress_printer,
+    validated_execution,
 )
 from amirun.progress import Progress, RunResult, describe_result
 from amirun_core.aws import error_code
-from amirun_core.errors import InvalidExecutionInput, one_line_cause
-from amirun_core.execution import parse_execution
+from amirun_core.errors import one_line_cause
 
 #: Seconds between two looks at a followed execution.
 POLL_INTERVAL_S = 5.0
-#: Exit code after Ctrl-C while following (the execution goes on).
-EXIT_INTERRUPTED = 130
 #: History events that end a Task's call of its Lambda function, with error and cause.
 _TASK_FAILURES = re.compile(r"^(LambdaFunction|Task)\w*(Failed|TimedOut)$")
 
@@ -161,6 +158,7 @@ def run_result_of(described: dict[str, Any]) -> RunResult:
     if isinstance(output, dict) and output.get("instance_id"):
         cleanup = output.get("cleanup") or {}
         result.instances[output["instance_id"]] = str(cleanup.get("action", ""))
+        result.volumes_deleted = list(cleanup.get("volumes_deleted") or [])
     return result
 
 
@@ -267,12 +265,7 @@ def default_name() -> str:
 
 @_reported
 def cmd_start(args: argparse.Namespace) -> int:
-    request = load_execution(args.execution)
-    try:
-        parse_execution(request)
-    except InvalidExecutionInput as exc:
-        print_problems(args.execution, exc, sys.stderr)
-        return EXIT_FAILED
+    request, _ = validated_execution(args.execution)
     target = Target(args)
     machine = target.state_machine_arn
     name = args.name or default_name()
