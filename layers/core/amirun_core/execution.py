@@ -92,7 +92,7 @@ def _command(value: str) -> str:
 Command = Annotated[
     str,
     AfterValidator(_command),
-    Field(json_schema_extra={"pattern": "^[^\\u0000]*\\S[^\\u0000]*$"}),
+    Field(json_schema_extra={"pattern": "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"}),
 ]
 
 _RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
@@ -146,7 +146,9 @@ def _is_ip_address(name: str) -> bool:
 
 
 BucketName = Annotated[
-    str, AfterValidator(_bucket), Field(json_schema_extra={"pattern": _BUCKET_PATTERN})
+    str,
+    AfterValidator(_bucket),
+    Field(json_schema_extra={"pattern": _BUCKET_PATTERN, "minLength": 3, "maxLength": 63}),
 ]
 
 
