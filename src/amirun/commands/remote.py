@@ -399,19 +399,35 @@ def _target(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    start = sub.add_parser("start", help="start an execution on a deployed stack")
-    start.add_argument("execution")
+    start = sub.add_parser(
+        "start",
+        help="start an execution on a deployed stack",
+        description="Validate an execution JSON (as `amirun validate` does), then start it "
+        "on the deployed stack's state machine. Exit 0 when started (or, with --follow, "
+        "SUCCEEDED); 1 invalid file or failed run; 2 unreadable file or usage error.",
+    )
+    start.add_argument("execution", help="execution JSON file")
     start.add_argument("--name", help="execution name (default: generated)")
     start.add_argument("--follow", action="store_true", help="show progress until it ends")
     _target(start)
     start.set_defaults(func=cmd_start)
 
-    status = sub.add_parser("status", help="how an execution is doing or how it ended")
+    status = sub.add_parser(
+        "status",
+        help="how an execution is doing or how it ended",
+        description="Show an execution's state, its instance and, once it ended, its "
+        "result or error and cause.",
+    )
     status.add_argument("run", help="execution name or ARN")
     _target(status)
     status.set_defaults(func=cmd_status)
 
-    logs = sub.add_parser("logs", help="the command's stdout and stderr from the output bucket")
+    logs = sub.add_parser(
+        "logs",
+        help="the command's stdout and stderr from the output bucket",
+        description="Print the full stdout and stderr of an execution's command, read "
+        "from the stack's output bucket (runs/<execution name>/attempt-<n>/).",
+    )
     logs.add_argument("run", help="execution name or ARN")
     _target(logs)
     logs.set_defaults(func=cmd_logs)

@@ -97,7 +97,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     from amirun.local.world import FAULTS
 
-    run = sub.add_parser("run", help="rehearse an execution on the embedded AWS emulator")
+    run = sub.add_parser(
+        "run",
+        help="rehearse an execution on the embedded AWS emulator",
+        description="Validate an execution JSON, then run it end to end on the embedded "
+        "AWS emulator: the real state machine and handlers, moto for AWS, no account and "
+        "no network. Exit 0 SUCCEEDED; 1 invalid file or failed run; 2 unreadable file, "
+        "bad flag or a rehearsal that cannot start; 130 stopped (Ctrl-C, SIGTERM).",
+    )
     run.add_argument("execution", help="execution JSON file")
     run.add_argument(
         "--exec-commands",
