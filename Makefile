@@ -11,16 +11,16 @@ EXECUTION ?= events/execution.json
 PY313_DIR ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do \
 	$$p --version >/dev/null 2>&1 && { dirname "$$(command -v $$p)"; break; }; done)
 
-.PHONY: run test lint typecheck unit integration static build validate deploy schema clean
+.PHONY: run test lint typecheck unit integration static build validate deploy schema diagram prices clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# What a rehearsal needs: runtime libraries and the emulator, nothing else.
+# What a rehearsal needs: the pinned runtime libraries and the emulator (the [rehearse] extra).
 $(VENV)/.run: requirements/run.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements/run.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet -e '.[rehearse]'
 	touch $@
 
 # Everything the tests need on top.
@@ -65,6 +65,14 @@ deploy: build
 
 schema: $(VENV)/.run
 	$(BIN)/python -m amirun.schema > schema/execution.schema.json
+
+# EC2 prices for the cost estimates, from the Price List API (needs AWS credentials).
+prices: $(VENV)/.run
+	$(BIN)/python -m amirun.prices
+
+# The README's workflow diagram, redrawn from the ASL (run it after changing the workflow).
+diagram: $(VENV)/.run
+	$(BIN)/python -m amirun.diagram
 
 clean:
 	rm -rf $(VENV) $(SAMENV) $(CHECKOVENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

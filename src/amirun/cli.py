@@ -5,20 +5,23 @@ amirun validate EXECUTION.json       check the file, no AWS calls
 amirun start EXECUTION.json --stack NAME [--name RUN] [--follow]
 amirun status RUN --stack NAME
 amirun logs RUN --stack NAME
+amirun runs --stack NAME [--since 24h] [--status S] [--schedule PREFIX] [--json]
+amirun rerun RUN --stack NAME [--name NEW]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import sys
 from typing import NoReturn
 
-from amirun.commands import remote, run, validate
+from amirun.commands import remote, run, runs, validate
 from amirun.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
 
 #: One module per command group, in the order `amirun --help` lists them.
-COMMAND_GROUPS = (run, validate, remote)
+COMMAND_GROUPS = (run, validate, remote, runs)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.register(sub)
+    for action in sub._choices_actions:
+        command, summary = sub.choices[action.dest], action.help or ""
+        # `amirun X --help` always says what X does, even if its module gave no description.
+        command.description = command.description or f"{summary[:1].upper()}{summary[1:]}."
     return parser
 
 
@@ -49,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("amirun: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if argv is None:
+        # The process ends here: its last collections would walk every object still
+        # alive (over a second after a rehearsal, for nothing).
+        gc.freeze()
     return code
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from amirun.cli import main
+from amirun.cli import build_parser, main
 from amirun.local import runner
 from amirun.project import load_workflow
 
@@ -88,7 +88,7 @@ def test_the_rehearsal_refuses_a_time_scale_outside_0_1_itself() -> None:
         runner.rehearse({}, runner.RehearsalOptions(time_scale=1.5))
 
 
-@pytest.mark.parametrize("command", ["run", "validate", "start", "status", "logs"])
+@pytest.mark.parametrize("command", sorted(build_parser()._subparsers._group_actions[0].choices))
 def test_every_subcommand_describes_itself_and_each_argument(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import signal
@@ -19,6 +20,13 @@ from amirun.commands.common import (
     progress_printer,
     validated_execution,
 )
+
+#: What `pip install 'amirun[rehearse]'` adds: the emulator, and its HTTP server.
+REHEARSE_MODULES = ("moto", "flask", "flask_cors")
+
+
+def missing_rehearse_modules() -> list[str]:
+    return [name for name in REHEARSE_MODULES if importlib.util.find_spec(name) is None]
 
 
 def time_scale(text: str) -> float:
@@ -56,6 +64,14 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    missing = missing_rehearse_modules()
+    if missing:
+        print(
+            f"amirun: run needs the embedded AWS emulator ({', '.join(missing)} not installed):"
+            " pip install 'amirun[rehearse]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     from amirun.local.runner import RehearsalError, RehearsalOptions, rehearse
 
     request, parsed = validated_execution(args.execution)
