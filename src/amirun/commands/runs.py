@@ -312,8 +312,9 @@ def register(sub: Any) -> None:
     runs = sub.add_parser(
         "runs",
         help="the executions of a deployed stack: status, attempts, time, cost",
-        description="List the executions of a deployed stack's state machine, newest "
-        "first: status, attempts, duration and estimated cost, optionally filtered.",
+        description="List the executions a deployed stack's state machine started in a "
+        "window, oldest first, one line each: status, error, attempts, duration, instance "
+        "type and market, instance-seconds and estimated cost.",
     )
     runs.add_argument(
         "--since",
@@ -332,8 +333,9 @@ def register(sub: Any) -> None:
     rerun = sub.add_parser(
         "rerun",
         help="start a failed run again: same input, same reference time, new name",
-        description="Start an ended execution again under a new name, with the same "
-        "input and the same reference time (so DAILY means the same date).",
+        description="Start a failed, timed-out or aborted execution again under a new "
+        "name, with the same input and the same reference time (so DAILY means the same "
+        "day).",
     )
     rerun.add_argument("run", help="execution name or ARN")
     rerun.add_argument("--name", help="name of the new execution (default: <run>-rerun-<hex>)")
