@@ -3,6 +3,7 @@ stops cleanly on Ctrl-C or SIGTERM, and prints each line under the state it belo
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -210,15 +211,9 @@ def test_the_summary_lists_the_deleted_volumes(throttled: Any) -> None:
     assert deleted and all(v.startswith("vol-") for v in deleted)
     assert all(throttled.volumes.get(v) is None for v in deleted)
 
-    class Lines:
-        text = ""
-
-        def write(self, chunk: str) -> None:
-            self.text += chunk
-
-    out = Lines()
-    print_result(throttled.result, out)  # type: ignore[arg-type]
-    assert f"  volumes   deleted: {', '.join(deleted)}\n" in out.text
+    out = io.StringIO()
+    print_result(throttled.result, out)
+    assert f"  volumes   deleted: {', '.join(deleted)}\n" in out.getvalue()
 
 
 def test_a_spot_run_says_its_instance_is_terminated(
@@ -231,3 +226,13 @@ def test_a_spot_run_says_its_instance_is_terminated(
     assert exit_code(["run", path, *fast_flags]) == 0
     out = capsys.readouterr().out
     assert "  spot      the instance is terminated, not stopped" in out
+
+
+def test_the_readme_flag_table_lists_every_flag_of_run() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    flags = [o for a in run._actions for o in a.option_strings if o.startswith("--")]
+
+    assert len(flags) >= 8
+    missing = [flag for flag in flags if f"| `{flag}" not in readme and flag != "--help"]
+    assert missing == []

@@ -61,14 +61,15 @@ def load_execution(path: str) -> dict[str, Any]:
         raise usage_error(f"{path}: {exc}") from None
 
 
-def validated_execution(path: str) -> tuple[dict[str, Any], ExecutionRequest]:
-    """The file's JSON and what it asks for; exit 1 naming every problem when invalid."""
+def validated_execution(path: str) -> tuple[dict[str, Any], ExecutionRequest] | None:
+    """The file's JSON and what it asks for; None, after naming every problem, when
+    it is invalid (the command then exits EXIT_FAILED, launching nothing)."""
     raw = load_execution(path)
     try:
         return raw, parse_execution(raw)
     except InvalidExecutionInput as exc:
         print_problems(path, exc, sys.stderr)
-        raise SystemExit(EXIT_FAILED) from None
+        return None
 
 
 def print_problems(path: str, exc: InvalidExecutionInput, out: TextIO) -> None:

@@ -284,7 +284,10 @@ def start_execution(target: Target, name: str, request: dict[str, Any], note: st
 
 @_reported
 def cmd_start(args: argparse.Namespace) -> int:
-    request, _ = validated_execution(args.execution)
+    checked = validated_execution(args.execution)
+    if checked is None:
+        return EXIT_FAILED
+    request, _ = checked
     target = Target(args)
     sfn = target.client("stepfunctions")
     arn = start_execution(target, args.name or default_name(), request)

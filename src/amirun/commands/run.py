@@ -74,7 +74,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from amirun.local.runner import RehearsalError, RehearsalOptions, rehearse
 
-    request, parsed = validated_execution(args.execution)
+    checked = validated_execution(args.execution)
+    if checked is None:
+        return EXIT_FAILED
+    request, parsed = checked
     out = sys.stderr if args.json else sys.stdout
     options = RehearsalOptions(
         exec_commands=args.exec_commands,
