@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from amirun.cli import build_parser, main
+from amirun.commands.common import MAX_FILE_BYTES
 from amirun.local import runner
 from amirun.project import load_workflow
 
@@ -236,3 +237,29 @@ def test_the_readme_flag_table_lists_every_flag_of_run() -> None:
     assert len(flags) >= 8
     missing = [flag for flag in flags if f"| `{flag}" not in readme and flag != "--help"]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda tmp: tmp, "is a directory, not an execution JSON file"),
+        (lambda tmp: tmp / "missing.json", "no such file"),
+        (lambda tmp: tmp / "file.json" / "inside.json", "cannot read it: Not a directory"),
+        (lambda tmp: f"{tmp}/nul\x00.json", "cannot read it: embedded null byte"),
+        (lambda tmp: tmp / "huge.json", f"larger than {MAX_FILE_BYTES:,} bytes"),
+    ],
+    ids=["directory", "missing", "under-a-file", "nul-in-path", "huge"],
+)
+def test_paths_that_are_no_execution_file_get_one_line_and_exit_2(
+    make: Any, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "huge.json").write_bytes(b" " * (MAX_FILE_BYTES + 1))
+    path = str(make(tmp_path))
+
+    for command in (["validate", path], ["run", path]):
+        assert exit_code(command) == 2
+        err = capsys.readouterr().err
+
+        assert err.startswith(f"amirun: {path}: {expected}")
+        assert err.count("\n") == 1

@@ -23,7 +23,6 @@ import pytest
 from unit_helpers import SCHEMA_FILE, make_request
 
 from amirun.cli import main
-from amirun.commands.common import MAX_FILE_BYTES
 from amirun_core.errors import InvalidExecutionInput
 from amirun_core.execution import MAX_INPUT_BYTES, decode_execution, input_size, parse_execution
 
@@ -130,14 +129,6 @@ def test_validate_json_of_a_valid_file_is_an_empty_list(capsys: pytest.CaptureFi
     assert json.loads(capsys.readouterr().out) == []
 
 
-def exit_code(argv: list[str]) -> int | str | None:
-    """What `amirun ARGV` exits with, whether main returns it or raises SystemExit."""
-    try:
-        return main(argv)
-    except SystemExit as exited:
-        return exited.code
-
-
 # --- what the corpus does not hold: made on the spot ------------------------------------------
 def test_an_input_too_big_for_the_workflow_is_the_one_thing_the_schema_cannot_see(
     tmp_path: Path, schema: Any
@@ -152,29 +143,3 @@ def test_an_input_too_big_for_the_workflow_is_the_one_thing_the_schema_cannot_se
     assert input_size(raw) > MAX_INPUT_BYTES
     assert (refused_by, [p.field for p in problems]) == ("validator", ["commands"])
     assert schema_paths(schema, raw) == []
-
-
-@pytest.mark.parametrize(
-    ("make", "expected"),
-    [
-        (lambda tmp: tmp, "is a directory, not an execution JSON file"),
-        (lambda tmp: tmp / "missing.json", "no such file"),
-        (lambda tmp: tmp / "file.json" / "inside.json", "cannot read it: Not a directory"),
-        (lambda tmp: f"{tmp}/nul\x00.json", "cannot read it: embedded null byte"),
-        (lambda tmp: tmp / "huge.json", f"larger than {MAX_FILE_BYTES:,} bytes"),
-    ],
-    ids=["directory", "missing", "under-a-file", "nul-in-path", "huge"],
-)
-def test_paths_that_are_no_execution_file_get_one_line_and_exit_2(
-    make: Any, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    (tmp_path / "file.json").write_text("{}", encoding="utf-8")
-    (tmp_path / "huge.json").write_bytes(b" " * (MAX_FILE_BYTES + 1))
-    path = str(make(tmp_path))
-
-    for command in (["validate", path], ["run", path]):
-        assert exit_code(command) == 2
-        err = capsys.readouterr().err
-
-        assert err.startswith(f"amirun: {path}: {expected}")
-        assert err.count("\n") == 1
