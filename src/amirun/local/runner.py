@@ -32,7 +32,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from amirun.local.lambda_endpoint import LAMBDA_CONCURRENCY, Invocation, LambdaEndpoint
-from amirun.local.world import FAULTS, EmulatedWorld, WorldSettings
+from amirun.local.world import FAULTS, MAX_DELAY_S, EmulatedWorld, WorldSettings
 from amirun.progress import Progress, RunResult, describe_result
 from amirun.project import load_workflow
 from amirun_core.command import expand_daily
@@ -42,8 +42,6 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK_NAME = "amirun-rehearsal"
 OUTPUT_BUCKET = "amirun-rehearsal-output"
-#: Longest emulated agent delay or command duration a rehearsal takes, in seconds.
-MAX_DELAY_S = 3600
 #: Default: a 30 s poll becomes 1 s, a 600 s readiness limit 6 s, 3600 s run limit 36 s.
 DEFAULT_TIME_SCALE = 0.01
 
