@@ -238,7 +238,7 @@ def test_no_location_says_what_was_looked_for() -> None:
     options = dco(s3_bucket=None, s3_prefix=None)
     why = daily.missing_location([], options)
     assert why is not None
-    assert "datastream_command_options.s3_bucket and datastream_command_options.s3_prefix" in why
+    assert "no datastream_command_options.s3_bucket or datastream_command_options.s3_prefix" in why
 
 
 def test_the_object_form_and_inputs_take_the_same_date() -> None:

@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 DAILY = "DAILY"
 
@@ -185,7 +186,11 @@ class DatastreamCommandOptions(BaseModel):
             return int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ValueError(f'{value!r} is not a whole number of processes (e.g. 4 or "4")')
+        raise PydanticCustomError(
+            "whole_number",
+            '{value} is not a whole number of processes (e.g. 4 or "4")',
+            {"value": repr(value)},
+        )
 
     @field_validator(
         "start_time",
@@ -201,7 +206,9 @@ class DatastreamCommandOptions(BaseModel):
     @classmethod
     def _one_shell_word(cls, value: str | None) -> str | None:
         if value is not None and not _SHELL_WORD.match(value):
-            raise ValueError("one word: no spaces or single quotes (it goes into a shell command)")
+            raise PydanticCustomError(
+                "shell_word", "one word: no spaces or single quotes (it goes into a shell command)"
+            )
         return value
 
     @model_validator(mode="after")
@@ -314,13 +321,14 @@ def missing_location(commands: list[str], options: DatastreamCommandOptions | No
         return None
     wanted = [name for name, value in (("bucket", bucket), ("prefix", prefix)) if not value]
     if source == "datastream_command_options":
-        looked = " and ".join(f"datastream_command_options.s3_{n}" for n in wanted)
+        looked = " or ".join(f"datastream_command_options.s3_{n}" for n in wanted)
+        where = "datastream_command_options"
     else:
-        looked = " and ".join(f"--s3_{n} (any case)" for n in wanted)
+        looked = " or ".join(f"--s3_{n}" for n in wanted) + " (any case)"
+        where = "the commands"
     return (
-        f"`true` checks the output location given in the {source.replace('_', ' ')}, "
-        f"but no {looked} was found there; give one, or "
-        '{"bucket": "...", "prefix": "..."}, or false'
+        f"`true` checks the output location {where} give, but there is no {looked} "
+        'in them; add it, or give {"bucket": "...", "prefix": "..."}, or false'
     )
 
 
@@ -376,9 +384,17 @@ def resolve(
     )
 
 
+def s3_url(url: str) -> str:
+    """A pydantic check: `url` is an `s3://bucket/key` URL."""
+    s3_object(url)
+    return url
+
+
 def s3_object(url: str) -> S3Object:
     """`s3://bucket/key` as an S3Object; ValueError when it is not one."""
     bucket, _, key = url.removeprefix("s3://").partition("/")
     if not url.startswith("s3://") or not bucket or not key:
-        raise ValueError(f"{url!r} is not an S3 object URL (s3://bucket/key)")
+        raise PydanticCustomError(
+            "s3_url", "{url} is not an S3 object URL (s3://bucket/key)", {"url": repr(url)}
+        )
     return S3Object(bucket=bucket, key=key)

@@ -10,10 +10,20 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
+from amirun_core import daily
+from amirun_core.daily import DatastreamCommandOptions, Resolution, Schedule
 from amirun_core.errors import InvalidExecutionInput
 
 #: SSM's own ceiling for AWS-RunShellScript's executionTimeout (48 h).
@@ -35,7 +45,7 @@ class S3Check(_Strict):
         min_length=1,
         description=(
             "Object key that must exist, or a prefix under which at least one object "
-            "must exist. `DAILY` is replaced by the run's UTC date (YYYYMMDD)."
+            "must exist. DAILY becomes the run's DAILY date (see `commands`)."
         ),
     )
     newer_than_start: bool = Field(
@@ -57,8 +67,12 @@ class RunOptions(_Strict):
     ii_check_s3: bool | S3Check = Field(
         False,
         description=(
-            "`false`: no output check. An object {bucket, prefix}: that object must "
-            "exist after the run or the run fails with OutputMissing."
+            "`false`: no output check. `true`: at least one object must be written under "
+            "the output location the commands give (`--s3_bucket` and `--s3_prefix`, any "
+            "case, the last command's wins; or datastream_command_options' s3_bucket and "
+            "s3_prefix) after the run started, or the run fails with OutputMissing; a file "
+            "that gives no location is refused. An object {bucket, prefix}: that object "
+            "(or one under that prefix) must exist after the run."
         ),
     )
     timeout_s: int = Field(
@@ -87,6 +101,21 @@ class RunOptions(_Strict):
     working_directory: str | None = Field(
         None, min_length=1, description="Directory the commands run in."
     )
+    inputs: list[Annotated[str, AfterValidator(daily.s3_url)]] = Field(
+        [],
+        max_length=100,
+        description=(
+            "S3 objects (s3://bucket/key, DAILY resolved like the S3 prefix) that must "
+            "exist before an instance is launched. amirun waits for them up to "
+            "inputs_timeout_s, then ends with InputsMissing, having launched nothing."
+        ),
+    )
+    inputs_timeout_s: int = Field(
+        3600,
+        ge=0,
+        le=86_400,
+        description="How long to wait for `inputs` to appear, counted from the run's start.",
+    )
 
     @property
     def attempts(self) -> int:
@@ -105,12 +134,35 @@ class ExecutionRequest(_Strict):
         None,
         min_length=1,
         description=(
-            "Shell commands run in order by SSM Run Command (AWS-RunShellScript). "
-            "`DAILY` is replaced by the run's UTC date (YYYYMMDD)."
+            "Shell commands run in order by SSM Run Command (AWS-RunShellScript). DAILY "
+            "becomes a date (YYYYMMDD) as the original did it: the reference time is "
+            "schedule.scheduled_time, else the execution's start time; the cycle hour "
+            "comes from `--forcing_source` (..._SHORT_RANGE_HH and "
+            "..._ANALYSIS_ASSIM_RESTART_CHRT_HH: HH, ..._MEDIUM_RANGE_HH_M: HH, any other "
+            "source 16, none 24); the date is the reference's UTC date, or the day before "
+            "when the reference's UTC hour is earlier than the cycle hour. It replaces "
+            "DAILY in the `--s3_prefix` value; with a forcing source also in the `-F` "
+            "forcing file (medium-range member m moves that file's cycle back 6*(m-1) "
+            "hours) and nowhere else; without one, every DAILY that is not part of a "
+            "longer word. Resolved once per execution; relaunches keep it."
         ),
     )
-    datastream_command_options: dict[str, Any] | None = Field(
-        None, description="NextGen datastream options. Not supported yet: use `commands`."
+    datastream_command_options: DatastreamCommandOptions | None = Field(
+        None,
+        description=(
+            "NextGen datastream options instead of `commands`: amirun runs the one "
+            "command the original built from them (`./scripts/datastream -s ... -e ... "
+            "-C ... -I ... -i ... -v ... -d $(pwd)/data/datastream -R ... -n ...`, plus "
+            "`-S s3_bucket -o s3_prefix` when given). DAILY in it resolves as in "
+            "`commands`."
+        ),
+    )
+    schedule: Schedule | None = Field(
+        None,
+        description=(
+            "The schedule that started the run: `name` tags the instance and volume, "
+            "`scheduled_time` is the run's reference time for DAILY."
+        ),
     )
     run_options: RunOptions = Field(default_factory=RunOptions)
     instance_parameters: dict[str, Any] = Field(
@@ -122,22 +174,48 @@ class ExecutionRequest(_Strict):
 
     @model_validator(mode="after")
     def _check_command_source(self) -> ExecutionRequest:
-        if self.datastream_command_options is not None:
+        options = self.datastream_command_options
+        if options is not None and self.commands is not None:
             raise ValueError(
-                "datastream_command_options: not supported yet; give the commands to "
-                "run as `commands`"
+                "datastream_command_options: give either `commands` or "
+                "`datastream_command_options`, not both"
             )
-        if self.commands is None:
-            raise ValueError("commands: required (a list of shell commands)")
-        if self.run_options.ii_check_s3 is True:
+        if options is None and self.commands is None:
             raise ValueError(
-                "run_options.ii_check_s3: `true` needs a location; give "
-                '{"bucket": "...", "prefix": "..."} or `false`'
+                "commands: required (a list of shell commands), or datastream_command_options"
             )
-        for index, command in enumerate(self.commands):
+        for index, command in enumerate(self.commands or []):
             if not command.strip():
                 raise ValueError(f"commands[{index}]: empty command")
+        if self.run_options.ii_check_s3 is True:
+            why = daily.missing_location(self.command_list, options)
+            if why:
+                raise ValueError(f"run_options.ii_check_s3: {why}")
+        if options is None:
+            why = daily.check_forcing_source(self.command_list)
+            if why:
+                raise ValueError(f"commands: {why}")
         return self
+
+    @property
+    def command_list(self) -> list[str]:
+        """The commands the run sends, before DAILY is resolved."""
+        if self.datastream_command_options is not None:
+            return [self.datastream_command_options.command()]
+        return list(self.commands or [])
+
+    def resolve(self, start_time: datetime) -> Resolution:
+        """This execution as it runs when started at `start_time` (DAILY resolved)."""
+        scheduled = self.schedule.scheduled_time if self.schedule else None
+        check = self.run_options.ii_check_s3
+        return daily.resolve(
+            commands=self.command_list,
+            options=self.datastream_command_options,
+            check=check.model_dump() if isinstance(check, S3Check) else check,
+            inputs=self.run_options.inputs,
+            reference_time=scheduled or start_time,
+            reference="scheduled_time" if scheduled else "start_time",
+        )
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
