@@ -56,7 +56,7 @@ def test_core_layer(resources: dict[str, Any]) -> None:
     assert (ROOT / "layers" / "core" / "amirun_core" / "__init__.py").is_file()
 
 
-def test_exactly_the_seven_functions(resources: dict[str, Any]) -> None:
+def test_exactly_the_workflow_functions(resources: dict[str, Any]) -> None:
     functions = {k for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
     assert functions == set(FUNCTIONS)
 

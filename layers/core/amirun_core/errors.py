@@ -35,6 +35,10 @@ class InsufficientCapacity(AmirunError):
     """
 
 
+class InputsMissing(AmirunError):
+    """Objects `run_options.inputs` names were still missing at the input deadline."""
+
+
 # --- Transient: the state machine retries these with backoff. ------------------
 class AwsThrottled(AmirunError):
     """An AWS API throttled us (RequestLimitExceeded, ThrottlingException...)."""

@@ -14,6 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from amirun_core.daily import Resolution
+from amirun_core.execution import read_execution
+
 
 class _Record(BaseModel):
     # Records are ours, but a newer state machine may add fields: ignore them.
@@ -53,6 +56,9 @@ class CommandRecord(_Record):
     done: bool = False
     wait_seconds: int = 1
     output_url: str | None = Field(None, description="s3:// prefix of the full stdout/stderr.")
+    execution_url: str | None = Field(
+        None, description="s3:// URL of the resolved execution the Commander recorded."
+    )
     stdout_tail: str = ""
     stderr_tail: str = ""
     ended_at: datetime | None = None
@@ -63,6 +69,15 @@ class CheckRecord(_Record):
     location: str | None = None
     size: int | None = None
     last_modified: datetime | None = None
+
+
+class InputsRecord(_Record):
+    """The input gate: do the objects `run_options.inputs` names exist yet?"""
+
+    ready: bool
+    missing: list[str] = []
+    deadline: datetime
+    wait_seconds: int = 1
 
 
 class CaughtError(_Record):
@@ -102,6 +117,10 @@ class WorkflowState(_Record):
 
     request: Any
     execution: ExecutionContext
+    resolved: Resolution | None = Field(
+        None, description="The Resolve step's result: DAILY resolved once for every attempt."
+    )
+    inputs: InputsRecord | None = None
     attempt: int = 1
     past_attempts: list[AttemptRecord] = []
     instance: InstanceRecord | None = None
@@ -110,7 +129,8 @@ class WorkflowState(_Record):
     cleanup: CleanupRecord | None = None
     error: CaughtError | None = None
 
-    @property
-    def run_date(self) -> str:
-        """The run's UTC date, YYYYMMDD: what `DAILY` stands for."""
-        return self.execution.start_time.strftime("%Y%m%d")
+    def resolution(self) -> Resolution:
+        """The run as Resolve resolved it; an execution from before that step, on the spot."""
+        if self.resolved is not None:
+            return self.resolved
+        return read_execution(self.request).resolve(self.execution.start_time)

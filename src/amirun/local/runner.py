@@ -30,7 +30,9 @@ from amirun.local.lambda_endpoint import Invocation, LambdaEndpoint
 from amirun.local.world import FAULTS, EmulatedWorld, WorldSettings
 from amirun.progress import Progress, RunResult, describe_result
 from amirun.project import load_workflow
-from amirun_core.command import expand_daily
+from amirun_core.daily import Resolution
+from amirun_core.errors import InvalidExecutionInput
+from amirun_core.execution import read_execution
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -75,6 +77,7 @@ class RehearsalResult(RunResult):
     standins: list[str] = field(default_factory=list)
     sent_commands: list[list[str]] = field(default_factory=list)
     standin_outputs: list[str] = field(default_factory=list)
+    standin_inputs: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -225,16 +228,17 @@ def _references(request: dict[str, Any], ec2: Any, iam: Any, s3: Any) -> list[_R
                 lambda: iam.create_instance_profile(InstanceProfileName=profile),
             )
         )
-    target = expected_output(request, datetime.now(UTC).strftime("%Y%m%d"))
-    if target is not None:
-        bucket = target[0]
+    resolution = planned_resolution(request, datetime.now(UTC))
+    buckets = [check.bucket] if resolution and (check := resolution.output_check) else []
+    buckets += [item.bucket for item in resolution.inputs] if resolution else []
+    for bucket in dict.fromkeys(buckets):
         refs.append(
             _Reference(
                 "bucket",
                 bucket,
-                lambda: s3.head_bucket(Bucket=bucket),
+                functools.partial(s3.head_bucket, Bucket=bucket),
                 ("404", "NoSuchBucket"),
-                lambda: s3.create_bucket(Bucket=bucket),
+                functools.partial(s3.create_bucket, Bucket=bucket),
             )
         )
     return refs
@@ -255,14 +259,26 @@ def prepare_standins(request: dict[str, Any], clients: dict[str, Any], strict: b
     return [f"{ref.kind} {ref.ident}" for ref in missing]
 
 
-def expected_output(request: dict[str, Any], run_date: str) -> tuple[str, str] | None:
-    check = (request.get("run_options") or {}).get("ii_check_s3")
-    if not isinstance(check, dict):
+def planned_resolution(request: dict[str, Any], start: datetime) -> Resolution | None:
+    """The execution as the workflow resolves it when started at `start` (None if invalid)."""
+    try:
+        return read_execution(request).resolve(start)
+    except InvalidExecutionInput:
         return None
-    bucket, prefix = check.get("bucket"), check.get("prefix")
-    if not isinstance(bucket, str) or not isinstance(prefix, str):
+
+
+#: Name of the stand-in output object under a derived output prefix.
+STANDIN_OUTPUT = "amirun-rehearsal-output.json"
+
+
+def expected_output(resolution: Resolution | None) -> tuple[str, str] | None:
+    """(bucket, key) of a stand-in output that RunChecker accepts."""
+    check = resolution.output_check if resolution else None
+    if check is None:
         return None
-    return expand_daily(bucket, run_date), expand_daily(prefix, run_date)
+    if check.source == "ii_check_s3":
+        return check.bucket, check.prefix
+    return check.bucket, check.prefix + STANDIN_OUTPUT
 
 
 # --- following the execution -----------------------------------------------------------
@@ -355,7 +371,6 @@ def rehearse(
                 )
             )
         clients["s3"].create_bucket(Bucket=OUTPUT_BUCKET)
-        run_date = datetime.now(UTC).strftime("%Y%m%d")
         command_env = {
             k: os.environ[k]
             for k in (
@@ -371,7 +386,6 @@ def rehearse(
                 command_duration_s=options.command_duration_s,
                 faults=options.faults,
                 exec_commands=options.exec_commands,
-                expected_output=expected_output(request, run_date),
                 command_env=command_env,
             ),
             clients["s3"],
@@ -394,9 +408,16 @@ def rehearse(
             )["stateMachineArn"]
             name = options.name or f"rehearsal-{datetime.now(UTC):%Y%m%dT%H%M%S}"
             started = time.monotonic()
-            arn = sfn.start_execution(
+            execution = sfn.start_execution(
                 stateMachineArn=machine, name=name, input=json.dumps(request)
-            )["executionArn"]
+            )
+            arn = execution["executionArn"]
+            # Resolve uses the execution's start: so do the stand-ins.
+            resolution = planned_resolution(request, execution["startDate"])
+            world.settings.expected_output = expected_output(resolution)
+            world.provide_inputs(
+                [(i.bucket, i.key) for i in resolution.inputs] if resolution else []
+            )
             follower = _Follower(sfn, arn, started, emit)
             while True:
                 # Wake at each Lambda invocation, or at least 4 times a second.
@@ -424,6 +445,7 @@ def rehearse(
                 standins=standins,
                 sent_commands=list(world.sent_commands),
                 standin_outputs=list(world.standin_outputs),
+                standin_inputs=list(world.standin_inputs),
             )
             result.instances = _instances_of(clients["ec2"], arn)
             result.notes = _notes(options, result)
@@ -459,6 +481,8 @@ def _notes(options: RehearsalOptions, result: RehearsalResult) -> list[str]:
         notes.append("commands were recorded, not run (--exec-commands runs them)")
     for location in result.standin_outputs:
         notes.append(f"{location} was put in place as a stand-in for the run's output")
+    for location in result.standin_inputs:
+        notes.append(f"{location} was put in place as a stand-in for one of the run's inputs")
     if options.faults:
         notes.append("faults injected: " + ", ".join(sorted(options.faults)))
     return notes

@@ -41,7 +41,12 @@ FAULTS: dict[str, str] = {
     "crash": "a step's Lambda crashes with an unexpected error",
     "spot-interruption": "the instance is terminated under the running command",
     "lost-response": "the starter's first response is lost after it launched the instance",
+    "inputs-late": "the objects run_options.inputs names appear after the input gate's second look",
+    "inputs-missing": "the objects run_options.inputs names never appear",
 }
+
+#: Looks at a missing input before it appears, with the `inputs-late` fault.
+LATE_INPUT_LOOKS = 2
 
 STDOUT_LIMIT = 24_000
 STDERR_LIMIT = 8_000
@@ -113,6 +118,8 @@ class EmulatedWorld:
         self._throttled: set[str] = set()
         self.sent_commands: list[list[str]] = []
         self.standin_outputs: list[str] = []
+        self.standin_inputs: list[str] = []
+        self._late_inputs: dict[tuple[str, str], int] = {}
 
     # --- installation -----------------------------------------------------------
     def install(self, ec2: Any, ssm: Any) -> None:
@@ -133,6 +140,7 @@ class EmulatedWorld:
                 "before-call.ssm.CancelCommand": self._cancel_command,
             },
         }
+        hooks[self._s3] = {"before-call.s3.HeadObject": self._head_object}
         for client, events in hooks.items():
             service = client.meta.service_model.service_id.hyphenize()
             for operation in {event.rsplit(".", 1)[1] for event in events}:
@@ -143,6 +151,34 @@ class EmulatedWorld:
                 )
             for event, handler in events.items():
                 client.meta.events.register(event, handler)
+
+    # --- S3: the run's inputs -------------------------------------------------------
+    def provide_inputs(self, objects: list[tuple[str, str]]) -> None:
+        """Put stand-ins for the run's inputs in place now, later, or never (faults)."""
+        if "inputs-missing" in self.settings.faults:
+            return
+        with self._lock:
+            for target in objects:
+                if "inputs-late" in self.settings.faults:
+                    self._late_inputs[target] = 0
+                else:
+                    self._put_standin_input(target)
+
+    def _put_standin_input(self, target: tuple[str, str]) -> None:
+        bucket, key = target
+        self._s3.put_object(Bucket=bucket, Key=key, Body=b"rehearsal: stand-in input object")
+        self.standin_inputs.append(f"s3://{bucket}/{key}")
+
+    def _head_object(self, context: dict[str, Any], **_: Any) -> None:
+        params = context.get("amirun_params", {})
+        target = (params.get("Bucket", ""), params.get("Key", ""))
+        with self._lock:
+            if target not in self._late_inputs:
+                return
+            self._late_inputs[target] += 1
+            if self._late_inputs[target] > LATE_INPUT_LOOKS:
+                del self._late_inputs[target]
+                self._put_standin_input(target)
 
     def close(self) -> None:
         with self._lock:
