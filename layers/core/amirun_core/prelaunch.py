@@ -19,8 +19,9 @@ from amirun_core.errors import InputsMissing
 from amirun_core.execution import parse_execution, read_execution
 from amirun_core.state import InputsRecord, WorkflowState
 
-#: Answers of HeadObject for an object that is not there (403 without s3:ListBucket).
-ABSENT_CODES = frozenset({"404", "NoSuchKey", "NotFound", "403", "AccessDenied"})
+#: Answers of HeadObject for an object that is not there (403 without s3:ListBucket;
+#: a bucket made by the upstream job may not exist yet either).
+ABSENT_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket", "403", "AccessDenied"})
 
 
 def resolve_execution(state: WorkflowState) -> Resolution:
