@@ -2,6 +2,7 @@
 
 amirun run EXECUTION.json            rehearse on the embedded emulator
 amirun validate EXECUTION.json       check the file, no AWS calls
+amirun render EXECUTION.json [--at TIME] [--json]   the file as it will run (DAILY resolved)
 amirun start EXECUTION.json --stack NAME [--name RUN] [--follow]
 amirun status RUN --stack NAME
 amirun logs RUN --stack NAME
@@ -13,10 +14,10 @@ import argparse
 import signal
 import sys
 
-from amirun.commands import remote, run, validate
+from amirun.commands import remote, render, run, validate
 
 #: One module per command group, in the order `amirun --help` lists them.
-COMMAND_GROUPS = (run, validate, remote)
+COMMAND_GROUPS = (run, validate, render, remote)
 
 
 def build_parser() -> argparse.ArgumentParser:
