@@ -28,7 +28,8 @@ def describe_result(result: Any) -> str:
     if "daily_date" in result:
         check = result.get("output_check")
         where = f"s3://{check['bucket']}/{check['prefix']}" if check else "no output check"
-        return f"DAILY = {result['daily_date']} (from the {result.get('reference')}); {where}"
+        reference = f"{result.get('reference')} {result.get('reference_time')}"
+        return f"DAILY = {result['daily_date']} (reference: {reference}); {where}"
     if "missing" in result:
         missing = result["missing"]
         return f"waiting for {', '.join(missing)}" if missing else "inputs all there"
