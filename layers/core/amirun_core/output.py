@@ -12,6 +12,13 @@ from amirun_core.errors import OutputMissing
 from amirun_core.state import CheckRecord, WorkflowState
 
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+#: What the checker's role may do (template.yaml), for the message when S3 refuses it.
+READ_NEEDS = (
+    "the checker may read buckets matching the stack parameter CheckedBucketPattern "
+    "(s3:GetObject, and s3:ListBucket, without which a missing key is a 403 too); the "
+    "bucket's policy, and the KMS key policy of an SSE-KMS bucket (kms:Decrypt), must "
+    "allow it as well"
+)
 
 
 def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
@@ -21,6 +28,7 @@ def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
         aws.raise_if_throttled(exc, "HeadObject")
         if aws.error_code(exc) in NOT_FOUND_CODES:
             return None
+        aws.raise_if_denied(exc, f"HeadObject on s3://{bucket}/{key}", READ_NEEDS)
         raise OutputMissing(f"cannot read s3://{bucket}/{key}: {aws.describe(exc)}") from exc
 
 
@@ -39,6 +47,7 @@ def _fresh_under(s3: Any, bucket: str, prefix: str, since: datetime) -> dict[str
                     newest = dict(item)
     except ClientError as exc:
         aws.raise_if_throttled(exc, "ListObjectsV2")
+        aws.raise_if_denied(exc, f"ListObjectsV2 on s3://{bucket}/{prefix}", READ_NEEDS)
         raise OutputMissing(f"cannot list s3://{bucket}/{prefix}: {aws.describe(exc)}") from exc
     return newest
 

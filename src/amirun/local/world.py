@@ -43,6 +43,7 @@ FAULTS: dict[str, str] = {
     "lost-response": "the starter's first response is lost after it launched the instance",
     "inputs-late": "the objects run_options.inputs names appear after the input gate's second look",
     "inputs-missing": "the objects run_options.inputs names never appear",
+    "stop-refused": "EC2 refuses to stop or terminate the instance (a missing permission)",
 }
 
 #: Looks at a missing input before it appears, with the `inputs-late` fault.
@@ -129,6 +130,8 @@ class EmulatedWorld:
                 "before-call.ec2.RunInstances": self._run_instances,
                 "after-call.ec2.RunInstances": self._after_run_instances,
                 "after-call.ec2.DescribeInstances": self._after_describe_instances,
+                "before-call.ec2.StopInstances": self._refuse_stop,
+                "before-call.ec2.TerminateInstances": self._refuse_stop,
                 "after-call.ec2.StopInstances": self._after_stop,
                 "after-call.ec2.TerminateInstances": self._after_stop,
             },
@@ -226,6 +229,14 @@ class EmulatedWorld:
                 self._launched.setdefault(instance["InstanceId"], time.monotonic())
                 if token:
                     self._tokens[token] = instance["InstanceId"]
+
+    def _refuse_stop(self, model: Any, **_: Any) -> None:
+        if "stop-refused" in self.settings.faults:
+            raise _client_error(
+                "UnauthorizedOperation",
+                "You are not authorized to perform this operation (rehearsal fault).",
+                model.name,
+            )
 
     def _after_stop(self, parsed: dict[str, Any], **_: Any) -> None:
         with self._lock:
