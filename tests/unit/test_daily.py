@@ -323,7 +323,7 @@ def test_datastream_command_options_are_checked_field_by_field(
 
 def test_datastream_options_give_the_location_and_resolve_like_commands() -> None:
     options = dco(start_time="DAILY", s3_prefix="runs/DAILY")
-    resolved = resolve([], at("2026-02-09T12:00"), options=options)
+    resolved = resolve([options.command()], at("2026-02-09T12:00"), options=options)
     # The built command carries no --forcing_source: no forcing source, so yesterday.
     assert resolved.daily_date == "20260208"
     assert resolved.output_check == daily.OutputCheck(

@@ -214,8 +214,10 @@ class DatastreamCommandOptions(BaseModel):
     @model_validator(mode="after")
     def _bucket_with_prefix(self) -> DatastreamCommandOptions:
         if bool(self.s3_bucket) != bool(self.s3_prefix):
-            missing = "s3_prefix" if self.s3_bucket else "s3_bucket"
-            raise ValueError(f"{missing}: required with {_other(missing)} (the upload location)")
+            missing, given = (
+                ("s3_prefix", "s3_bucket") if self.s3_bucket else ("s3_bucket", "s3_prefix")
+            )
+            raise ValueError(f"{missing}: required with {given} (the upload location)")
         return self
 
     def command(self) -> str:
@@ -229,10 +231,6 @@ class DatastreamCommandOptions(BaseModel):
         if self.s3_bucket:
             command += f" -S {self.s3_bucket} -o {self.s3_prefix}"
         return command + "'"
-
-
-def _other(field: str) -> str:
-    return "s3_bucket" if field == "s3_prefix" else "s3_prefix"
 
 
 class Schedule(BaseModel):
@@ -352,11 +350,10 @@ def resolve(
 ) -> Resolution:
     """Resolve one execution for a reference time (NEXTGEN rules 1-6).
 
-    `commands` are the user's (or the one built from `options`); `check` is
-    `run_options.ii_check_s3` as plain data; `inputs` are `s3://` URLs.
+    `commands` are the ones the run sends (with `options`, the one built from
+    them); `check` is `run_options.ii_check_s3` as plain data; `inputs` are
+    `s3://` URLs.
     """
-    if options is not None:
-        commands = [options.command()]
     source = find_option(commands, FORCING_SOURCE_OPTION)
     cycle = cycle_hour(source)
     day = daily_date(reference_time, cycle)
