@@ -233,10 +233,10 @@ def test_the_location_is_matched_as_the_original_did(
 
 
 def test_no_location_says_what_was_looked_for() -> None:
-    why = daily.missing_location(["echo --s3_bucket b"], None)
+    why = daily.missing_location(*daily.output_location(["echo --s3_bucket b"], None))
     assert why is not None and "--s3_prefix" in why and "--s3_bucket" not in why
     options = dco(s3_bucket=None, s3_prefix=None)
-    why = daily.missing_location([], options)
+    why = daily.missing_location(*daily.output_location([], options))
     assert why is not None
     assert "no datastream_command_options.s3_bucket or datastream_command_options.s3_prefix" in why
 
@@ -309,8 +309,6 @@ def test_nprocs_is_a_string_or_a_number(nprocs: Any) -> None:
         ({"nprocs": 4.5}, "nprocs"),
         ({"subset_id": "VPU 01"}, "subset_id"),
         ({"realization": "it's.json"}, "realization"),
-        ({"s3_prefix": None}, "s3_prefix"),
-        ({"s3_bucket": None}, "s3_bucket"),
         ({"extra": 1}, "extra"),
     ],
 )

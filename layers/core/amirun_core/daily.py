@@ -29,7 +29,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 DAILY = "DAILY"
@@ -171,8 +171,8 @@ class DatastreamCommandOptions(BaseModel):
     hydrofabric_version: str = Field(description="`-v`: hydrofabric version, e.g. 2.2.")
     s3_bucket: str | None = Field(
         None,
-        description="`-S`: bucket the datastream uploads to (with s3_prefix); also the "
-        "output location `ii_check_s3: true` checks.",
+        description="`-S`: bucket the datastream uploads to (s3_prefix is then required); "
+        "also the output location `ii_check_s3: true` checks.",
     )
     s3_prefix: str | None = Field(
         None, description="`-o`: prefix the datastream uploads under (with s3_bucket)."
@@ -210,15 +210,6 @@ class DatastreamCommandOptions(BaseModel):
                 "shell_word", "one word: no spaces or single quotes (it goes into a shell command)"
             )
         return value
-
-    @model_validator(mode="after")
-    def _bucket_with_prefix(self) -> DatastreamCommandOptions:
-        if bool(self.s3_bucket) != bool(self.s3_prefix):
-            missing, given = (
-                ("s3_prefix", "s3_bucket") if self.s3_bucket else ("s3_bucket", "s3_prefix")
-            )
-            raise ValueError(f"{missing}: required with {given} (the upload location)")
-        return self
 
     def command(self) -> str:
         """Exactly the command the original Commander built from these options."""
@@ -312,9 +303,12 @@ def output_location(
     )
 
 
-def missing_location(commands: list[str], options: DatastreamCommandOptions | None) -> str | None:
-    """Why `ii_check_s3: true` has no location, or None when it has one."""
-    bucket, prefix, source = output_location(commands, options)
+def missing_location(
+    bucket: str | None,
+    prefix: str | None,
+    source: Literal["commands", "datastream_command_options"],
+) -> str | None:
+    """Why `ii_check_s3: true` has no location (from `output_location`), or None."""
     if bucket and prefix:
         return None
     wanted = [name for name, value in (("bucket", bucket), ("prefix", prefix)) if not value]

@@ -32,7 +32,7 @@ from amirun.progress import Progress, RunResult, describe_result
 from amirun.project import load_workflow
 from amirun_core.daily import Resolution
 from amirun_core.errors import InvalidExecutionInput
-from amirun_core.execution import read_execution
+from amirun_core.execution import STATE_LIMIT_BYTES, read_execution
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -78,6 +78,10 @@ class RehearsalResult(RunResult):
     sent_commands: list[list[str]] = field(default_factory=list)
     standin_outputs: list[str] = field(default_factory=list)
     standin_inputs: list[str] = field(default_factory=list)
+    #: Bytes of the largest state the execution carried (Step Functions allows
+    #: STATE_LIMIT_BYTES), and by how much it exceeded the input.
+    largest_state_bytes: int = 0
+    largest_state_growth: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,6 +95,7 @@ class RehearsalResult(RunResult):
             "instances": self.instances,
             "standins": self.standins,
             "notes": self.notes,
+            "largest_state_bytes": self.largest_state_bytes,
         }
 
 
@@ -282,6 +287,12 @@ def expected_output(resolution: Resolution | None) -> tuple[str, str] | None:
 
 
 # --- following the execution -----------------------------------------------------------
+def state_bytes(payload: str) -> int:
+    """Bytes of a state as Step Functions carries it: compact JSON, UTF-8."""
+    compact = json.dumps(json.loads(payload), separators=(",", ":"), ensure_ascii=False)
+    return len(compact.encode("utf-8"))
+
+
 class _Follower:
     """Turns history events and invocations into Progress, in order."""
 
@@ -291,6 +302,7 @@ class _Follower:
         self._sfn, self._arn, self._started, self._emit = sfn, arn, started, emit
         self._seen = 0
         self.states: list[str] = []
+        self.largest_state = 0
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started
@@ -298,6 +310,11 @@ class _Follower:
     def read_history(self) -> None:
         events = self._sfn.get_execution_history(executionArn=self._arn, maxResults=1000)["events"]
         for event in events[self._seen :]:
+            payload = (event.get("stateEnteredEventDetails") or {}).get("input") or (
+                event.get("stateExitedEventDetails") or {}
+            ).get("output")
+            if payload:
+                self.largest_state = max(self.largest_state, state_bytes(payload))
             if event["type"].endswith("StateEntered"):
                 name = event["stateEnteredEventDetails"]["name"]
                 self.states.append(name)
@@ -446,6 +463,8 @@ def rehearse(
                 sent_commands=list(world.sent_commands),
                 standin_outputs=list(world.standin_outputs),
                 standin_inputs=list(world.standin_inputs),
+                largest_state_bytes=follower.largest_state,
+                largest_state_growth=follower.largest_state - state_bytes(json.dumps(request)),
             )
             result.instances = _instances_of(clients["ec2"], arn)
             result.notes = _notes(options, result)
@@ -485,4 +504,9 @@ def _notes(options: RehearsalOptions, result: RehearsalResult) -> list[str]:
         notes.append(f"{location} was put in place as a stand-in for one of the run's inputs")
     if options.faults:
         notes.append("faults injected: " + ", ".join(sorted(options.faults)))
+    if result.largest_state_bytes > STATE_LIMIT_BYTES * 0.9:
+        notes.append(
+            f"the largest state was {result.largest_state_bytes:,} bytes, close to Step "
+            f"Functions' limit of {STATE_LIMIT_BYTES:,} (States.DataLimitExceeded)"
+        )
     return notes
