@@ -295,7 +295,7 @@ def test_datastream_command_options_become_the_original_command() -> None:
     )
 
 
-@pytest.mark.parametrize("nprocs", [4, "4", " 4 "])
+@pytest.mark.parametrize("nprocs", [4, "4", " 4 ", 4.0])
 def test_nprocs_is_a_string_or_a_number(nprocs: Any) -> None:
     assert dco(nprocs=nprocs).nprocs == 4
 
@@ -307,6 +307,7 @@ def test_nprocs_is_a_string_or_a_number(nprocs: Any) -> None:
         ({"nprocs": 0}, "nprocs"),
         ({"nprocs": True}, "nprocs"),
         ({"nprocs": 4.5}, "nprocs"),
+        ({"nprocs": "4.0"}, "nprocs"),
         ({"subset_id": "VPU 01"}, "subset_id"),
         ({"realization": "it's.json"}, "realization"),
         ({"extra": 1}, "extra"),

@@ -144,6 +144,10 @@ def datastream_file(**changes: Any) -> dict[str, Any]:
             make_request() | {"schedule": {"name": "s", "scheduled_time": "tomorrow"}},
             "schedule.scheduled_time: ",
         ),
+        (
+            make_request() | {"schedule": {"name": "s", "scheduled_time": 1770638400}},
+            "schedule.scheduled_time: an ISO-8601 time as text",
+        ),
     ],
     ids=[
         "check-true-no-location",
@@ -160,6 +164,7 @@ def datastream_file(**changes: Any) -> dict[str, Any]:
         "inputs-timeout-too-long",
         "schedule-without-name",
         "schedule-time-not-a-time",
+        "schedule-time-a-number",
     ],
 )
 def test_each_refusal_names_its_field(raw: dict[str, Any], expected: str) -> None:

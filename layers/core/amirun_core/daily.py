@@ -186,6 +186,8 @@ class DatastreamCommandOptions(BaseModel):
             return int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # JSON Schema counts 4.0 as an integer
         raise PydanticCustomError(
             "whole_number",
             '{value} is not a whole number of processes (e.g. 4 or "4")',
@@ -240,6 +242,16 @@ class Schedule(BaseModel):
         "e.g. filled by EventBridge Scheduler from <aws.scheduler.scheduled-time>. The "
         "run's reference time for DAILY; without it, the execution's start time.",
     )
+
+    @field_validator("scheduled_time", mode="before")
+    @classmethod
+    def _iso_text(cls, value: Any) -> Any:
+        # A number would pass for a Unix time; the field is ISO-8601 text.
+        if value is not None and not isinstance(value, str):
+            raise PydanticCustomError(
+                "iso_time", "an ISO-8601 time as text, e.g. 2026-02-09T12:00:00Z"
+            )
+        return value
 
     @field_validator("scheduled_time")
     @classmethod
