@@ -59,7 +59,7 @@ def render_execution(
         "daily_date": resolution.daily_date,
         "forcing_source": resolution.forcing_source,
         "cycle_hour": resolution.cycle_hour,
-        "commands": resolution.commands,
+        "commands": request.resolved_commands(resolution),
         "output_check": {"bucket": check.bucket, "prefix": check.prefix} if check else None,
         "inputs": [item.url for item in resolution.inputs],
         "market": "spot" if spot else "on-demand",

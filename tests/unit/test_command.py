@@ -333,20 +333,24 @@ def test_the_resolved_commands_are_sent_and_recorded_beside_the_output(
     s3.create_bucket(Bucket=OUTPUT_BUCKET)
     state = ready_state(ec2)
     resolved = state.resolution().model_dump(mode="json")
-    state = with_records(state, resolved={**resolved, "commands": ["echo kept"]})
+    # Resolved on another day than the start's: the state's resolution is what runs.
+    state = with_records(state, resolved={**resolved, "daily_date": "20240229"})
 
     record = send_commands(ssm, state, OUTPUT_BUCKET, s3)
 
     (command,) = ssm.list_commands()["Commands"]
-    # The state's resolution is what runs: a relaunch never resolves again.
-    assert command["Parameters"]["commands"] == ["echo kept"]
+    kept = [
+        "echo run 20240229 > /tmp/result.txt",
+        f"aws s3 cp /tmp/result.txt s3://{OUTPUT_BUCKET}/daily/20240229/result.txt",
+    ]
+    assert command["Parameters"]["commands"] == kept
     key = "runs/unit-test/execution.json"
     assert record.execution_url == f"s3://{OUTPUT_BUCKET}/{key}"
     assert output_prefix(state).startswith("runs/unit-test/")
     body = json.loads(s3.get_object(Bucket=OUTPUT_BUCKET, Key=key)["Body"].read())
-    assert body["commands"] == ["echo kept"]
+    assert body["commands"] == kept
     assert body["request"] == state.request
-    assert body["daily_date"] == RUN_DATE
+    assert body["daily_date"] == "20240229"
 
 
 def test_a_relaunch_records_the_same_object_again(ec2: Any, ssm: Any, s3: Any) -> None:

@@ -36,17 +36,29 @@ def datastream(forcing: str, source: str, prefix: str) -> str:
     )
 
 
+class Resolved:
+    """A resolution with the commands it sends (the state keeps only the resolution)."""
+
+    def __init__(self, resolution: daily.Resolution, commands: list[str]) -> None:
+        self.resolution, self.commands = resolution, commands
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.resolution, name)
+
+
 def resolve(
     commands: list[str], reference: datetime, check: bool | dict[str, Any] = True, **kw: Any
-) -> daily.Resolution:
-    return daily.resolve(
+) -> Resolved:
+    options = kw.get("options")
+    resolution = daily.resolve(
         commands=commands,
-        options=kw.get("options"),
+        options=options,
         check=check,
         inputs=kw.get("inputs", []),
         reference_time=reference,
         reference="start_time",
     )
+    return Resolved(resolution, daily.commands_for(commands, options, resolution))
 
 
 @pytest.mark.parametrize(
@@ -258,8 +270,9 @@ def test_the_same_reference_always_gives_the_same_resolution() -> None:
     """A relaunch never resolves again (the state keeps it); if it did, it would agree."""
     commands = [datastream(SR_FORCING, "NWM_V3_SHORT_RANGE_06", SR_PREFIX)]
     first = resolve(commands, at("2026-02-09T05:59"))
-    again = daily.Resolution.model_validate(first.model_dump(mode="json"))
-    assert again == first == resolve(commands, at("2026-02-09T05:59"))
+    kept = daily.Resolution.model_validate(first.resolution.model_dump(mode="json"))
+    assert kept == first.resolution == resolve(commands, at("2026-02-09T05:59")).resolution
+    assert daily.commands_for(commands, None, kept) == first.commands
     assert resolve(commands, at("2026-02-09T06:00")).daily_date != first.daily_date
 
 

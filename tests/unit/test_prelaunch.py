@@ -29,10 +29,11 @@ def test_resolve_uses_the_scheduled_time_when_the_input_has_one() -> None:
         "schedule": {"name": "qkrig", "scheduled_time": "2025-06-03T01:00:00Z"}
     }
 
-    resolved = resolve_execution(make_state(request))
+    state = make_state(request)
+    resolved = resolve_execution(state)
 
     assert (resolved.reference, resolved.daily_date) == ("scheduled_time", "20250602")
-    assert resolved.commands[0] == "echo run 20250602 > /tmp/result.txt"
+    assert state.resolved_commands()[0] == "echo run 20250602 > /tmp/result.txt"
 
 
 def test_resolve_uses_the_start_time_otherwise() -> None:

@@ -79,7 +79,7 @@ def record_execution(s3: Any, bucket: str, state: WorkflowState) -> str:
         "reference_time": resolution.reference_time.isoformat(),
         "reference": resolution.reference,
         "daily_date": resolution.daily_date,
-        "commands": resolution.commands,
+        "commands": state.resolved_commands(),
         "output_check": resolution.output_check.model_dump(mode="json")
         if resolution.output_check
         else None,
@@ -127,7 +127,7 @@ def send_commands(
     recorded = record_execution(s3, output_bucket, state) if s3 and output_bucket else None
     if command is None:
         parameters: dict[str, list[str]] = {
-            "commands": state.resolution().commands,
+            "commands": request.resolved_commands(state.resolution()),
             "executionTimeout": [str(options.timeout_s)],
         }
         if options.working_directory:

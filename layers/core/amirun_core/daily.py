@@ -290,14 +290,18 @@ class S3Object(_Resolved):
 
 
 class Resolution(_Resolved):
-    """An execution as the workflow runs it: DAILY resolved once, kept by relaunches."""
+    """DAILY resolved once for a run; relaunches keep it (the state carries it).
+
+    The commands are not in it: they are the input's, resolved again from
+    `daily_date` when sent (`commands_for`), so the state never carries them
+    twice (Step Functions allows 256 KiB per state).
+    """
 
     reference_time: datetime
     reference: Literal["scheduled_time", "start_time"]
     daily_date: str = Field(description="What DAILY became (YYYYMMDD).")
     forcing_source: str | None
     cycle_hour: int
-    commands: list[str]
     output_check: OutputCheck | None
     inputs: list[S3Object] = []
 
@@ -354,7 +358,8 @@ def resolve(
     reference_time: datetime,
     reference: Literal["scheduled_time", "start_time"],
 ) -> Resolution:
-    """Resolve one execution for a reference time (NEXTGEN rules 1-6).
+    """Resolve one execution for a reference time (NEXTGEN rules 1-6; the commands
+    themselves with `commands_for`).
 
     `commands` are the ones the run sends (with `options`, the one built from
     them); `check` is `run_options.ii_check_s3` as plain data; `inputs` are
@@ -381,10 +386,18 @@ def resolve(
         daily_date=f"{day:%Y%m%d}",
         forcing_source=source,
         cycle_hour=cycle,
-        commands=resolve_commands(commands, day, forcing_source=source, prefix=prefix),
         output_check=output,
         inputs=[s3_object(replace_daily(url, day)) for url in inputs],
     )
+
+
+def commands_for(
+    commands: list[str], options: DatastreamCommandOptions | None, resolution: Resolution
+) -> list[str]:
+    """The commands as they are sent, for a resolution made from the same execution."""
+    _, prefix, _ = output_location(commands, options)
+    day = datetime.strptime(resolution.daily_date, "%Y%m%d").date()
+    return resolve_commands(commands, day, forcing_source=resolution.forcing_source, prefix=prefix)
 
 
 def s3_url(url: str) -> str:

@@ -318,6 +318,10 @@ class ExecutionRequest(_Strict):
             return [self.datastream_command_options.command()]
         return list(self.commands or [])
 
+    def resolved_commands(self, resolution: Resolution) -> list[str]:
+        """The commands as they are sent, DAILY resolved as `resolution` says."""
+        return daily.commands_for(self.command_list, self.datastream_command_options, resolution)
+
     def resolve(self, start_time: datetime) -> Resolution:
         """This execution as it runs when started at `start_time` (DAILY resolved)."""
         scheduled = self.schedule.scheduled_time if self.schedule else None

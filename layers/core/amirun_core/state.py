@@ -134,3 +134,7 @@ class WorkflowState(_Record):
         if self.resolved is not None:
             return self.resolved
         return read_execution(self.request).resolve(self.execution.start_time)
+
+    def resolved_commands(self) -> list[str]:
+        """The commands this run sends: the input's, DAILY resolved as Resolve said."""
+        return read_execution(self.request).resolved_commands(self.resolution())
