@@ -6,6 +6,8 @@ amirun render EXECUTION.json [--at TIME] [--json]   the file as it will run (DAI
 amirun start EXECUTION.json --stack NAME [--name RUN] [--follow]
 amirun status RUN --stack NAME
 amirun logs RUN --stack NAME
+amirun runs --stack NAME [--since 24h] [--status S] [--schedule PREFIX] [--json]
+amirun rerun RUN --stack NAME [--name NEW]
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import gc
 import signal
 import sys
 
-from amirun.commands import remote, render, run, validate
+from amirun.commands import remote, render, run, runs, validate
 
 #: One module per command group, in the order `amirun --help` lists them.
-COMMAND_GROUPS = (run, validate, render, remote)
+COMMAND_GROUPS = (run, validate, render, remote, runs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from amirun_core.cost import UsageRecord
 from amirun_core.daily import Resolution
 from amirun_core.execution import read_execution
 
@@ -92,6 +93,7 @@ class AttemptRecord(_Record):
     instance_id: str | None
     error: str
     cause: str | None
+    usage: UsageRecord | None = None
 
 
 class CleanupRecord(_Record):
@@ -110,6 +112,9 @@ class CleanupRecord(_Record):
     next_attempt: int | None = None
     relaunch_wait_seconds: int = 0
     attempts: list[AttemptRecord] = []
+    usage: UsageRecord | None = Field(
+        None, description="The instance's type, market, lifetime and estimated cost."
+    )
 
 
 class WorkflowState(_Record):
@@ -138,3 +143,14 @@ class WorkflowState(_Record):
     def resolved_commands(self) -> list[str]:
         """The commands this run sends: the input's, DAILY resolved as Resolve said."""
         return read_execution(self.request).resolved_commands(self.resolution())
+
+    @property
+    def schedule_name(self) -> str | None:
+        return schedule_name(self.request)
+
+
+def schedule_name(request: Any) -> str | None:
+    """The execution's `schedule.name`, when a schedule started it (else None)."""
+    schedule = request.get("schedule") if isinstance(request, dict) else None
+    name = schedule.get("name") if isinstance(schedule, dict) else None
+    return name if isinstance(name, str) and name else None
