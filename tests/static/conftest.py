@@ -30,6 +30,7 @@ FUNCTIONS = {
     "CheckerFunction": "checker",
     "StopperFunction": "stopper",
     "SweeperFunction": "sweeper",
+    "ReconcilerFunction": "reconciler",
     "NotifierFunction": "notifier",
 }
 

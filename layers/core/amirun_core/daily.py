@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
 DAILY = "DAILY"
@@ -159,13 +159,30 @@ def resolve_commands(
 class DatastreamCommandOptions(BaseModel):
     """The NextGen datastream form: amirun turns it into the one command the original ran."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        # The upload location comes whole, for editors as for the validator.
+        json_schema_extra={
+            "dependentRequired": {"s3_bucket": ["s3_prefix"], "s3_prefix": ["s3_bucket"]}
+        },
+    )
 
     start_time: str = Field(description="`-s`: start time (YYYYMMDDHHMM) or DAILY.")
     end_time: str = Field(description="`-e`: end time (YYYYMMDDHHMM).")
     forcing_source: str = Field(description="`-C`: forcing source, e.g. NWM_RETRO_V3.")
     realization: str = Field(description="`-R`: path or URL of the NextGen realization file.")
-    nprocs: int = Field(ge=1, le=1024, description="`-n`: processes; a string or a number.")
+    nprocs: Annotated[
+        int,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "integer", "minimum": 1, "maximum": 1024},
+                    {"type": "string", "pattern": "^\\s*0*[1-9][0-9]*\\s*$"},
+                ]
+            }
+        ),
+    ] = Field(ge=1, le=1024, description='`-n`: processes; a number or a string such as "4".')
     subset_id_type: str = Field(description="`-i`: kind of subset id, e.g. hl or vpu.")
     subset_id: str = Field(description="`-I`: subset id, e.g. Gages-09106150 or VPU_01.")
     hydrofabric_version: str = Field(description="`-v`: hydrofabric version, e.g. 2.2.")
