@@ -53,6 +53,8 @@ FAULTS: dict[str, str] = {
 #: Looks at a missing input before it appears, with the `inputs-late` fault.
 LATE_INPUT_LOOKS = 2
 
+#: Longest emulated agent delay or command duration a rehearsal takes, in seconds.
+MAX_DELAY_S = 3600
 STDOUT_LIMIT = 24_000
 STDERR_LIMIT = 8_000
 #: Attempts per call of an SDK client in standard retry mode, unless configured.
