@@ -46,8 +46,8 @@ STATE_LIMIT_BYTES = 262_144
 #: passes STATE_LIMIT_BYTES (States.DataLimitExceeded) and no Catch sees that:
 #: the instance would be left running. The state carries the input once
 #: (`request`) plus the run's own records; `bench/state_size.py` measured those
-#: at 52,227 bytes at most (six failed attempts with the costliest output), so
-#: the other half leaves them 2.5 times that.
+#: at 55,431 bytes at most (six failed attempts with the costliest output), so
+#: the other half leaves them 2.4 times that.
 MAX_INPUT_BYTES = 131_072
 
 #: Deeper than any real execution JSON goes; JSON nested deeper is refused unread.
@@ -152,6 +152,20 @@ BucketName = Annotated[
 ]
 
 
+def _object_key(value: str) -> str:
+    if value.startswith("s3://"):
+        key = value.removeprefix("s3://").partition("/")[2]
+        raise ValueError(
+            "the object key alone, without s3:// and the bucket" + (f' ("{key}")' if key else "")
+        )
+    return value
+
+
+ObjectKey = Annotated[
+    str, AfterValidator(_object_key), Field(json_schema_extra={"pattern": "^(?!s3://)"})
+]
+
+
 # --- the models ------------------------------------------------------------------------
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -161,7 +175,7 @@ class S3Check(_Strict):
     """Where the run's output must be after the command succeeds."""
 
     bucket: BucketName = Field(description="S3 bucket name (no s3://).")
-    prefix: str = Field(
+    prefix: ObjectKey = Field(
         min_length=1,
         description=(
             "Object key that must exist, or a prefix under which at least one object "
@@ -383,7 +397,8 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 
 
 def _nested_model_named(tag: str) -> type[BaseModel] | None:
-    models: dict[str, type[BaseModel]] = {"S3Check": S3Check}
+    # pydantic tags a union's model branch with the model's class name.
+    models = {model.__name__: model for model in _Strict.__subclasses__()}
     return models.get(tag)
 
 
