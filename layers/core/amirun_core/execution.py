@@ -14,7 +14,6 @@ the same rule for editors). A rule that spans fields goes in `_RULES`.
 from __future__ import annotations
 
 import collections
-import difflib
 import functools
 import ipaddress
 import json
@@ -33,7 +32,14 @@ from pydantic import (
 )
 
 from amirun_core.errors import InvalidExecutionInput, Problem
-from amirun_core.shapes import is_integer, json_type, shape_problems, shape_schema
+from amirun_core.shapes import (
+    MAX_HINTS,
+    is_integer,
+    json_type,
+    shape_problems,
+    shape_schema,
+    unknown_field,
+)
 
 #: SSM's own ceiling for AWS-RunShellScript's executionTimeout (48 h).
 MAX_TIMEOUT_S = 172_800
@@ -319,8 +325,10 @@ def _describe_all(errors: list[Any]) -> list[Problem]:
     lines: dict[Problem, None] = {}
     union_types: dict[str, list[str]] = {}
     union_inputs: dict[str, Any] = {}
+    hint = sum(error["type"] == "extra_forbidden" for error in errors) <= MAX_HINTS
     for error in errors:
         path, branch, fields = _walk(tuple(error["loc"]))
+        fields = fields if hint else []
         if branch is not None:
             union_input = _input_at(error, path, branch)
             if isinstance(union_input, dict) and branch[1] is not None:
@@ -405,9 +413,7 @@ def _nested_model_named(tag: str) -> type[BaseModel] | None:
 def _describe(error: Any, path: str, fields: list[str]) -> Problem:
     kind = error["type"]
     if kind == "extra_forbidden":
-        name = path.rsplit(".", 1)[-1]
-        hint = difflib.get_close_matches(name, fields, n=1)
-        return Problem(path, "unknown field" + (f" (did you mean {hint[0]}?)" if hint else ""))
+        return unknown_field(path, fields)
     if kind == "missing":
         return Problem(path, "required")
     if kind == "too_short":
