@@ -184,7 +184,7 @@ class EmulatedWorld:
                 )
             for event, handler in events.items():
                 client.meta.events.register(event, handler)
-            if self.settings.throttle_share:
+            if self.settings.throttle_share and service in THROTTLING_ERRORS:
                 retries = client.meta.config.retries or {}
                 self._attempts[service] = retries.get("total_max_attempts", SDK_ATTEMPTS)
                 # Before every other hook: a refused call goes no further.
