@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 import pytest
 from cli_helpers import EXECUTION_FILE, Stack, deploy, function_arns, set_moto_config
 
-from amirun import remote
 from amirun.cli import main
+from amirun.commands import remote
 from amirun.local.lambda_endpoint import LambdaEndpoint
 from amirun.local.runner import prepare_standins
 from amirun.local.world import EmulatedWorld, WorldSettings

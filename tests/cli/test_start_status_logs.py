@@ -15,8 +15,8 @@ import boto3
 import pytest
 from cli_helpers import EXECUTION_FILE, Stack, create_stack, deploy
 
-from amirun import remote
 from amirun.cli import main
+from amirun.commands import remote
 
 Capsys = pytest.CaptureFixture[str]
 

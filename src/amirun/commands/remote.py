@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from amirun.cli import (
+from amirun.commands.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -395,3 +395,30 @@ def cmd_logs(args: argparse.Namespace) -> int:
         print(("\n" if index else "") + f"==> s3://{bucket}/{key} <==")
         print(text, end="" if text.endswith("\n") or not text else "\n")
     return EXIT_OK
+
+
+def _target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stack", help="name of the deployed amirun stack (its outputs name the state machine)"
+    )
+    parser.add_argument("--state-machine", help="state machine ARN (instead of --stack)")
+    parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
+
+
+def register(sub: Any) -> None:
+    start = sub.add_parser("start", help="start an execution on a deployed stack")
+    start.add_argument("execution")
+    start.add_argument("--name", help="execution name (default: generated)")
+    start.add_argument("--follow", action="store_true", help="show progress until it ends")
+    _target(start)
+    start.set_defaults(func=cmd_start)
+
+    status = sub.add_parser("status", help="how an execution is doing or how it ended")
+    status.add_argument("run", help="execution name or ARN")
+    _target(status)
+    status.set_defaults(func=cmd_status)
+
+    logs = sub.add_parser("logs", help="the command's stdout and stderr from the output bucket")
+    logs.add_argument("run", help="execution name or ARN")
+    _target(logs)
+    logs.set_defaults(func=cmd_logs)

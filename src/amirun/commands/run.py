@@ -1,0 +1,100 @@
+"""`amirun run`: rehearse an execution on the embedded AWS emulator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from amirun.commands.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    load_execution,
+    print_result,
+    progress_printer,
+)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from amirun.local.runner import RehearsalError, RehearsalOptions, rehearse
+
+    request = load_execution(args.execution)
+    out = sys.stderr if args.json else sys.stdout
+    options = RehearsalOptions(
+        exec_commands=args.exec_commands,
+        faults=frozenset(args.fault),
+        strict=args.strict,
+        time_scale=args.time_scale,
+        agent_delay_s=args.agent_delay,
+        command_duration_s=args.command_duration,
+    )
+    mode = "commands run in a local shell" if args.exec_commands else "commands recorded, not run"
+    print(
+        f"Rehearsing {args.execution} on the embedded AWS emulator"
+        f" (times x{args.time_scale}, {mode})",
+        file=out,
+    )
+    try:
+        result = rehearse(
+            request, options, on_progress=None if args.quiet else progress_printer(out)
+        )
+    except RehearsalError as exc:
+        print(f"amirun: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print_result(result, out)
+    if args.json:
+        json.dump(result.to_json(), sys.stdout, indent=2, default=str)
+        print()
+    return EXIT_OK if result.succeeded else EXIT_FAILED
+
+
+def register(sub: Any) -> None:
+    from amirun.local.world import FAULTS
+
+    run = sub.add_parser("run", help="rehearse an execution on the embedded AWS emulator")
+    run.add_argument("execution", help="execution JSON file")
+    run.add_argument(
+        "--exec-commands",
+        action="store_true",
+        help="run the commands in a local shell, in a temporary directory, with AWS "
+        "endpoints pointing at the emulator",
+    )
+    run.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        choices=sorted(FAULTS),
+        help="inject a fault (repeatable): " + "; ".join(f"{k}: {v}" for k, v in FAULTS.items()),
+    )
+    run.add_argument(
+        "--strict",
+        action="store_true",
+        help="do not create stand-ins: a resource the execution names must already exist",
+    )
+    run.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.01,
+        help="scale of every wait and time limit (default 0.01: a 30 s poll takes 1 s)",
+    )
+    run.add_argument(
+        "--agent-delay",
+        type=float,
+        default=1.5,
+        help="seconds until the emulated SSM agent is online (default 1.5)",
+    )
+    run.add_argument(
+        "--command-duration",
+        type=float,
+        default=1.5,
+        help="seconds a recorded command runs (default 1.5)",
+    )
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON on stdout (progress goes to stderr)",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress, only the result")
+    run.set_defaults(func=cmd_run)
