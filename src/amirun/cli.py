@@ -5,6 +5,7 @@ amirun validate EXECUTION.json       check the file, no AWS calls
 amirun start EXECUTION.json --stack NAME [--name RUN] [--follow]
 amirun status RUN --stack NAME
 amirun logs RUN --stack NAME
+amirun schedules expand|render|plan|apply ...   schedule sets declared in files
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import argparse
 import signal
 import sys
 
-from amirun.commands import remote, run, validate
+from amirun.commands import remote, run, schedules, validate
 
 #: One module per command group, in the order `amirun --help` lists them.
-COMMAND_GROUPS = (run, validate, remote)
+COMMAND_GROUPS = (run, validate, remote, schedules)
 
 
 def build_parser() -> argparse.ArgumentParser:

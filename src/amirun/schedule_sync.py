@@ -176,9 +176,7 @@ def group_schedules(scheduler: Any, group: str) -> dict[str, dict[str, Any]]:
         return dict(zip(names, pool.map(get, names), strict=True))
 
 
-def plan(
-    scheduler: Any, schedules: Iterable[Schedule], destination: Destination
-) -> Plan:
+def plan(scheduler: Any, schedules: Iterable[Schedule], destination: Destination) -> Plan:
     current = group_schedules(scheduler, destination.group)
     changes: list[Change] = []
     unchanged = 0

@@ -7,8 +7,8 @@ pattern, a cron/rate expression and values computed from the row
 (`${(init + 1) % 24}`, `${types[vpu]}`, `${vcpus[instance_type] - 1}`).
 The format is described in the README ("Schedules from a file").
 
-Expanding a file needs no AWS call; `sync` turns the expanded set into the
-Scheduler API calls that make a schedule group equal to it.
+Expanding a file needs no AWS call; `amirun.schedule_sync` turns the expanded
+set into the Scheduler API calls that make a schedule group equal to it.
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ class _Settings(_Strict):
             try:
                 zoneinfo.ZoneInfo(value)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r} (e.g. UTC, America/New_York)")
+                raise ValueError(
+                    f"unknown time zone {value!r} (e.g. UTC, America/New_York)"
+                ) from None
         return value
 
 
@@ -135,6 +137,11 @@ class Schedule:
 
     def describe_row(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.row.items())
+
+    def label(self) -> str:
+        """The schedule and the matrix values of its row."""
+        row = self.describe_row()
+        return f"{self.name} ({row})" if row else self.name
 
     def input_at(self, scheduled_time: str) -> dict[str, Any]:
         """The execution input as Scheduler hands it over when it fires at `scheduled_time`."""
@@ -226,9 +233,7 @@ def _evaluate(node: ast.expr, scope: dict[str, Any], tables: dict[str, Any], tex
                 raise _Unresolved(f"${{{text}}}: index {index} outside the list")
             return table[index]
         raise _Unresolved(f"${{{text}}}: {table!r} is not a table")
-    raise _Unresolved(
-        f"${{{text}}}: only names, table[key], integers and + - * // % are allowed"
-    )
+    raise _Unresolved(f"${{{text}}}: only names, table[key], integers and + - * // % are allowed")
 
 
 def _as_text(value: Any) -> str:
@@ -290,7 +295,8 @@ def load_file(path: Path) -> ScheduleFile:
         if first["type"] == "extra_forbidden":
             message = "unknown field"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ScheduleFileError(f"{path}: {_field_path(tuple(first['loc']))}: {message}{more}")
+        field = _field_path(tuple(first["loc"]))
+        raise ScheduleFileError(f"{path}: {field}: {message}{more}") from None
 
 
 def _matrix_values(
@@ -439,8 +445,8 @@ def expand(paths: Iterable[Path]) -> list[Schedule]:
             first = seen.get(schedule.name)
             if first is not None:
                 raise ScheduleFileError(
-                    f"{schedule.source} ({schedule.describe_row()}): the name {schedule.name}"
-                    f" is declared twice (also {first.source}, {first.describe_row()})"
+                    f"{schedule.source}: the name {schedule.name} is declared twice:"
+                    f" {first.label()} in {first.source}, {schedule.label()}"
                 )
             seen[schedule.name] = schedule
             schedules.append(schedule)
@@ -454,9 +460,7 @@ class Problem:
     messages: list[str]
 
     def __str__(self) -> str:
-        return (
-            f"{self.schedule.name} ({self.schedule.describe_row()}): " + "; ".join(self.messages)
-        )
+        return f"{self.schedule.label()}: " + "; ".join(self.messages)
 
 
 def schedule_problems(schedule: Schedule, ec2_model: Any = None) -> list[str]:
@@ -498,4 +502,4 @@ def find(schedules: Iterable[Schedule], name: str) -> Schedule:
 
     close = difflib.get_close_matches(name, list(by_name), n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]}?)" if close else ""
-    raise ScheduleFileError(f"no schedule named {name} in the file{hint}")
+    raise ScheduleFileError(f"no schedule named {name}{hint}")

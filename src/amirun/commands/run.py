@@ -14,13 +14,25 @@ from amirun.commands.common import (
     load_execution,
     print_result,
     progress_printer,
+    usage_error,
 )
+from amirun.commands.schedules import schedule_input, scheduled_time
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from amirun.local.runner import RehearsalError, RehearsalOptions, rehearse
 
-    request = load_execution(args.execution)
+    if args.schedule:
+        if args.execution or not args.at:
+            raise usage_error("--schedule FILE NAME takes --at TIME and no execution file")
+        path, name = args.schedule
+        request = schedule_input(path, name, args.at)
+        label = f"schedule {name} at {args.at}"
+    elif args.execution:
+        request = load_execution(args.execution)
+        label = args.execution
+    else:
+        raise usage_error("give an execution JSON file, or --schedule FILE NAME --at TIME")
     out = sys.stderr if args.json else sys.stdout
     options = RehearsalOptions(
         exec_commands=args.exec_commands,
@@ -32,8 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     mode = "commands run in a local shell" if args.exec_commands else "commands recorded, not run"
     print(
-        f"Rehearsing {args.execution} on the embedded AWS emulator"
-        f" (times x{args.time_scale}, {mode})",
+        f"Rehearsing {label} on the embedded AWS emulator (times x{args.time_scale}, {mode})",
         file=out,
     )
     try:
@@ -54,7 +65,19 @@ def register(sub: Any) -> None:
     from amirun.local.world import FAULTS
 
     run = sub.add_parser("run", help="rehearse an execution on the embedded AWS emulator")
-    run.add_argument("execution", help="execution JSON file")
+    run.add_argument("execution", nargs="?", help="execution JSON file")
+    run.add_argument(
+        "--schedule",
+        nargs=2,
+        metavar=("FILE", "NAME"),
+        help="rehearse a schedule of a schedule file instead, as it runs --at TIME",
+    )
+    run.add_argument(
+        "--at",
+        type=scheduled_time,
+        metavar="TIME",
+        help="with --schedule: the scheduled time, ISO 8601 (UTC unless an offset is given)",
+    )
     run.add_argument(
         "--exec-commands",
         action="store_true",
