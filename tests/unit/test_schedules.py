@@ -177,8 +177,9 @@ def test_cfe_nom_short_range_spot_checks() -> None:
     assert late.expression == "cron(0 7 * * ? *)"
     assert late.execution["instance_parameters"]["InstanceType"] == "m8g.2xlarge"
     assert " -n 7 " in late.execution["commands"][0]
-    assert "forcing_short_range/06/ngen.t06z.short_range.forcing.f001_f018.VPU_10L.nc" in (
-        late.execution["commands"][0]
+    assert (
+        "forcing_short_range/06/ngen.t06z.short_range.forcing.f001_f018.VPU_10L.nc"
+        in (late.execution["commands"][0])
     )
     midnight = by_name("short_range_fcst23_vpu03W_schedule_cfe_nom_prod")
     assert midnight.expression == "cron(0 0 * * ? *)"
@@ -235,7 +236,11 @@ def test_generic_example_lookups_windows_and_a_disabled_single_schedule() -> Non
     }
     assert (small.flexible_window, small.time_zone, small.enabled) == (15, "Europe/Paris", True)
     assert small.description == "The small dataset's nightly report"
-    assert (hourly.expression, hourly.flexible_window, hourly.enabled) == ("rate(1 hour)", None, False)
+    assert (hourly.expression, hourly.flexible_window, hourly.enabled) == (
+        "rate(1 hour)",
+        None,
+        False,
+    )
     assert hourly.execution["run_options"]["timeout_s"] == 300
     assert hourly.row == {}
 
