@@ -166,7 +166,7 @@ def test_apply_creates_the_set_then_a_rerun_changes_nothing(
     assert (target["RoleArn"], target["DeadLetterConfig"]["Arn"]) == (ROLE, QUEUE)
     # As stored, after a round trip through the API: the context attributes are intact.
     assert (
-        '"Name":"medium_range_fcst06_mem1_vpu10U_schedule_c_<aws.scheduler.execution-id>"'
+        '"Name":"medium_range_fcst06_mem1_vpu10U_schedule_cf_<aws.scheduler.execution-id>"'
         in (target["Input"])
     )
     assert '\\"scheduled_time\\":\\"<aws.scheduler.scheduled-time>\\"' in target["Input"]
