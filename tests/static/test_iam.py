@@ -45,9 +45,18 @@ def as_list(value: Any) -> list[Any]:
 
 
 def allow_statements(node: Any) -> Iterator[dict[str, Any]]:
-    """Every Allow statement, inline in SAM Policies or in an IAM resource."""
+    """Every Allow statement, inline in SAM Policies or in an IAM resource.
+
+    A statement with a Principal is a trust or resource policy (who may assume a
+    role), not a permission, and is left out.
+    """
     for item in walk(node):
-        if isinstance(item, dict) and "Action" in item and item.get("Effect") == "Allow":
+        if (
+            isinstance(item, dict)
+            and "Action" in item
+            and item.get("Effect") == "Allow"
+            and "Principal" not in item
+        ):
             yield item
 
 
