@@ -175,20 +175,15 @@ def _change_line(change: schedule_sync.Change) -> str:
     return line
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
-    result = _plan(args)
-    if result is None:
-        return EXIT_FAILED
-    _, planned = result
-    print(f"Plan: {planned.summary()}")
-    return EXIT_OK
-
-
-def cmd_apply(args: argparse.Namespace) -> int:
+def cmd_sync(args: argparse.Namespace) -> int:
+    """`plan` prints the changes; `apply` prints them and carries them out."""
     result = _plan(args)
     if result is None:
         return EXIT_FAILED
     scheduler, planned = result
+    if not args.apply:
+        print(f"Plan: {planned.summary()}")
+        return EXIT_OK
     if not planned.changes:
         print(f"Nothing to change: {planned.summary()}")
         return EXIT_OK
@@ -244,9 +239,9 @@ def register(sub: Any) -> None:
     _at(render)
     render.set_defaults(func=cmd_render)
 
-    for name, func, text in (
-        ("plan", cmd_plan, "show what apply would create, change and delete"),
-        ("apply", cmd_apply, "make the stack's schedule group equal to the files"),
+    for name, text in (
+        ("plan", "show what apply would create, change and delete"),
+        ("apply", "make the stack's schedule group equal to the files"),
     ):
         command = actions.add_parser(name, help=text)
         command.add_argument("files", nargs="+", metavar="FILE", help=files_help)
@@ -254,7 +249,7 @@ def register(sub: Any) -> None:
             "--stack", required=True, help="the deployed amirun stack whose schedule group to sync"
         )
         command.add_argument("--region", help="AWS region (default: your AWS configuration)")
-        command.set_defaults(func=_reported(func), state_machine=None)
+        command.set_defaults(func=_reported(cmd_sync), apply=name == "apply", state_machine=None)
 
 
 def _at(parser: argparse.ArgumentParser) -> None:
