@@ -13,7 +13,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from amirun_core import aws, timing
-from amirun_core.errors import RELAUNCHABLE, CleanupFailed, InvalidExecutionInput, error_message
+from amirun_core.errors import (
+    RELAUNCHABLE,
+    CleanupFailed,
+    InvalidExecutionInput,
+    one_line_cause,
+)
 from amirun_core.execution import RunOptions, read_execution
 from amirun_core.launch import TAG_ATTEMPT, TAG_EXECUTION
 from amirun_core.state import AttemptRecord, CleanupRecord, WorkflowState
@@ -86,11 +91,13 @@ def _release_volumes(ec2: Any, instance_id: str, volume_ids: list[str]) -> tuple
 
 
 def must_terminate(instance: dict[str, Any], options: RunOptions) -> bool:
-    """Terminate when asked, when EC2 cannot stop the instance (one-time spot), or
-    when it is already going away (so the record says what really happened)."""
+    """Terminate when asked, when EC2 cannot stop the instance (one-time spot, an
+    instance-store root), or when it is already going away (so the record says what
+    really happened)."""
     return (
         options.ii_terminate_instance
         or instance.get("InstanceLifecycle") == "spot"
+        or instance.get("RootDeviceType") == "instance-store"
         or instance["State"]["Name"] in ("shutting-down", "terminated")
     )
 
@@ -108,8 +115,19 @@ def _advance(ec2: Any, instance: dict[str, Any], terminate: bool) -> bool:
             return False
     except ClientError as exc:
         aws.raise_if_throttled(exc, "StopInstances/TerminateInstances")
-        if aws.error_code(exc) == "IncorrectInstanceState":
+        aws.raise_if_denied(
+            exc,
+            f"Stopping or terminating {instance_id}",
+            "the function's role may stop and terminate only instances tagged amirun:stack "
+            "with this stack's name (ec2:StopInstances, ec2:TerminateInstances)",
+        )
+        code = aws.error_code(exc)
+        if code == "IncorrectInstanceState":
             return False  # mid-transition: look again after the next wait
+        if code == "UnsupportedOperation" and not terminate:
+            # EC2 cannot stop this one (e.g. an instance-store root): terminate instead,
+            # or it would keep running; the next look reports it terminated.
+            return _advance(ec2, instance, terminate=True)
         raise
     # A terminated instance is at rest even when a stop was asked for (spot interruption).
     return bool(state == "terminated" or (not terminate and state == "stopped"))
@@ -172,7 +190,7 @@ def _finish(state: WorkflowState, options: RunOptions, record: CleanupRecord) ->
     """Once at rest: on the failure path, say why and whether to relaunch."""
     if state.error is None:
         return record
-    cause = error_message(state.error.Cause)
+    cause = one_line_cause(state.error.Cause)
     this = AttemptRecord(
         attempt=state.attempt, instance_id=record.instance_id, error=state.error.Error, cause=cause
     )

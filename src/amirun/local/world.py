@@ -41,6 +41,7 @@ FAULTS: dict[str, str] = {
     "crash": "a step's Lambda crashes with an unexpected error",
     "spot-interruption": "the instance is terminated under the running command",
     "lost-response": "the starter's first response is lost after it launched the instance",
+    "stop-refused": "EC2 refuses to stop or terminate the instance (a missing permission)",
 }
 
 STDOUT_LIMIT = 24_000
@@ -122,6 +123,8 @@ class EmulatedWorld:
                 "before-call.ec2.RunInstances": self._run_instances,
                 "after-call.ec2.RunInstances": self._after_run_instances,
                 "after-call.ec2.DescribeInstances": self._after_describe_instances,
+                "before-call.ec2.StopInstances": self._refuse_stop,
+                "before-call.ec2.TerminateInstances": self._refuse_stop,
                 "after-call.ec2.StopInstances": self._after_stop,
                 "after-call.ec2.TerminateInstances": self._after_stop,
             },
@@ -190,6 +193,14 @@ class EmulatedWorld:
                 self._launched.setdefault(instance["InstanceId"], time.monotonic())
                 if token:
                     self._tokens[token] = instance["InstanceId"]
+
+    def _refuse_stop(self, model: Any, **_: Any) -> None:
+        if "stop-refused" in self.settings.faults:
+            raise _client_error(
+                "UnauthorizedOperation",
+                "You are not authorized to perform this operation (rehearsal fault).",
+                model.name,
+            )
 
     def _after_stop(self, parsed: dict[str, Any], **_: Any) -> None:
         with self._lock:
