@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from amirun_core import aws, timing
 from amirun_core.errors import (
@@ -32,10 +33,16 @@ def run_options_of(raw_request: Any) -> RunOptions:
         return read_execution(raw_request).run_options
     except InvalidExecutionInput:
         pass
-    try:
-        return RunOptions.model_validate(raw_request.get("run_options") or {})
-    except Exception:  # noqa: BLE001 - any malformed options: fall back to the defaults
-        return RunOptions()
+    given = raw_request.get("run_options") if isinstance(raw_request, dict) else None
+    # Each option that is valid on its own is honoured; the others take their defaults.
+    usable = {}
+    for name, value in (given if isinstance(given, dict) else {}).items():
+        try:
+            RunOptions.model_validate({name: value})
+        except ValidationError:
+            continue
+        usable[name] = value
+    return RunOptions.model_validate(usable)
 
 
 def find_instances(ec2: Any, execution_id: str, attempt: int | None = None) -> list[dict[str, Any]]:

@@ -17,11 +17,23 @@ class AmirunError(Exception):
 
 # --- Before launch: nothing is running, nothing to clean up. -------------------
 class InvalidExecutionInput(AmirunError):
-    """The execution JSON is malformed; the message names each bad field."""
+    """The execution JSON is malformed; the message names each bad field.
+
+    The message becomes the failure's cause in the workflow's state, so it stays
+    short whatever the input: each problem cut at PROBLEM_CHARS, the first
+    SHOWN_PROBLEMS of them, then a count.
+    """
+
+    PROBLEM_CHARS = 400
+    SHOWN_PROBLEMS = 20
 
     def __init__(self, *problems: str) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = list(problems)
+        self.problems = [
+            p if len(p) <= self.PROBLEM_CHARS else p[: self.PROBLEM_CHARS] + "..." for p in problems
+        ]
+        more = len(self.problems) - self.SHOWN_PROBLEMS
+        shown = self.problems[: self.SHOWN_PROBLEMS] + ([f"and {more} more"] if more > 0 else [])
+        super().__init__("; ".join(shown))
 
 
 class LaunchRejected(AmirunError):

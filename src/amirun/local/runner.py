@@ -31,6 +31,7 @@ from amirun.local.world import FAULTS, EmulatedWorld, WorldSettings
 from amirun.progress import Progress, RunResult, describe_result
 from amirun.project import load_workflow
 from amirun_core.command import expand_daily
+from amirun_core.execution import STATE_LIMIT_BYTES
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -75,6 +76,10 @@ class RehearsalResult(RunResult):
     standins: list[str] = field(default_factory=list)
     sent_commands: list[list[str]] = field(default_factory=list)
     standin_outputs: list[str] = field(default_factory=list)
+    #: Bytes of the largest state the execution carried (Step Functions allows
+    #: STATE_LIMIT_BYTES), and by how much it exceeded the input.
+    largest_state_bytes: int = 0
+    largest_state_growth: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +93,7 @@ class RehearsalResult(RunResult):
             "instances": self.instances,
             "standins": self.standins,
             "notes": self.notes,
+            "largest_state_bytes": self.largest_state_bytes,
         }
 
 
@@ -266,6 +272,12 @@ def expected_output(request: dict[str, Any], run_date: str) -> tuple[str, str] |
 
 
 # --- following the execution -----------------------------------------------------------
+def state_bytes(payload: str) -> int:
+    """Bytes of a state as Step Functions carries it: compact JSON, UTF-8."""
+    compact = json.dumps(json.loads(payload), separators=(",", ":"), ensure_ascii=False)
+    return len(compact.encode("utf-8"))
+
+
 class _Follower:
     """Turns history events and invocations into Progress, in order."""
 
@@ -275,6 +287,7 @@ class _Follower:
         self._sfn, self._arn, self._started, self._emit = sfn, arn, started, emit
         self._seen = 0
         self.states: list[str] = []
+        self.largest_state = 0
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started
@@ -282,6 +295,11 @@ class _Follower:
     def read_history(self) -> None:
         events = self._sfn.get_execution_history(executionArn=self._arn, maxResults=1000)["events"]
         for event in events[self._seen :]:
+            payload = (event.get("stateEnteredEventDetails") or {}).get("input") or (
+                event.get("stateExitedEventDetails") or {}
+            ).get("output")
+            if payload:
+                self.largest_state = max(self.largest_state, state_bytes(payload))
             if event["type"].endswith("StateEntered"):
                 name = event["stateEnteredEventDetails"]["name"]
                 self.states.append(name)
@@ -424,6 +442,8 @@ def rehearse(
                 standins=standins,
                 sent_commands=list(world.sent_commands),
                 standin_outputs=list(world.standin_outputs),
+                largest_state_bytes=follower.largest_state,
+                largest_state_growth=follower.largest_state - state_bytes(json.dumps(request)),
             )
             result.instances = _instances_of(clients["ec2"], arn)
             result.notes = _notes(options, result)
@@ -461,4 +481,9 @@ def _notes(options: RehearsalOptions, result: RehearsalResult) -> list[str]:
         notes.append(f"{location} was put in place as a stand-in for the run's output")
     if options.faults:
         notes.append("faults injected: " + ", ".join(sorted(options.faults)))
+    if result.largest_state_bytes > STATE_LIMIT_BYTES * 0.9:
+        notes.append(
+            f"the largest state was {result.largest_state_bytes:,} bytes, close to Step "
+            f"Functions' limit of {STATE_LIMIT_BYTES:,} (States.DataLimitExceeded)"
+        )
     return notes
