@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from amirun_core.errors import InvalidExecutionInput
-from amirun_core.execution import parse_execution
+from amirun_core.execution import decode_execution, parse_execution
 
 #: Scheduler's universal target that calls Step Functions' StartExecution.
 START_EXECUTION_TARGET = "arn:aws:scheduler:::aws-sdk:sfn:startExecution"
@@ -407,14 +407,15 @@ def _execution(
 ) -> dict[str, Any]:
     text = substitute(template.text, scope, tables, escape=_json_string_content)
     try:
-        execution = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _Unresolved(
-            f"{template.path.name} is not valid JSON once filled in (line {exc.lineno}: "
-            f"{exc.msg}); a text placeholder outside quotes needs quotes around it"
-        ) from None
-    if not isinstance(execution, dict):
-        raise _Unresolved(f"{template.path.name}: the execution JSON must be an object")
+        # Read as strictly as `amirun validate` reads an execution file.
+        execution = decode_execution(text.encode("utf-8"))
+    except InvalidExecutionInput as exc:
+        hint = (
+            "; a text placeholder outside quotes needs quotes around it"
+            if "not valid JSON" in str(exc)
+            else ""
+        )
+        raise _Unresolved(f"{template.path.name} once filled in: {exc}{hint}") from None
     if "schedule" in execution:
         raise _Unresolved(f"{template.path.name}: `schedule` is set for each schedule, remove it")
     # The run's reference time is the time it was scheduled for, whenever it starts.
