@@ -17,10 +17,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# What a rehearsal needs: runtime libraries and the emulator, nothing else.
+# What a rehearsal needs: the pinned runtime libraries and the emulator (the [rehearse] extra).
 $(VENV)/.run: requirements/run.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements/run.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet -e '.[rehearse]'
 	touch $@
 
 # Everything the tests need on top.
