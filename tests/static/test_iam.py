@@ -47,17 +47,22 @@ def as_list(value: Any) -> list[Any]:
 def allow_statements(node: Any) -> Iterator[dict[str, Any]]:
     """Every Allow statement, inline in SAM Policies or in an IAM resource.
 
-    A statement with a Principal is a trust or resource policy (who may assume a
-    role), not a permission, and is left out.
+    Not a KMS key's own policy: there Resource "*" means that key, and its
+    principals are checked by test_notification_key_policy. Not a trust policy
+    either: a statement with a Principal says who may assume a role, it grants nothing.
     """
-    for item in walk(node):
-        if (
-            isinstance(item, dict)
-            and "Action" in item
-            and item.get("Effect") == "Allow"
-            and "Principal" not in item
-        ):
-            yield item
+    if isinstance(node, dict) and node.get("Type") == "AWS::KMS::Key":
+        return
+    if (
+        isinstance(node, dict)
+        and "Action" in node
+        and node.get("Effect") == "Allow"
+        and "Principal" not in node
+    ):
+        yield node
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    for child in children:
+        yield from allow_statements(child)
 
 
 def grants(statement: dict[str, Any], action: str) -> bool:
@@ -174,6 +179,12 @@ CALLS = {
         "ec2:DeleteVolume",
     },
     "SweeperFunction": {"ec2:DescribeInstances", "ec2:StopInstances", "ec2:TerminateInstances"},
+    "NotifierFunction": {
+        "ec2:DescribeInstances",
+        "sns:Publish",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    },
 }
 
 
@@ -185,3 +196,26 @@ def test_each_function_gets_its_calls(
     assert granted == calls
     # SAM policy templates and managed policies would grant more than we can see here.
     assert all(set(p) == {"Statement"} for p in resources[function]["Properties"]["Policies"])
+
+
+def test_the_notifier_publishes_only_to_the_stacks_topic(resources: dict[str, Any]) -> None:
+    statements = _policies(resources, "NotifierFunction")
+    (publish,) = [s for s in statements if grants(s, "sns:Publish")]
+    assert publish["Resource"] == {"Ref": "NotificationTopic"}
+    (encrypt,) = [s for s in statements if grants(s, "kms:GenerateDataKey")]
+    assert encrypt["Resource"] == {"Fn::GetAtt": ["NotificationKey", "Arn"]}
+
+
+def test_notification_key_policy(resources: dict[str, Any]) -> None:
+    """The account administers the key; CloudWatch (alarms) may only encrypt, for it."""
+    key = resources["NotificationKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    statements = key["KeyPolicy"]["Statement"]
+    principals = [s["Principal"] for s in statements]
+    assert principals == [
+        {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+        {"Service": "cloudwatch.amazonaws.com"},
+    ]
+    alarms = statements[1]
+    assert sorted(alarms["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}

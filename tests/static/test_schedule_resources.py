@@ -59,6 +59,7 @@ def test_dead_letter_queue_and_its_alarm(resources: dict[str, Any]) -> None:
     ]
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
     assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == [{"Ref": "NotificationTopic"}]
 
 
 def test_outputs_that_plan_and_apply_read(template: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from unit_helpers import (
     load_json,
 )
 
+from amirun_core import aws
 from amirun_core.command import send_commands
 from amirun_core.launch import TAG_EXECUTION, launch_instance
 from amirun_core.state import (
@@ -50,7 +51,10 @@ FUNCTION_OF = {
     "stopper": "stopper",
     "stopper-after-failure": "stopper",
     "sweeper": "sweeper",
+    "notifier": "notifier",
 }
+#: EventBridge events (not workflow states): the execution is their detail's input.
+EXECUTION_EVENTS = ("sweeper", "notifier")
 
 
 def invoke(module: ModuleType, event: dict[str, Any], context: FakeLambdaContext) -> Any:
@@ -93,7 +97,7 @@ def test_every_event_file_has_a_test() -> None:
     }
 
 
-@pytest.mark.parametrize("name", sorted(set(FUNCTION_OF) - {"sweeper"}))
+@pytest.mark.parametrize("name", sorted(set(FUNCTION_OF) - set(EXECUTION_EVENTS)))
 def test_every_event_carries_the_sample_execution(name: str) -> None:
     event = load_event(name)
 
@@ -104,11 +108,12 @@ def test_every_event_carries_the_sample_execution(name: str) -> None:
     assert state.attempt == 1
 
 
-def test_the_sweeper_event_carries_the_sample_execution_as_its_input() -> None:
-    detail = load_event("sweeper")["detail"]
+@pytest.mark.parametrize(("name", "status"), [("sweeper", "FAILED"), ("notifier", "TIMED_OUT")])
+def test_execution_events_carry_the_sample_execution_as_their_input(name: str, status: str) -> None:
+    detail = load_event(name)["detail"]
 
     assert json.loads(detail["input"]) == load_json(EVENTS / "execution.json")
-    assert detail["status"] == "FAILED"
+    assert detail["status"] == status
 
 
 def test_starter_event(
@@ -250,3 +255,23 @@ def test_sweeper_event(
     assert result == {"execution": detail["executionArn"], "status": "FAILED", "swept": [left]}
     assert instance_state(ec2, left) == "terminated"  # ii_terminate_instance: true
     assert instance_state(ec2, unrelated) == "running"
+
+
+def test_notifier_event(
+    load_handler: Handler,
+    ec2: Any,
+    iam: Any,
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    event = load_event("notifier")
+    detail = event["detail"]
+    topic = aws.client("sns").create_topic(Name="amirun-notifications")["TopicArn"]
+    monkeypatch.setenv("TOPIC_ARN", topic)
+    notifier = load_handler("notifier")
+
+    result = invoke(notifier, event, lambda_context)
+
+    assert result["execution"] == detail["executionArn"]
+    assert result["status"] == "TIMED_OUT"
+    assert result["message_id"]
