@@ -21,7 +21,7 @@ import pytest
 from cli_helpers import Live, follow
 
 from amirun.cli import main
-from amirun.commands import remote
+from amirun.commands import remote, runs
 from amirun.commands.runs import NAME_LIMIT, rerun_name, rerun_request, since_time
 
 Capsys = pytest.CaptureFixture[str]
@@ -298,3 +298,18 @@ def test_a_rerun_of_a_long_named_run_gets_a_valid_schedule_name() -> None:
         "commands": ["true"],
         "schedule": {"name": "n" * 64, "scheduled_time": "2026-11-26T06:00:05Z"},
     }
+
+
+def test_ctrl_c_while_listing_is_one_line(
+    ran: Ran, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "run_row", interrupted)
+    capsys.readouterr()
+
+    assert main(["runs", "--stack", ran.live.stack.name]) == 130
+
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "\namirun: interrupted\n")

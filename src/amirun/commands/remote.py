@@ -67,6 +67,10 @@ def _reported(command: CliCommand) -> CliCommand:
             )
         except (ClientError, BotoCoreError) as exc:
             message = str(exc)
+        except KeyboardInterrupt:
+            # Ctrl-C while reading: nothing was changed, nothing to undo.
+            print("\namirun: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         print(f"amirun: {message}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -158,8 +158,12 @@ def list_runs(
         listed += newer
         if len(newer) < len(page["executions"]):
             break
-    with ThreadPoolExecutor(max_workers=PARALLEL_LOOKUPS) as pool:
+    pool = ThreadPoolExecutor(max_workers=PARALLEL_LOOKUPS)
+    try:
         rows = list(pool.map(lambda execution: run_row(sfn, execution), listed))
+    finally:
+        # After Ctrl-C, do not wait for the lookups not yet started.
+        pool.shutdown(wait=False, cancel_futures=True)
     if schedule_prefix is not None:
         rows = [r for r in rows if (r.schedule or "").startswith(schedule_prefix)]
     return sorted(rows, key=lambda r: (r.started, r.name))
