@@ -17,7 +17,7 @@ from typing import Any
 
 from amirun import schedule_sync
 from amirun.commands.common import EXIT_FAILED, EXIT_OK, usage_error
-from amirun.commands.remote import Target, _reported
+from amirun.commands.remote import EXIT_INTERRUPTED, Target, _reported
 from amirun.schedules import (
     Problem,
     Schedule,
@@ -31,8 +31,6 @@ from amirun.schedules import (
 GROUP_OUTPUT = "ScheduleGroupName"
 ROLE_OUTPUT = "SchedulerRoleArn"
 DEAD_LETTER_OUTPUT = "ScheduleDeadLetterQueueArn"
-#: Exit code after Ctrl-C during apply (rerun apply to finish).
-EXIT_INTERRUPTED = 130
 
 
 def _expanded(paths: list[str]) -> list[Schedule]:
