@@ -28,6 +28,7 @@ FUNCTIONS = {
     "CheckerFunction": "checker",
     "StopperFunction": "stopper",
     "SweeperFunction": "sweeper",
+    "ReconcilerFunction": "reconciler",
     "NotifierFunction": "notifier",
 }
 

@@ -168,7 +168,12 @@ CALLS = {
     },
     "ReadinessFunction": {"ec2:DescribeInstances", "ssm:DescribeInstanceInformation"},
     "CommanderFunction": {"ssm:SendCommand", "ssm:ListCommands"},
-    "PollerFunction": {"ssm:GetCommandInvocation", "ssm:CancelCommand", "ec2:DescribeInstances"},
+    "PollerFunction": {
+        "ssm:GetCommandInvocation",
+        "ssm:CancelCommand",
+        "ec2:DescribeInstances",
+        "s3:GetObject",
+    },
     "CheckerFunction": {"s3:GetObject", "s3:ListBucket"},
     "StopperFunction": {
         "ec2:DescribeInstances",
@@ -179,6 +184,12 @@ CALLS = {
         "ec2:DeleteVolume",
     },
     "SweeperFunction": {"ec2:DescribeInstances", "ec2:StopInstances", "ec2:TerminateInstances"},
+    "ReconcilerFunction": {
+        "ec2:DescribeInstances",
+        "states:DescribeExecution",
+        "ec2:StopInstances",
+        "ec2:TerminateInstances",
+    },
     "NotifierFunction": {
         "ec2:DescribeInstances",
         "sns:Publish",
@@ -196,6 +207,57 @@ def test_each_function_gets_its_calls(
     assert granted == calls
     # SAM policy templates and managed policies would grant more than we can see here.
     assert all(set(p) == {"Statement"} for p in resources[function]["Properties"]["Policies"])
+
+
+OUTPUT_BUCKET_ARN = {
+    "Fn::Sub": [
+        "arn:${AWS::Partition}:s3:::${Bucket}",
+        {
+            "Bucket": {
+                "Fn::If": [
+                    "CreateOutputBucket",
+                    {"Ref": "OutputBucket"},
+                    {"Ref": "OutputBucketName"},
+                ]
+            }
+        },
+    ]
+}
+RUN_OUTPUT_ARN = {
+    "Fn::Sub": [
+        "arn:${AWS::Partition}:s3:::${Bucket}/runs/*",
+        OUTPUT_BUCKET_ARN["Fn::Sub"][1],
+    ]
+}
+
+
+def _granting(statements: list[dict[str, Any]], action: str) -> list[Any]:
+    return [s["Resource"] for s in statements if grants(s, action)]
+
+
+def test_send_command_with_an_output_bucket_may_name_the_bucket(resources: dict[str, Any]) -> None:
+    """SendCommand with OutputS3BucketName is authorized against the bucket as well."""
+    assert OUTPUT_BUCKET_ARN in _granting(
+        _policies(resources, "CommanderFunction"), "ssm:SendCommand"
+    )
+
+
+def test_the_poller_reads_exactly_the_run_output(resources: dict[str, Any]) -> None:
+    """The ranged GET of a long output's end: s3:GetObject on runs/* of the output bucket."""
+    assert _granting(_policies(resources, "PollerFunction"), "s3:GetObject") == [RUN_OUTPUT_ARN]
+
+
+def test_the_instance_may_read_the_output_buckets_encryption(resources: dict[str, Any]) -> None:
+    statements = list(allow_statements(resources["InstanceOutputPolicy"]["Properties"]))
+    assert _granting(statements, "s3:GetEncryptionConfiguration") == [OUTPUT_BUCKET_ARN]
+    assert _granting(statements, "s3:PutObject") == [RUN_OUTPUT_ARN]
+
+
+def test_the_reconciler_reads_only_this_state_machines_executions(
+    resources: dict[str, Any],
+) -> None:
+    (arn,) = _granting(_policies(resources, "ReconcilerFunction"), "states:DescribeExecution")
+    assert arn["Fn::Sub"].endswith(":execution:${AmirunStateMachine.Name}:*")
 
 
 def test_the_notifier_publishes_only_to_the_stacks_topic(resources: dict[str, Any]) -> None:

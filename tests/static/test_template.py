@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from typing import Any
 
@@ -16,7 +17,8 @@ OUTPUT_BUCKET = {
 
 def test_parameters(template: dict[str, Any]) -> None:
     params = template["Parameters"]
-    assert params["PowertoolsLayerVersion"]["Type"] == "Number"
+    assert params["PowertoolsLayerArn"]["Type"] == "AWS::SSM::Parameter::Value<String>"
+    assert params["ReconcileSchedule"]["Default"] == "rate(30 minutes)"
     assert params["OutputBucketName"]["Default"] == ""
     assert params["CheckedBucketPattern"]["Default"] == "*"
     assert params["LogRetentionDays"]["Type"] == "Number"
@@ -38,9 +40,7 @@ def test_globals(template: dict[str, Any]) -> None:
     assert function["LoggingConfig"]["LogFormat"] == "JSON"
     core, powertools = function["Layers"]
     assert core == {"Ref": "CoreLayer"}
-    assert (
-        "017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:" in powertools["Fn::Sub"]
-    )
+    assert powertools == {"Ref": "PowertoolsLayerArn"}
     env = function["Environment"]["Variables"]
     assert env["POWERTOOLS_SERVICE_NAME"] == env["POWERTOOLS_METRICS_NAMESPACE"] == "amirun"
     assert env["POWERTOOLS_LOG_LEVEL"] == env["LOG_LEVEL"] == {"Ref": "LogLevel"}
@@ -54,6 +54,26 @@ def test_core_layer(resources: dict[str, Any]) -> None:
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
     assert (ROOT / "layers" / "core" / "amirun_core" / "__init__.py").is_file()
+
+
+def test_powertools_layer_is_the_public_parameter_of_the_pinned_version(
+    template: dict[str, Any],
+) -> None:
+    """The layer's ARN comes from the SSM parameter Powertools publishes for the very
+    version the code is tested with (requirements/run.txt)."""
+    pins = (ROOT / "requirements" / "run.txt").read_text(encoding="utf-8")
+    pinned = re.search(r"^aws-lambda-powertools(?:\[[^\]]*\])?==(\S+)", pins, re.M)
+    assert pinned, "aws-lambda-powertools is not pinned in requirements/run.txt"
+    default = template["Parameters"]["PowertoolsLayerArn"]["Default"]
+    assert default == f"/aws/service/powertools/python/arm64/python3.13/{pinned[1]}"
+
+
+def test_the_reconciler_runs_on_its_schedule(resources: dict[str, Any]) -> None:
+    props = resources["ReconcilerFunction"]["Properties"]
+    (event,) = props["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == {"Ref": "ReconcileSchedule"}
+    assert props["Environment"]["Variables"] == {"STACK_NAME": {"Ref": "AWS::StackName"}}
 
 
 def test_exactly_these_functions(resources: dict[str, Any]) -> None:

@@ -16,8 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from amirun import schedule_sync
-from amirun.commands.common import EXIT_FAILED, EXIT_OK, usage_error
-from amirun.commands.remote import EXIT_INTERRUPTED, Target, _reported
+from amirun.commands.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    print_problems,
+    usage_error,
+)
+from amirun.commands.remote import Target, _reported
 from amirun.schedules import (
     Problem,
     Schedule,
@@ -26,6 +32,8 @@ from amirun.schedules import (
     expand,
     find,
 )
+from amirun_core.errors import InvalidExecutionInput
+from amirun_core.execution import ExecutionRequest, parse_execution
 
 #: Stack outputs that say where the schedules go (template.yaml declares them).
 GROUP_OUTPUT = "ScheduleGroupName"
@@ -126,6 +134,18 @@ def schedule_input(path: str, name: str, at: str) -> dict[str, Any]:
     except ScheduleFileError as exc:
         raise usage_error(f"{path}: {exc}") from None
     return schedule.input_at(at)
+
+
+def validated_schedule(
+    path: str, name: str, at: str
+) -> tuple[dict[str, Any], ExecutionRequest] | None:
+    """A schedule's input at `at` and what it asks for; None after naming its problems."""
+    request = schedule_input(path, name, at)
+    try:
+        return request, parse_execution(request)
+    except InvalidExecutionInput as exc:
+        print_problems(f"{path}: {name}", exc, sys.stderr)
+        return None
 
 
 def cmd_render(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ a local Invoke endpoint; the emulated world fills in what moto leaves out.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import gc
@@ -15,6 +16,7 @@ import json
 import logging
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -39,6 +41,8 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK_NAME = "amirun-rehearsal"
 OUTPUT_BUCKET = "amirun-rehearsal-output"
+#: Longest emulated agent delay or command duration a rehearsal takes, in seconds.
+MAX_DELAY_S = 3600
 #: Default: a 30 s poll becomes 1 s, a 600 s readiness limit 6 s, 3600 s run limit 36 s.
 DEFAULT_TIME_SCALE = 0.01
 
@@ -284,19 +288,44 @@ def state_bytes(payload: str) -> int:
     return len(compact.encode("utf-8"))
 
 
+#: History events that end a Lambda call: the call's result line goes right after them,
+#: so it shows under the state that made the call, before the next state's line.
+_CALL_ENDS = re.compile(
+    r"^(LambdaFunction(Succeeded|Failed|TimedOut)|Task(Submitted|Succeeded|Failed|TimedOut))$"
+)
+
+
 class _Follower:
     """Turns history events and invocations into Progress, in order."""
 
     def __init__(
-        self, sfn: Any, arn: str, started: float, emit: Callable[[Progress], None]
+        self,
+        sfn: Any,
+        arn: str,
+        started: float,
+        emit: Callable[[Progress], None],
+        invocations: queue.Queue[Invocation],
     ) -> None:
         self._sfn, self._arn, self._started, self._emit = sfn, arn, started, emit
+        self._invocations = invocations
+        self._pending: collections.deque[Invocation] = collections.deque()
         self._seen = 0
         self.states: list[str] = []
         self.largest_state = 0
+        self.volumes_deleted: list[str] = []
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a Lambda call returns, or `timeout` seconds."""
+        with contextlib.suppress(queue.Empty):
+            self._pending.append(self._invocations.get(timeout=timeout))
+
+    def _next_call(self) -> Invocation | None:
+        while not self._invocations.empty():
+            self._pending.append(self._invocations.get_nowait())
+        return self._pending.popleft() if self._pending else None
 
     def read_history(self) -> None:
         events = self._sfn.get_execution_history(executionArn=self._arn, maxResults=1000)["events"]
@@ -314,9 +343,21 @@ class _Follower:
                     if event["type"].startswith("Wait"):
                         detail = "waiting"
                     self._emit(Progress(self.elapsed(), "state", name, detail))
+            elif _CALL_ENDS.match(event["type"]):
+                # The endpoint reports a call before it answers, so it is queued by now.
+                call = self._next_call()
+                if call is not None:
+                    self.invocation(call)
         self._seen = len(events)
 
+    def flush(self) -> None:
+        """Report the calls no history event claimed (the execution has ended)."""
+        while (call := self._next_call()) is not None:
+            self.invocation(call)
+
     def invocation(self, invocation: Invocation) -> None:
+        if isinstance(invocation.result, dict):
+            self.volumes_deleted += invocation.result.get("volumes_deleted") or []
         if invocation.error:
             self._emit(
                 Progress(
@@ -369,6 +410,12 @@ class EmulatorSession:
         options: RehearsalOptions = RehearsalOptions(),
         on_invoke: Callable[[Invocation], None] | None = None,
     ) -> None:
+        if not 0 < options.time_scale <= 1:
+            raise RehearsalError(f"time scale {options.time_scale}: must be more than 0, at most 1")
+        for name in ("agent_delay_s", "command_duration_s"):
+            value = getattr(options, name)
+            if not 0 <= value <= MAX_DELAY_S:
+                raise RehearsalError(f"{name} {value}: must be 0 to {MAX_DELAY_S} seconds")
         unknown = sorted(options.faults - FAULTS.keys())
         if unknown:
             raise RehearsalError(
@@ -539,22 +586,22 @@ def rehearse(
         name = options.name or f"rehearsal-{datetime.now(UTC):%Y%m%dT%H%M%S}"
         started = time.monotonic()
         arn = session.start(request, name)
-        follower = _Follower(session.sfn, arn, started, emit)
-        while True:
-            # Wake at each Lambda invocation, or at least 4 times a second.
-            try:
-                invocation: Invocation | None = invocations.get(timeout=0.25)
-            except queue.Empty:
-                invocation = None
-            follower.read_history()
-            if invocation is not None:
-                follower.invocation(invocation)
-            described = session.describe(arn)
-            if described["status"] != "RUNNING":
-                while not invocations.empty():
-                    follower.invocation(invocations.get_nowait())
+        follower = _Follower(session.sfn, arn, started, emit, invocations)
+        try:
+            while True:
+                # Wake at each Lambda invocation, or at least 4 times a second.
+                follower.wait(0.25)
                 follower.read_history()
-                break
+                described = session.describe(arn)
+                if described["status"] != "RUNNING":
+                    follower.read_history()
+                    follower.flush()
+                    break
+        except BaseException:
+            # Ctrl-C or SIGTERM: stop the execution, so its thread ends too; leaving
+            # the session then kills the commands run for real (world.close).
+            _stop_if_running(session.sfn, arn)
+            raise
         world = session.world
         result = RehearsalResult(
             status=described["status"],
@@ -571,8 +618,14 @@ def rehearse(
             largest_state_growth=follower.largest_state - state_bytes(json.dumps(request)),
         )
         result.instances = session.instances_of(arn)
+        result.volumes_deleted = list(dict.fromkeys(follower.volumes_deleted))
         result.notes = _notes(options, result)
         return result
+
+
+def _stop_if_running(sfn: Any, arn: str) -> None:
+    if sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        sfn.stop_execution(executionArn=arn, error="Interrupted", cause="the rehearsal was stopped")
 
 
 @contextlib.contextmanager
