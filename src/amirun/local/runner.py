@@ -35,6 +35,7 @@ from amirun.local.world import FAULTS, EmulatedWorld, WorldSettings
 from amirun.progress import Progress, RunResult, describe_result
 from amirun.project import load_workflow
 from amirun_core.command import expand_daily
+from amirun_core.errors import one_line_cause
 from amirun_core.execution import STATE_LIMIT_BYTES
 
 REGION = "us-east-1"
@@ -364,7 +365,7 @@ class _Follower:
                     self.elapsed(),
                     "error",
                     invocation.function,
-                    f"{invocation.error}: {invocation.message}",
+                    f"{invocation.error}: {one_line_cause(invocation.message)}",
                 )
             )
         else:
