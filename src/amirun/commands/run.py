@@ -41,7 +41,8 @@ def time_scale(text: str) -> float:
 
 def seconds(text: str) -> float:
     """--agent-delay, --command-duration: 0 to MAX_DELAY_S seconds."""
-    from amirun.local.runner import MAX_DELAY_S
+    # From the world, not the runner: checking a flag needs no emulator installed.
+    from amirun.local.world import MAX_DELAY_S
 
     value = _number(text)
     if not 0 <= value <= MAX_DELAY_S:

@@ -27,11 +27,12 @@ from typing import Any
 from unittest import mock
 
 import boto3
+import botocore.session
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from amirun.local.lambda_endpoint import LAMBDA_CONCURRENCY, Invocation, LambdaEndpoint
-from amirun.local.world import FAULTS, EmulatedWorld, WorldSettings
+from amirun.local.world import FAULTS, MAX_DELAY_S, EmulatedWorld, WorldSettings
 from amirun.progress import Progress, RunResult, describe_result
 from amirun.project import load_workflow
 from amirun_core.command import expand_daily
@@ -42,8 +43,6 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK_NAME = "amirun-rehearsal"
 OUTPUT_BUCKET = "amirun-rehearsal-output"
-#: Longest emulated agent delay or command duration a rehearsal takes, in seconds.
-MAX_DELAY_S = 3600
 #: Default: a 30 s poll becomes 1 s, a 600 s readiness limit 6 s, 3600 s run limit 36 s.
 DEFAULT_TIME_SCALE = 0.01
 
@@ -374,6 +373,17 @@ class _Follower:
                 self._emit(Progress(self.elapsed(), "result", invocation.function, detail))
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 class _ScaledSleep:
     """`time` as the executor's Retry sees it: every interval times the rehearsal's scale."""
 
@@ -382,6 +392,25 @@ class _ScaledSleep:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds * self._scale)
+
+
+def _regions_from(session: Any) -> Callable[..., list[str]]:
+    """`Session.get_available_regions`, answered by one session, each answer once.
+
+    The answer depends only on botocore's bundled models, the same for every session.
+    """
+    original = botocore.session.Session.get_available_regions
+
+    @functools.cache
+    def regions(service_name: str, partition_name: str, allow_non_regional: bool) -> list[str]:
+        return list(original(session, service_name, partition_name, allow_non_regional))
+
+    def get_available_regions(
+        _: Any, service_name: str, partition_name: str = "aws", allow_non_regional: bool = False
+    ) -> list[str]:
+        return list(regions(service_name, partition_name, allow_non_regional))
+
+    return get_available_regions
 
 
 def _one_client_per_service(create: Callable[..., Any]) -> Callable[..., Any]:
@@ -435,22 +464,23 @@ class EmulatorSession:
         # Setting up loads a large heap that lives as long as the emulator (service
         # models, parsed ASL, moto's backends): built without the cyclic collector,
         # then kept out of its way, it is not walked again by every collection.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            self._open()
-        except BaseException:
-            self._stack.close()
-            raise
-        finally:
-            if collecting:
-                gc.enable()
+        with _collector_paused():
+            try:
+                self._open()
+            except BaseException:
+                self._stack.close()
+                raise
         gc.freeze()
-        self._stack.callback(gc.unfreeze)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stack.close()
+        # Tearing down frees much of that heap: a full collection in the middle of
+        # it would walk all of it (a second or more). Later collections find it.
+        with _collector_paused():
+            try:
+                self._stack.close()
+            finally:
+                gc.unfreeze()
 
     def _open(self) -> None:
         options, stack = self.options, self._stack
@@ -499,6 +529,15 @@ class EmulatorSession:
         aws.client.cache_clear()
         self.clients = {name: aws.client(name) for name in ("ec2", "ssm", "s3", "iam")}
         self.sfn = boto3.client("stepfunctions")
+        # moto asks a new boto3 Session for the regions of each service it sets up, and
+        # each one loads botocore's endpoint and service models again (about a second).
+        stack.enter_context(
+            mock.patch.object(
+                botocore.session.Session,
+                "get_available_regions",
+                _regions_from(boto3.DEFAULT_SESSION._session),
+            )
+        )
         self.clients["s3"].create_bucket(Bucket=OUTPUT_BUCKET)
         command_env = {
             k: os.environ[k]

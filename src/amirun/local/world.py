@@ -48,6 +48,8 @@ FAULTS: dict[str, str] = {
     "stop-refused": "EC2 refuses to stop or terminate the instance (a missing permission)",
 }
 
+#: Longest emulated agent delay or command duration a rehearsal takes, in seconds.
+MAX_DELAY_S = 3600
 STDOUT_LIMIT = 24_000
 STDERR_LIMIT = 8_000
 #: Attempts per call of an SDK client in standard retry mode, unless configured.
