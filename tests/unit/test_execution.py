@@ -466,3 +466,18 @@ def test_decoding_keeps_brackets_inside_strings_out_of_the_depth() -> None:
     )
 
     assert raw["commands"][0].endswith("[" * 50)
+
+
+def test_past_a_few_unknown_fields_no_hints_are_looked_for() -> None:
+    """Hundreds of unknown keys are no typo; close matches for each would take seconds."""
+    raw = make_request()
+    raw["run_options"] = {f"ii_check_{i}": 1 for i in range(execution.MAX_HINTS + 1)}
+    raw["instance_parameters"] |= {f"InstanceTyp{i}": 1 for i in range(execution.MAX_HINTS + 1)}
+
+    problems = problems_of(raw)
+
+    assert len(problems) == 2 * (execution.MAX_HINTS + 1)
+    assert all(p.message == "unknown field" for p in problems)
+    raw["run_options"] = {"ii_check_s": 1}
+    [problem, *_] = problems_of(raw)
+    assert problem == "run_options.ii_check_s: unknown field (did you mean ii_check_s3?)"

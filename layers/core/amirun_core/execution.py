@@ -14,7 +14,6 @@ the same rule for editors). A rule that spans fields goes in `_RULES`.
 from __future__ import annotations
 
 import collections
-import difflib
 import functools
 import ipaddress
 import json
@@ -33,7 +32,14 @@ from pydantic import (
 )
 
 from amirun_core.errors import InvalidExecutionInput, Problem
-from amirun_core.shapes import is_integer, json_type, shape_problems, shape_schema
+from amirun_core.shapes import (
+    MAX_HINTS,
+    is_integer,
+    json_type,
+    shape_problems,
+    shape_schema,
+    unknown_field,
+)
 
 #: SSM's own ceiling for AWS-RunShellScript's executionTimeout (48 h).
 MAX_TIMEOUT_S = 172_800
@@ -46,8 +52,8 @@ STATE_LIMIT_BYTES = 262_144
 #: passes STATE_LIMIT_BYTES (States.DataLimitExceeded) and no Catch sees that:
 #: the instance would be left running. The state carries the input once
 #: (`request`) plus the run's own records; `bench/state_size.py` measured those
-#: at 52,227 bytes at most (six failed attempts with the costliest output), so
-#: the other half leaves them 2.5 times that.
+#: at 55,431 bytes at most (six failed attempts with the costliest output), so
+#: the other half leaves them 2.4 times that.
 MAX_INPUT_BYTES = 131_072
 
 #: Deeper than any real execution JSON goes; JSON nested deeper is refused unread.
@@ -152,6 +158,20 @@ BucketName = Annotated[
 ]
 
 
+def _object_key(value: str) -> str:
+    if value.startswith("s3://"):
+        key = value.removeprefix("s3://").partition("/")[2]
+        raise ValueError(
+            "the object key alone, without s3:// and the bucket" + (f' ("{key}")' if key else "")
+        )
+    return value
+
+
+ObjectKey = Annotated[
+    str, AfterValidator(_object_key), Field(json_schema_extra={"pattern": "^(?!s3://)"})
+]
+
+
 # --- the models ------------------------------------------------------------------------
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -161,7 +181,7 @@ class S3Check(_Strict):
     """Where the run's output must be after the command succeeds."""
 
     bucket: BucketName = Field(description="S3 bucket name (no s3://).")
-    prefix: str = Field(
+    prefix: ObjectKey = Field(
         min_length=1,
         description=(
             "Object key that must exist, or a prefix under which at least one object "
@@ -305,8 +325,10 @@ def _describe_all(errors: list[Any]) -> list[Problem]:
     lines: dict[Problem, None] = {}
     union_types: dict[str, list[str]] = {}
     union_inputs: dict[str, Any] = {}
+    hint = sum(error["type"] == "extra_forbidden" for error in errors) <= MAX_HINTS
     for error in errors:
         path, branch, fields = _walk(tuple(error["loc"]))
+        fields = fields if hint else []
         if branch is not None:
             union_input = _input_at(error, path, branch)
             if isinstance(union_input, dict) and branch[1] is not None:
@@ -383,16 +405,15 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 
 
 def _nested_model_named(tag: str) -> type[BaseModel] | None:
-    models: dict[str, type[BaseModel]] = {"S3Check": S3Check}
+    # pydantic tags a union's model branch with the model's class name.
+    models = {model.__name__: model for model in _Strict.__subclasses__()}
     return models.get(tag)
 
 
 def _describe(error: Any, path: str, fields: list[str]) -> Problem:
     kind = error["type"]
     if kind == "extra_forbidden":
-        name = path.rsplit(".", 1)[-1]
-        hint = difflib.get_close_matches(name, fields, n=1)
-        return Problem(path, "unknown field" + (f" (did you mean {hint[0]}?)" if hint else ""))
+        return unknown_field(path, fields)
     if kind == "missing":
         return Problem(path, "required")
     if kind == "too_short":
