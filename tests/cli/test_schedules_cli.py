@@ -125,13 +125,20 @@ def test_expand_of_a_missing_file_is_one_line(capsys: Capsys) -> None:
     assert capsys.readouterr().err == "amirun: nowhere.yaml: no such file\n"
 
 
-def test_render_shows_the_input_at_the_scheduled_time(capsys: Capsys) -> None:
+def test_render_shows_the_run_at_the_scheduled_time_as_amirun_render_does(
+    capsys: Capsys,
+) -> None:
     name = "short_range_fcst06_vpu10L_schedule_cfe_nom_prod"
-    code = main(["schedules", "render", str(CFE_NOM), name, "--at", "2026-02-09T07:00-04:00"])
+    at = "2026-02-09T07:00-04:00"
+    code = main(["schedules", "render", str(CFE_NOM), name, "--at", at, "--json"])
 
     assert code == 0
     rendered = json.loads(capsys.readouterr().out)
-    assert rendered["schedule"] == {"name": name, "scheduled_time": "2026-02-09T11:00:00Z"}
+    assert rendered["reference"] == "scheduled_time"
+    assert rendered["reference_time"].startswith("2026-02-09T11:00:00")
+    # Cycle 06, scheduled at 11:00Z: that day's date.
+    assert rendered["daily_date"] == "20260209"
+    assert "ngen.20260209/short_range/06/VPU_10L" in rendered["commands"][0]
 
 
 def test_render_of_an_unknown_name_suggests_the_closest(capsys: Capsys) -> None:

@@ -54,14 +54,6 @@ def test_original_nrds_example_is_accepted_with_its_output_check() -> None:
     assert request.instance_parameters == raw["instance_parameters"]
 
 
-def test_original_datastream_example_is_refused_as_not_supported_yet() -> None:
-    message = rejected(load_original("execution_datastream_example.json"))
-
-    assert "datastream_command_options" in message
-    assert "not supported yet" in message
-    assert "commands" in message  # says what to use instead
-
-
 def test_sample_execution_in_events_is_accepted() -> None:
     request = parse_execution(load_json(EVENTS / "execution.json"))
 

@@ -78,10 +78,14 @@ def test_a_worst_case_execution_stays_under_the_history_limit(ec2: Any, ssm: Any
         + math.ceil(timing.CLEANUP_TIMEOUT_S / cleanup)
     )
 
+    # The input gate runs once, before the first attempt, for up to 24 h.
+    gate_loops = math.ceil(86_400 / timing.inputs_poll_interval(86_400))
     events = attempts * (loops_per_attempt * timing.EVENTS_PER_LOOP + FIXED_EVENTS_PER_ATTEMPT)
+    events += gate_loops * timing.EVENTS_PER_LOOP
 
     assert events < timing.HISTORY_LIMIT, (
-        f"{events} history events: {attempts} attempts x {loops_per_attempt} loops "
+        f"{events} history events: {attempts} attempts x {loops_per_attempt} loops, "
+        f"{gate_loops} input gate loops "
         f"(ready every {ready} s, command every {command} s, cleanup every {cleanup} s)"
     )
 

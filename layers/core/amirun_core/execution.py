@@ -19,7 +19,8 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -28,9 +29,10 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    WithJsonSchema,
 )
 
+from amirun_core import daily
+from amirun_core.daily import DatastreamCommandOptions, Resolution, Schedule
 from amirun_core.errors import InvalidExecutionInput, Problem
 from amirun_core.shapes import (
     MAX_HINTS,
@@ -185,7 +187,7 @@ class S3Check(_Strict):
         min_length=1,
         description=(
             "Object key that must exist, or a prefix under which at least one object "
-            "must exist. `DAILY` is replaced by the run's UTC date (YYYYMMDD)."
+            "must exist. DAILY becomes the run's DAILY date (see `commands`)."
         ),
     )
     newer_than_start: bool = Field(
@@ -204,11 +206,15 @@ class RunOptions(_Strict):
     ii_delete_volume: bool = Field(
         False, description="Delete the instance's EBS volumes after the run."
     )
-    ii_check_s3: Literal[False] | S3Check = Field(
+    ii_check_s3: bool | S3Check = Field(
         False,
         description=(
-            "`false`: no output check. An object {bucket, prefix}: that object must "
-            "exist after the run or the run fails with OutputMissing."
+            "`false`: no output check. `true`: at least one object must be written under "
+            "the output location the commands give (`--s3_bucket` and `--s3_prefix`, any "
+            "case, the last command's wins; or datastream_command_options' s3_bucket and "
+            "s3_prefix) after the run started, or the run fails with OutputMissing; a file "
+            "that gives no location is refused. An object {bucket, prefix}: that object "
+            "(or one under that prefix) must exist after the run."
         ),
     )
     timeout_s: Integer = Field(
@@ -237,6 +243,27 @@ class RunOptions(_Strict):
     working_directory: str | None = Field(
         None, min_length=1, description="Directory the commands run in."
     )
+    inputs: list[
+        Annotated[
+            str,
+            AfterValidator(daily.s3_url),
+            Field(json_schema_extra={"pattern": "^s3://[^/]+/.+$"}),
+        ]
+    ] = Field(
+        [],
+        max_length=100,
+        description=(
+            "S3 objects (s3://bucket/key, DAILY resolved like the S3 prefix) that must "
+            "exist before an instance is launched. amirun waits for them up to "
+            "inputs_timeout_s, then ends with InputsMissing, having launched nothing."
+        ),
+    )
+    inputs_timeout_s: Integer = Field(
+        3600,
+        ge=0,
+        le=86_400,
+        description="How long to wait for `inputs` to appear, counted from the run's start.",
+    )
 
     @property
     def attempts(self) -> int:
@@ -246,10 +273,6 @@ class RunOptions(_Strict):
     @property
     def output_check(self) -> S3Check | None:
         return self.ii_check_s3 if isinstance(self.ii_check_s3, S3Check) else None
-
-
-def _not_supported_yet(value: Any) -> Any:
-    raise ValueError("not supported yet; give the commands to run as `commands`")
 
 
 class ExecutionRequest(_Strict):
@@ -265,15 +288,36 @@ class ExecutionRequest(_Strict):
         None,  # type: ignore[arg-type]
         min_length=1,
         description=(
-            "Shell commands run in order by SSM Run Command (AWS-RunShellScript). "
-            "`DAILY` is replaced by the run's UTC date (YYYYMMDD)."
+            "Shell commands run in order by SSM Run Command (AWS-RunShellScript). DAILY "
+            "becomes a date (YYYYMMDD) as the original did it: the reference time is "
+            "schedule.scheduled_time, else the execution's start time; the cycle hour "
+            "comes from `--forcing_source` (..._SHORT_RANGE_HH and "
+            "..._ANALYSIS_ASSIM_RESTART_CHRT_HH: HH, ..._MEDIUM_RANGE_HH_M: HH, any other "
+            "source 16, none 24); the date is the reference's UTC date, or the day before "
+            "when the reference's UTC hour is earlier than the cycle hour. It replaces "
+            "DAILY in the `--s3_prefix` value; with a forcing source also in the `-F` "
+            "forcing file (medium-range member m moves that file's cycle back 6*(m-1) "
+            "hours) and nowhere else; without one, every DAILY that is not part of a "
+            "longer word. Resolved once per execution; relaunches keep it."
         ),
     )
-    datastream_command_options: Annotated[
-        dict[str, Any] | None,
-        AfterValidator(lambda v: v if v is None else _not_supported_yet(v)),
-        WithJsonSchema({"type": "null"}),
-    ] = Field(None, description="NextGen datastream options. Not supported yet: use `commands`.")
+    datastream_command_options: DatastreamCommandOptions | None = Field(
+        None,
+        description=(
+            "NextGen datastream options instead of `commands`: amirun runs the one "
+            "command the original built from them (`./scripts/datastream -s ... -e ... "
+            "-C ... -I ... -i ... -v ... -d $(pwd)/data/datastream -R ... -n ...`, plus "
+            "`-S s3_bucket -o s3_prefix` when given). DAILY in it resolves as in "
+            "`commands`."
+        ),
+    )
+    schedule: Schedule | None = Field(
+        None,
+        description=(
+            "The schedule that started the run: `name` tags the instance and volume, "
+            "`scheduled_time` is the run's reference time for DAILY."
+        ),
+    )
     run_options: RunOptions = Field(default_factory=RunOptions)
     instance_parameters: dict[str, Any] = Field(
         description=(
@@ -295,15 +339,96 @@ class ExecutionRequest(_Strict):
         }
     )
 
+    @property
+    def command_list(self) -> list[str]:
+        """The commands the run sends, before DAILY is resolved."""
+        if self.datastream_command_options is not None:
+            return [self.datastream_command_options.command()]
+        return list(self.commands or [])
+
+    def resolved_commands(self, resolution: Resolution) -> list[str]:
+        """The commands as they are sent, DAILY resolved as `resolution` says."""
+        return daily.commands_for(self.command_list, self.datastream_command_options, resolution)
+
+    def resolve(self, start_time: datetime) -> Resolution:
+        """This execution as it runs when started at `start_time` (DAILY resolved)."""
+        scheduled = self.schedule.scheduled_time if self.schedule else None
+        check = self.run_options.ii_check_s3
+        return daily.resolve(
+            commands=self.command_list,
+            options=self.datastream_command_options,
+            check=check.model_dump() if isinstance(check, S3Check) else check,
+            inputs=self.run_options.inputs,
+            reference_time=scheduled or start_time,
+            reference="scheduled_time" if scheduled else "start_time",
+        )
+
 
 def _command_source(raw: dict[str, Any]) -> Iterable[Problem]:
     if "commands" not in raw and not isinstance(raw.get("datastream_command_options"), dict):
         yield Problem("commands", "required (a list of shell commands)")
+    elif "commands" in raw and raw.get("datastream_command_options") is not None:
+        yield Problem(
+            "datastream_command_options",
+            "give either `commands` or `datastream_command_options`, not both",
+        )
+
+
+def _raw_commands(raw: dict[str, Any]) -> list[str]:
+    commands = raw.get("commands")
+    return [c for c in commands if isinstance(c, str)] if isinstance(commands, list) else []
+
+
+def _raw_options(raw: dict[str, Any]) -> dict[str, Any] | None:
+    options = raw.get("datastream_command_options")
+    return options if isinstance(options, dict) else None
+
+
+def _upload_location(raw: dict[str, Any]) -> Iterable[Problem]:
+    options = _raw_options(raw)
+    if options is None or bool(options.get("s3_bucket")) == bool(options.get("s3_prefix")):
+        return
+    missing, given = (
+        ("s3_prefix", "s3_bucket") if options.get("s3_bucket") else ("s3_bucket", "s3_prefix")
+    )
+    yield Problem(
+        f"datastream_command_options.{missing}", f"required with {given} (the upload location)"
+    )
+
+
+def _output_location(raw: dict[str, Any]) -> Iterable[Problem]:
+    """`ii_check_s3: true` takes its location from the commands: there must be one."""
+    run_options = raw.get("run_options")
+    if not isinstance(run_options, dict) or run_options.get("ii_check_s3") is not True:
+        return
+    options = _raw_options(raw)
+    if options is not None:
+        bucket, prefix = options.get("s3_bucket"), options.get("s3_prefix")
+        why = daily.missing_location(
+            bucket if isinstance(bucket, str) else None,
+            prefix if isinstance(prefix, str) else None,
+            "datastream_command_options",
+        )
+    else:
+        why = daily.missing_location(*daily.output_location(_raw_commands(raw), None))
+    if why:
+        yield Problem("run_options.ii_check_s3", why)
+
+
+def _forcing_source(raw: dict[str, Any]) -> Iterable[Problem]:
+    why = daily.check_forcing_source(_raw_commands(raw))
+    if why:
+        yield Problem("commands", why)
 
 
 #: Rules that span fields, over the raw input: each yields 'field: problem' lines.
 #: They run whatever else is wrong, so they must expect any JSON at all.
-_RULES: tuple[Callable[[dict[str, Any]], Iterable[Problem]], ...] = (_command_source,)
+_RULES: tuple[Callable[[dict[str, Any]], Iterable[Problem]], ...] = (
+    _command_source,
+    _upload_location,
+    _output_location,
+    _forcing_source,
+)
 
 
 # --- messages ----------------------------------------------------------------------------
@@ -427,15 +552,8 @@ def _describe(error: Any, path: str, fields: list[str]) -> Problem:
 
 
 def _describe_union(path: str, expected: list[str], value: Any) -> Problem:
-    if path == "run_options.ii_check_s3":
-        if value is True:
-            return Problem(
-                path, '`true` needs a location; give {"bucket": "...", "prefix": "..."} or `false`'
-            )
-        if isinstance(value, str) and value.startswith("s3://"):
-            return Problem(
-                path, 'give the location as {"bucket": "...", "prefix": "..."}, not a URL'
-            )
+    if path == "run_options.ii_check_s3" and isinstance(value, str) and value.startswith("s3://"):
+        return Problem(path, 'give the location as {"bucket": "...", "prefix": "..."}, not a URL')
     choices = " or ".join(dict.fromkeys(expected))
     return Problem(path, f"invalid type, expected {choices}, got {json_type(value)}")
 

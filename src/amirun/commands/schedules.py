@@ -149,10 +149,11 @@ def validated_schedule(
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from amirun.commands.render import show_rendered
+
     request = schedule_input(args.file, args.name, args.at)
-    json.dump(request, sys.stdout, indent=2)
-    print()
-    return EXIT_OK
+    # The reference time is the input's schedule.scheduled_time, as when Scheduler fires.
+    return show_rendered(request, None, f"{args.file}: {args.name}", as_json=args.json)
 
 
 # --- plan / apply: the stack's schedule group ---------------------------------------------
@@ -255,6 +256,7 @@ def register(sub: Any) -> None:
     render.add_argument("file", metavar="FILE")
     render.add_argument("name", metavar="NAME", help="the schedule's name")
     _at(render)
+    render.add_argument("--json", action="store_true", help="one JSON object on stdout")
     render.set_defaults(func=cmd_render)
 
     for name, text in (

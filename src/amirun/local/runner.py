@@ -35,9 +35,9 @@ from amirun.local.lambda_endpoint import LAMBDA_CONCURRENCY, Invocation, LambdaE
 from amirun.local.world import FAULTS, MAX_DELAY_S, EmulatedWorld, WorldSettings
 from amirun.progress import Progress, RunResult, describe_result
 from amirun.project import load_workflow
-from amirun_core.command import expand_daily
-from amirun_core.errors import one_line_cause
-from amirun_core.execution import STATE_LIMIT_BYTES
+from amirun_core.daily import Resolution
+from amirun_core.errors import InvalidExecutionInput, one_line_cause
+from amirun_core.execution import STATE_LIMIT_BYTES, read_execution
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -86,6 +86,7 @@ class RehearsalResult(RunResult):
     standins: list[str] = field(default_factory=list)
     sent_commands: list[list[str]] = field(default_factory=list)
     standin_outputs: list[str] = field(default_factory=list)
+    standin_inputs: list[str] = field(default_factory=list)
     #: Bytes of the largest state the execution carried (Step Functions allows
     #: STATE_LIMIT_BYTES), and by how much it exceeded the input.
     largest_state_bytes: int = 0
@@ -241,16 +242,17 @@ def _references(request: dict[str, Any], ec2: Any, iam: Any, s3: Any) -> list[_R
                 lambda: iam.create_instance_profile(InstanceProfileName=profile),
             )
         )
-    target = expected_output(request, datetime.now(UTC).strftime("%Y%m%d"))
-    if target is not None:
-        bucket = target[0]
+    resolution = planned_resolution(request, datetime.now(UTC))
+    buckets = [check.bucket] if resolution and (check := resolution.output_check) else []
+    buckets += [item.bucket for item in resolution.inputs] if resolution else []
+    for bucket in dict.fromkeys(buckets):
         refs.append(
             _Reference(
                 "bucket",
                 bucket,
-                lambda: s3.head_bucket(Bucket=bucket),
+                functools.partial(s3.head_bucket, Bucket=bucket),
                 ("404", "NoSuchBucket"),
-                lambda: s3.create_bucket(Bucket=bucket),
+                functools.partial(s3.create_bucket, Bucket=bucket),
             )
         )
     return refs
@@ -271,14 +273,26 @@ def prepare_standins(request: dict[str, Any], clients: dict[str, Any], strict: b
     return [f"{ref.kind} {ref.ident}" for ref in missing]
 
 
-def expected_output(request: dict[str, Any], run_date: str) -> tuple[str, str] | None:
-    check = (request.get("run_options") or {}).get("ii_check_s3")
-    if not isinstance(check, dict):
+def planned_resolution(request: dict[str, Any], start: datetime) -> Resolution | None:
+    """The execution as the workflow resolves it when started at `start` (None if invalid)."""
+    try:
+        return read_execution(request).resolve(start)
+    except InvalidExecutionInput:
         return None
-    bucket, prefix = check.get("bucket"), check.get("prefix")
-    if not isinstance(bucket, str) or not isinstance(prefix, str):
+
+
+#: Name of the stand-in output object under a derived output prefix.
+STANDIN_OUTPUT = "amirun-rehearsal-output.json"
+
+
+def expected_output(resolution: Resolution | None) -> tuple[str, str] | None:
+    """(bucket, key) of a stand-in output that RunChecker accepts."""
+    check = resolution.output_check if resolution else None
+    if check is None:
         return None
-    return expand_daily(bucket, run_date), expand_daily(prefix, run_date)
+    if check.source == "ii_check_s3":
+        return check.bucket, check.prefix
+    return check.bucket, check.prefix + STANDIN_OUTPUT
 
 
 # --- following the execution -----------------------------------------------------------
@@ -588,14 +602,19 @@ class EmulatorSession:
 
     def start(self, request: dict[str, Any], name: str) -> str:
         """Start one execution of the workflow; returns its ARN at once."""
-        arn = f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
-        # Known before it starts, so its command's stand-in output is never a guess.
-        run_date = datetime.now(UTC).strftime("%Y%m%d")
-        self.world.expect_output(arn, expected_output(request, run_date))
-        started: str = self.sfn.start_execution(
+        started = self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(request)
-        )["executionArn"]
-        return started
+        )
+        arn: str = started["executionArn"]
+        # Resolve uses the execution's start time: so do the stand-ins. Set long
+        # before the command ends (the instance must launch and its agent register).
+        resolution = planned_resolution(request, started["startDate"])
+        self.world.expect_output(arn, expected_output(resolution))
+        with self.world.emulator_calls():
+            self.world.provide_inputs(
+                [(i.bucket, i.key) for i in resolution.inputs] if resolution else []
+            )
+        return arn
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
         described: dict[str, Any] = self.sfn.describe_execution(executionArn=execution_arn)
@@ -654,6 +673,7 @@ def rehearse(
             standins=standins,
             sent_commands=list(world.sent_commands),
             standin_outputs=list(world.standin_outputs),
+            standin_inputs=list(world.standin_inputs),
             largest_state_bytes=follower.largest_state,
             largest_state_growth=follower.largest_state - state_bytes(json.dumps(request)),
         )
@@ -697,6 +717,8 @@ def _notes(options: RehearsalOptions, result: RehearsalResult) -> list[str]:
         notes.append("commands were recorded, not run (--exec-commands runs them)")
     for location in result.standin_outputs:
         notes.append(f"{location} was put in place as a stand-in for the run's output")
+    for location in result.standin_inputs:
+        notes.append(f"{location} was put in place as a stand-in for one of the run's inputs")
     if options.faults:
         notes.append("faults injected: " + ", ".join(sorted(options.faults)))
     if result.largest_state_bytes > STATE_LIMIT_BYTES * 0.9:
