@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from unit_helpers import START_TIME, make_request, make_state, with_records
 
-from amirun_core import timing
+from amirun_core import limits, timing
 from amirun_core.errors import InputsMissing, InvalidExecutionInput
 from amirun_core.prelaunch import check_inputs, resolve_execution
 
@@ -118,3 +118,7 @@ def test_the_longest_input_wait_keeps_to_its_loop_budget() -> None:
     loops = longest / timing.inputs_poll_interval(longest)
 
     assert loops <= timing.INPUTS_POLL_BUDGET
+
+
+def test_the_execution_time_limit_leaves_room_for_the_longest_input_wait() -> None:
+    assert limits.largest("inputs_timeout_s") <= limits.INPUT_GATE_MAX_S

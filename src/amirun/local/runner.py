@@ -398,6 +398,17 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _invoked(
+    metrics: Any, on_invoke: Callable[[Invocation], None] | None, invocation: Invocation
+) -> None:
+    # Metrics are not published in a rehearsal (POWERTOOLS_METRICS_DISABLED), and
+    # Powertools then keeps them: at 100 values of one metric it prints them anyway.
+    # Each invocation leaves none behind, as each Lambda environment would publish them.
+    metrics.clear_metrics()
+    if on_invoke is not None:
+        on_invoke(invocation)
+
+
 class _ScaledSleep:
     """`time` as the executor's Retry sees it: every interval times the rehearsal's scale."""
 
@@ -533,6 +544,7 @@ class EmulatorSession:
         # Imported here so its clients are created inside the emulator.
         from amirun_core import aws
         from amirun_core.observability import logger as step_logger
+        from amirun_core.observability import metrics as step_metrics
 
         # Step logs go to stderr: stdout carries the progress (or --json).
         for handler in step_logger.handlers:
@@ -582,7 +594,7 @@ class EmulatorSession:
             LambdaEndpoint(
                 workflow.functions,
                 arn_of,
-                self._on_invoke,
+                functools.partial(_invoked, step_metrics, self._on_invoke),
                 lose,
                 concurrency=options.lambda_concurrency,
             )
