@@ -117,9 +117,28 @@ def _differences(old: Any, new: Any, path: str = "") -> list[str]:
         for key in list(old) + [k for k in new if k not in old]:
             found += _differences(old.get(key), new.get(key), f"{path}.{key}" if path else key)
         return found
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [
+            d
+            for i, pair in enumerate(zip(old, new, strict=True))
+            for d in _differences(*pair, f"{path}[{i}]")
+        ]
     if old == new:
         return []
+    if isinstance(old, str) and isinstance(new, str):
+        old, new = _around_first_difference(old, new)
     return [f"{path}: {_short(old)} -> {_short(new)}"]
+
+
+def _around_first_difference(old: str, new: str, before: int = 20) -> tuple[str, str]:
+    """Long texts (a command) cut to where they start to differ."""
+    first = next(
+        (i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
+        min(len(old), len(new)),
+    )
+    start = max(first - before, 0)
+    mark = "..." if start else ""
+    return mark + old[start:], mark + new[start:]
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -468,3 +468,16 @@ def test_input_at_puts_the_scheduled_time_in() -> None:
         "scheduled_time": "2026-02-09T11:00:00Z",
     }
     assert SCHEDULED_TIME in json.dumps(schedule.execution)  # the schedule itself is unchanged
+
+
+def test_a_changed_command_is_shown_where_it_starts_to_differ() -> None:
+    from amirun.schedule_sync import _differences
+
+    old = {"commands": ["run --dataset small --threads 3 --out s3://bucket/x"], "n": [1, 2]}
+    new = {"commands": ["run --dataset small --threads 7 --out s3://bucket/x"], "n": [1, 3]}
+
+    assert _differences(old, new) == [
+        "commands[0]: ...set small --threads 3 --out s3://bucket/x"
+        " -> ...set small --threads 7 --out s3://bucket/x",
+        "n[1]: 2 -> 3",
+    ]
