@@ -228,6 +228,23 @@ def test_an_instance_not_at_rest_by_the_deadline_is_cleanup_failed(ec2: Any) -> 
     assert "after CommandFailed" in str(caught.value)
 
 
+def test_the_call_that_first_asks_for_the_stop_never_fails_on_the_deadline(
+    ec2: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An invocation slower than the whole cleanup limit (a loaded account, a scaled
+    rehearsal) still issues the stop and returns; only a later look may give up."""
+    state, instance_id = launched(ec2)
+    started = timing.now()
+    # Every clock read after the first is past the deadline that first read set.
+    later = iter([started, *[started + timedelta(days=1)] * 10])
+    monkeypatch.setattr(timing, "now", lambda: next(later))
+
+    record = stop_instance(ec2, state)
+
+    assert not record.done
+    assert instance_state(ec2, instance_id) in ("stopping", "stopped")
+
+
 def test_throttled_stops_are_aws_throttled(ec2: Any) -> None:
     """RequestLimitExceeded is injected by a hook: moto does not throttle."""
     state, _ = launched(ec2)
