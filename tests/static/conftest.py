@@ -25,6 +25,8 @@ FUNCTIONS = {
     "ReadinessFunction": "readiness",
     "CommanderFunction": "commander",
     "PollerFunction": "poller",
+    "WaiterFunction": "waiter",
+    "SettlerFunction": "settler",
     "CheckerFunction": "checker",
     "StopperFunction": "stopper",
     "SweeperFunction": "sweeper",

@@ -24,6 +24,7 @@ WORKFLOW_FUNCTIONS = {
     "ReadinessFunction",
     "CommanderFunction",
     "PollerFunction",
+    "WaiterFunction",
     "CheckerFunction",
     "StopperFunction",
 }
@@ -155,6 +156,25 @@ CALLS = {
     "ReadinessFunction": {"ec2:DescribeInstances", "ssm:DescribeInstanceInformation"},
     "CommanderFunction": {"ssm:SendCommand", "ssm:ListCommands"},
     "PollerFunction": {"ssm:GetCommandInvocation", "ssm:CancelCommand", "ec2:DescribeInstances"},
+    # The poller's look, the token's item, and the end of the wait.
+    "WaiterFunction": {
+        "ssm:GetCommandInvocation",
+        "ssm:CancelCommand",
+        "ec2:DescribeInstances",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+    },
+    "SettlerFunction": {
+        "ssm:GetCommandInvocation",
+        "ssm:CancelCommand",
+        "ec2:DescribeInstances",
+        "dynamodb:GetItem",
+        "dynamodb:DeleteItem",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+    },
     "CheckerFunction": {"s3:GetObject", "s3:ListBucket"},
     "StopperFunction": {
         "ec2:DescribeInstances",
@@ -176,3 +196,29 @@ def test_each_function_gets_its_calls(
     assert granted == calls
     # SAM policy templates and managed policies would grant more than we can see here.
     assert all(set(p) == {"Statement"} for p in resources[function]["Properties"]["Policies"])
+
+
+@pytest.mark.parametrize("function", ["WaiterFunction", "SettlerFunction"])
+def test_the_token_table_is_the_only_table_reached(
+    resources: dict[str, Any], function: str
+) -> None:
+    for statement in _policies(resources, function):
+        if any(a.startswith("dynamodb:") for a in as_list(statement["Action"])):
+            assert all(a.startswith("dynamodb:") for a in as_list(statement["Action"]))
+            assert statement["Resource"] == {"Fn::GetAtt": ["CommandWaitTable", "Arn"]}
+
+
+def test_only_the_waiter_and_the_settler_reach_the_token_table(
+    resources: dict[str, Any],
+) -> None:
+    reaching = {
+        name
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::Serverless::Function"
+        and any(
+            a.startswith("dynamodb:")
+            for s in _policies(resources, name)
+            for a in as_list(s["Action"])
+        )
+    }
+    assert reaching == {"WaiterFunction", "SettlerFunction"}

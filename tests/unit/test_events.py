@@ -14,6 +14,7 @@ import pytest
 from pydantic import BaseModel
 from unit_helpers import (
     AMI,
+    COMMAND_WAIT_TABLE,
     EVENTS,
     OUTPUT_BUCKET,
     STACK_NAME,
@@ -24,7 +25,9 @@ from unit_helpers import (
     load_json,
 )
 
+from amirun.local.runner import create_command_wait_table
 from amirun_core.command import send_commands
+from amirun_core.completion import find_waiter
 from amirun_core.launch import TAG_EXECUTION, launch_instance
 from amirun_core.state import (
     CheckRecord,
@@ -50,7 +53,12 @@ FUNCTION_OF = {
     "stopper": "stopper",
     "stopper-after-failure": "stopper",
     "sweeper": "sweeper",
+    "waiter": "waiter",
+    "settler": "settler",
+    "settler-instance-gone": "settler",
 }
+#: Events that are not the workflow state: EventBridge's, or a task token's wrapper.
+NOT_A_STATE = {"sweeper", "waiter", "settler", "settler-instance-gone"}
 
 
 def invoke(module: ModuleType, event: dict[str, Any], context: FakeLambdaContext) -> Any:
@@ -93,7 +101,7 @@ def test_every_event_file_has_a_test() -> None:
     }
 
 
-@pytest.mark.parametrize("name", sorted(set(FUNCTION_OF) - {"sweeper"}))
+@pytest.mark.parametrize("name", sorted(set(FUNCTION_OF) - NOT_A_STATE))
 def test_every_event_carries_the_sample_execution(name: str) -> None:
     event = load_event(name)
 
@@ -250,3 +258,42 @@ def test_sweeper_event(
     assert result == {"execution": detail["executionArn"], "status": "FAILED", "swept": [left]}
     assert instance_state(ec2, left) == "terminated"  # ii_terminate_instance: true
     assert instance_state(ec2, unrelated) == "running"
+
+
+def test_waiter_event(
+    load_handler: Handler, ec2: Any, iam: Any, ssm: Any, lambda_context: FakeLambdaContext
+) -> None:
+    """moto's SSM reports Success at once, so the waiter's one look settles the token;
+    moto's Step Functions (no execution behind the sample token) takes it."""
+    event = load_event("waiter")
+    assert WorkflowState.model_validate(event["state"]).command is not None
+    launch_for(ec2, iam, event["state"])
+    sent = send_commands(ssm, WorkflowState.model_validate(event["state"]), OUTPUT_BUCKET)
+    event["state"]["command"]["command_id"] = sent.command_id
+    waiter = load_handler("waiter")
+    create_command_wait_table(waiter.DYNAMODB, COMMAND_WAIT_TABLE)
+
+    result = invoke(waiter, event, lambda_context)
+
+    assert result == {"outcome": "succeeded"}
+    assert find_waiter(waiter.DYNAMODB, COMMAND_WAIT_TABLE, sent.instance_id) is None
+
+
+@pytest.mark.parametrize("name", ["settler", "settler-instance-gone"])
+def test_settler_events(
+    load_handler: Handler, name: str, lambda_context: FakeLambdaContext
+) -> None:
+    """No run waits on the sample's instance: the event is logged and dropped."""
+    event = load_event(name)
+    poller = load_event("poller")
+    assert event["detail"]["instance-id"] == poller["command"]["instance_id"]
+    settler = load_handler("settler")
+    create_command_wait_table(settler.DYNAMODB, COMMAND_WAIT_TABLE)
+
+    result = invoke(settler, event, lambda_context)
+
+    assert result == {
+        "outcome": "not-waiting",
+        "instance_id": event["detail"]["instance-id"],
+        "error": None,
+    }

@@ -114,3 +114,10 @@ class WorkflowState(_Record):
     def run_date(self) -> str:
         """The run's UTC date, YYYYMMDD: what `DAILY` stands for."""
         return self.execution.start_time.strftime("%Y%m%d")
+
+
+class CommandWait(_Record):
+    """The input of WaitForCommandEnd: the workflow state and the step's task token."""
+
+    task_token: str = Field(min_length=1, description="$$.Task.Token, ended by SendTask*.")
+    state: WorkflowState

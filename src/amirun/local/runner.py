@@ -27,15 +27,16 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from amirun.local.lambda_endpoint import Invocation, LambdaEndpoint
-from amirun.local.world import FAULTS, EmulatedWorld, WorldSettings
+from amirun.local.world import FAULTS, EmulatedWorld, WorldSettings, failure_causes_kept
 from amirun.progress import Progress, RunResult, describe_result
-from amirun.project import load_workflow
+from amirun.project import load_template, load_workflow
 from amirun_core.command import expand_daily
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK_NAME = "amirun-rehearsal"
 OUTPUT_BUCKET = "amirun-rehearsal-output"
+COMMAND_WAIT_TABLE = "amirun-rehearsal-command-wait"
 #: Default: a 30 s poll becomes 1 s, a 600 s readiness limit 6 s, 3600 s run limit 36 s.
 DEFAULT_TIME_SCALE = 0.01
 
@@ -117,6 +118,8 @@ def _function_environment(env: dict[str, Any]) -> dict[str, str]:
             resolved[name] = STACK_NAME
         elif name == "OUTPUT_BUCKET":
             resolved[name] = OUTPUT_BUCKET
+        elif name == "COMMAND_WAIT_TABLE":
+            resolved[name] = COMMAND_WAIT_TABLE
         elif name in ("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"):
             resolved[name] = "WARNING"
     return resolved
@@ -255,6 +258,20 @@ def prepare_standins(request: dict[str, Any], clients: dict[str, Any], strict: b
     return [f"{ref.kind} {ref.ident}" for ref in missing]
 
 
+def create_command_wait_table(dynamodb: Any, name: str = COMMAND_WAIT_TABLE) -> None:
+    """The stack's task-token table, with the key and TTL template.yaml gives it."""
+    props = load_template()["Resources"]["CommandWaitTable"]["Properties"]
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode=props["BillingMode"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"]
+    )
+
+
 def expected_output(request: dict[str, Any], run_date: str) -> tuple[str, str] | None:
     check = (request.get("run_options") or {}).get("ii_check_s3")
     if not isinstance(check, dict):
@@ -355,6 +372,7 @@ def rehearse(
                 )
             )
         clients["s3"].create_bucket(Bucket=OUTPUT_BUCKET)
+        create_command_wait_table(aws.client("dynamodb"))
         run_date = datetime.now(UTC).strftime("%Y%m%d")
         command_env = {
             k: os.environ[k]
@@ -379,6 +397,7 @@ def rehearse(
         world.install(clients["ec2"], clients["ssm"])
         with contextlib.ExitStack() as stack:
             stack.callback(world.close)
+            stack.enter_context(failure_causes_kept())
             if options.exec_commands:
                 command_env["AWS_ENDPOINT_URL"] = stack.enter_context(_emulator_server())
             lose = frozenset({"StarterFunction"} if "lost-response" in options.faults else ())

@@ -21,10 +21,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from botocore.exceptions import ClientError
 
@@ -420,6 +422,30 @@ class EmulatedWorld:
     def command_statuses(self) -> dict[str, str]:
         with self._lock:
             return {cid: c.status for cid, c in self._commands.items()}
+
+
+@contextlib.contextmanager
+def failure_causes_kept() -> Iterator[None]:
+    """SendTaskFailure with its cause, as Step Functions keeps it.
+
+    moto 5.2 drops the cause; the run's failure would lose its reason (exit
+    code, stderr, where the output is).
+    """
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def send_task_failure(self: StepFunctionResponse) -> EmptyResult:
+        # The executing backend (moto.stepfunctions.parser) takes a cause; its base does not.
+        backend: Any = self.stepfunction_backend
+        backend.send_task_failure(
+            self._get_param("taskToken"),
+            error=self._get_param("error"),
+            cause=self._get_param("cause"),
+        )
+        return EmptyResult()
+
+    with mock.patch.object(StepFunctionResponse, "send_task_failure", send_task_failure):
+        yield
 
 
 def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
