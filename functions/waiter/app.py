@@ -33,5 +33,5 @@ def lambda_handler(wait: CommandWait, context: LambdaContext) -> dict[str, Any]:
     notice = wait_for_end(SERVICES, wait.state, wait.task_token)
     if notice.outcome == "succeeded":
         metrics.add_metric(name="CommandsSucceeded", unit=MetricUnit.Count, value=1)
-    logger.info("waiting for the command's end", extra={"notice": notice.__dict__})
-    return {"outcome": notice.outcome}
+    logger.info("waiting for the command's end", extra=notice.to_json())
+    return notice.to_json()

@@ -19,13 +19,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from cli_helpers import EXECUTION_FILE, Stack, deploy, function_arns, set_moto_config
+from cli_helpers import (
+    ACCOUNT,
+    EXECUTION_FILE,
+    REGION,
+    Stack,
+    deploy,
+    function_arns,
+    set_moto_config,
+)
 
 from amirun.cli import main
 from amirun.commands import remote
+from amirun.local.eventbridge import EventBus
 from amirun.local.lambda_endpoint import LambdaEndpoint
-from amirun.local.runner import prepare_standins
-from amirun.local.world import EmulatedWorld, WorldSettings
+from amirun.local.runner import create_command_wait_table, prepare_standins
+from amirun.local.world import EmulatedWorld, WorldSettings, task_tokens_as_on_aws
 from amirun.project import load_workflow
 from amirun_core import aws
 
@@ -79,10 +88,17 @@ def live(aws_endpoint: str) -> Iterator[Live]:
         fast = WorldSettings(
             pending_s=0.2, agent_delay_s=0.2, command_pending_s=0.2, command_duration_s=0.2
         )
-        world = EmulatedWorld(fast, clients["s3"])
+        env.setenv("COMMAND_WAIT_TABLE", f"{STACK}-command-wait")
+        create_command_wait_table(aws.client("dynamodb"), f"{STACK}-command-wait")
+        bus = EventBus(region=REGION, account=ACCOUNT, delay_s=0.05)
+        world = EmulatedWorld(fast, clients["s3"], publish=bus.publish)
         world.install(clients["ec2"], clients["ssm"])
         cleanup.callback(world.close)
+        cleanup.enter_context(task_tokens_as_on_aws())
         endpoint = cleanup.enter_context(LambdaEndpoint(workflow.functions, function_arns(STACK)))
+        bus.connect(endpoint.invoke)
+        cleanup.callback(bus.close)
+        world.start_clock()
         # moto's executor calls Lambda at localhost:$MOTO_PORT in server mode, or through
         # AWS_ENDPOINT_URL_LAMBDA when moto also mocks in-process (its stubber is on).
         env.setenv("MOTO_PORT", str(urlsplit(endpoint.url).port))
@@ -125,8 +141,10 @@ def test_follow_shows_each_state_and_ends_with_the_summary(succeeded: Followed) 
     assert succeeded.code == 0
     states = state_lines(succeeded.out)
     assert states[:3] == ["Prepare", "EC2StarterFromAMI", "WaitForInstance"]
-    for name in ("CheckInstanceReady", "Commander", "WaitForCommand", "EC2Poller", "RunChecker"):
+    for name in ("CheckInstanceReady", "Commander", "WaitForCommandEnd", "RunChecker"):
         assert name in states
+    # The command's end came as an event: no safety look was needed.
+    assert "EC2Poller" not in states
     assert states[-3:] == ["EC2Stopper", "Summarize", "Succeeded"]
     # The Tasks' results, described as a rehearsal describes them.
     assert " SSM agent Online" in succeeded.out

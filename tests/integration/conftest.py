@@ -250,7 +250,7 @@ def success_path() -> list[str]:
         "EC2StarterFromAMI",
         "CheckInstanceReady",
         "Commander",
-        "EC2Poller",
+        "WaitForCommandEnd",
         "RunChecker",
         "EC2Stopper",
         "Summarize",

@@ -71,7 +71,8 @@ def test_a_failing_command_reports_its_exit_code_and_stderr(exits_3: Any, at_res
     assert "exit code 3" in result.cause
     assert "stderr: forcing file missing: /data/forcing.nc" in result.cause
     assert result.cause.endswith(f" [attempt 1; instance {instance_id} terminated]")
-    assert exits_3.milestones[-3:] == ["EC2Poller", "EC2Stopper", "RunFailed"]
+    # Its end came as an event: no safety look.
+    assert exits_3.milestones[-3:] == ["WaitForCommandEnd", "EC2Stopper", "RunFailed"]
     at_rest(exits_3)
 
 

@@ -22,15 +22,18 @@ FAILED_AT_READINESS = [
     "EC2Stopper",
     "RunFailed",
 ]
+#: The command's end (or its instance's) came as an event and ended the wait.
 FAILED_IN_COMMAND = [
     "Prepare",
     "EC2StarterFromAMI",
     "CheckInstanceReady",
     "Commander",
-    "EC2Poller",
+    "WaitForCommandEnd",
     "EC2Stopper",
     "RunFailed",
 ]
+#: No event: the safety look found the command past its time limit.
+FAILED_AT_SAFETY_LOOK = [*FAILED_IN_COMMAND[:-2], "EC2Poller", "EC2Stopper", "RunFailed"]
 FAILED_AT_CHECK = [*FAILED_IN_COMMAND[:-2], "RunChecker", "EC2Stopper", "RunFailed"]
 
 
@@ -118,7 +121,7 @@ FAILURES = [
     ("output_missing", "OutputMissing", FAILED_AT_CHECK),
     ("ssm_never_online", "InstanceNotReady", FAILED_AT_READINESS),
     ("crash", "RuntimeError", FAILED_IN_COMMAND),
-    ("command_hangs", "CommandTimedOut", FAILED_IN_COMMAND),
+    ("command_hangs", "CommandTimedOut", FAILED_AT_SAFETY_LOOK),
     ("spot_interruption", "InstanceLost", FAILED_IN_COMMAND),
     ("capacity", "InsufficientCapacity", FAILED_AT_LAUNCH),
     ("capacity_cheapo", "InsufficientCapacity", FAILED_AT_LAUNCH),
@@ -195,7 +198,7 @@ def test_output_missing_cause_names_the_s3_location(output_missing: Any) -> None
 
     assert output_missing.result.cause.startswith(f"{location}: no such object or prefix")
     # The command itself succeeded; only its output is missing.
-    assert output_missing.results("PollerFunction")[-1].endswith("Success (exit 0)")
+    assert output_missing.results("SettlerFunction")[0].endswith("Success (exit 0)")
     assert output_missing.result.standin_outputs == []
     assert location not in output_missing.objects
 
@@ -218,9 +221,13 @@ def test_a_crash_fails_with_the_exception_name_and_stops_the_instance(crash: Any
 
     assert crash.result.error == "RuntimeError"
     assert crash.result.cause == (
-        f"rehearsal fault: the poller crashed [attempt 1; instance {instance_id} stopped]"
+        f"rehearsal fault: the look at the command crashed [attempt 1; instance {instance_id} "
+        "stopped]"
     )
-    assert crash.errors("PollerFunction") == ["RuntimeError: rehearsal fault: the poller crashed"]
+    # The first look at the command is WaitForCommandEnd's.
+    assert crash.errors("WaiterFunction") == [
+        "RuntimeError: rehearsal fault: the look at the command crashed"
+    ]
     assert crash.result.instances == {instance_id: "stopped"}
 
 
@@ -279,9 +286,13 @@ def test_a_spot_interruption_is_instance_lost_and_the_instance_stays_terminated(
     cause = spot_interruption.result.cause
 
     assert spot_interruption.results("StarterFunction")[0].endswith("(spot), SSM agent unknown")
-    assert cause.startswith(
-        f"instance {instance_id} is shutting-down while command {command_id} was InProgress"
-    )
+    # EC2's state-change event ended the wait; the look saw the instance going or gone.
+    assert re.match(
+        f"instance {instance_id} is (shutting-down|terminated) while command {command_id} "
+        "was InProgress",
+        cause,
+    ), cause
+    assert spot_interruption.results("SettlerFunction")[0] == "ended the wait: InstanceLost"
     # EC2 cannot stop a spot instance: terminated, although a stop was asked for.
     assert not spot_interruption.terminate
     assert spot_interruption.result.instances == {instance_id: "terminated"}
@@ -311,7 +322,7 @@ def test_throttling_is_retried_to_success(
     assert throttle.errors("StarterFunction") == [
         "AwsThrottled: RunInstances: RequestLimitExceeded"
     ]
-    assert throttle.errors("PollerFunction") == [
+    assert throttle.errors("WaiterFunction") == [
         "AwsThrottled: GetCommandInvocation: RequestLimitExceeded"
     ]
     assert throttle.milestones == success_path

@@ -5,7 +5,7 @@ whose waitForTaskToken task hands its token over through SQS, so SendTask*
 ends a real wait and its outcome is the execution's. moto's SSM reports
 every command as Success: other statuses come from a botocore `before-call`
 hook (`answer`); moto's SendTaskFailure drops the cause, which
-`failure_causes_kept` (the rehearsal's fix) restores.
+`task_tokens_as_on_aws` (the rehearsal's fix) restores.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from unit_helpers import (
 )
 
 from amirun.local.runner import create_command_wait_table
-from amirun.local.world import failure_causes_kept
+from amirun.local.world import task_tokens_as_on_aws
 from amirun_core import aws
 from amirun_core.command import send_commands
 from amirun_core.completion import (
@@ -81,7 +81,7 @@ def clients(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
     monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
     dynamodb = aws.client("dynamodb")
     create_command_wait_table(dynamodb, TABLE)
-    with failure_causes_kept():
+    with task_tokens_as_on_aws():
         yield {
             name: aws.client(name) for name in ("stepfunctions", "dynamodb", "ssm", "ec2", "sqs")
         }

@@ -275,7 +275,8 @@ def test_waiter_event(
 
     result = invoke(waiter, event, lambda_context)
 
-    assert result == {"outcome": "succeeded"}
+    assert result["outcome"] == "succeeded"
+    assert (result["status"], result["exit_code"]) == ("Success", 0)
     assert find_waiter(waiter.DYNAMODB, COMMAND_WAIT_TABLE, sent.instance_id) is None
 
 
@@ -292,8 +293,6 @@ def test_settler_events(
 
     result = invoke(settler, event, lambda_context)
 
-    assert result == {
-        "outcome": "not-waiting",
-        "instance_id": event["detail"]["instance-id"],
-        "error": None,
-    }
+    assert result["outcome"] == "not-waiting"
+    assert result["instance_id"] == event["detail"]["instance-id"]
+    assert result["error"] is None

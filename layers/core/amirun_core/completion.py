@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
@@ -66,12 +66,17 @@ class Waiter:
 
 @dataclass(frozen=True)
 class Notice:
-    """What one look did with a waiting token (for logs and metrics)."""
+    """What one look did with a waiting token (the handlers' result, logs and metrics)."""
 
     outcome: Outcome
     instance_id: str
     command_id: str | None = None
+    status: str | None = None
+    exit_code: int | None = None
     error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 # --- The token store -------------------------------------------------------------
@@ -153,9 +158,9 @@ def settle(services: EndServices, waiter: Waiter) -> Notice:
         )
         outcome: Outcome = "failed" if taken else "already-settled"
         forget(services.dynamodb, services.table, waiter)
-        return Notice(outcome, command.instance_id, command.command_id, error)
+        return Notice(outcome, command.instance_id, command.command_id, error=error)
     if not record.done:
-        return Notice("running", command.instance_id, command.command_id)
+        return Notice("running", command.instance_id, command.command_id, record.status)
     taken = _send(
         services.sfn.send_task_success,
         taskToken=waiter.task_token,
@@ -163,7 +168,11 @@ def settle(services: EndServices, waiter: Waiter) -> Notice:
     )
     forget(services.dynamodb, services.table, waiter)
     return Notice(
-        "succeeded" if taken else "already-settled", command.instance_id, command.command_id
+        "succeeded" if taken else "already-settled",
+        command.instance_id,
+        command.command_id,
+        record.status,
+        record.exit_code,
     )
 
 

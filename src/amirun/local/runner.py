@@ -26,8 +26,9 @@ import boto3
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from amirun.local.eventbridge import EventBus
 from amirun.local.lambda_endpoint import Invocation, LambdaEndpoint
-from amirun.local.world import FAULTS, EmulatedWorld, WorldSettings, failure_causes_kept
+from amirun.local.world import FAULTS, EmulatedWorld, WorldSettings, task_tokens_as_on_aws
 from amirun.progress import Progress, RunResult, describe_result
 from amirun.project import load_template, load_workflow
 from amirun_core.command import expand_daily
@@ -66,6 +67,8 @@ class RehearsalOptions:
     time_scale: float = DEFAULT_TIME_SCALE
     agent_delay_s: float = 1.5
     command_duration_s: float = 1.5
+    #: How long EventBridge takes to deliver an event (wall seconds, not scaled).
+    event_delay_s: float = 0.2
     name: str | None = None
 
 
@@ -76,6 +79,9 @@ class RehearsalResult(RunResult):
     standins: list[str] = field(default_factory=list)
     sent_commands: list[list[str]] = field(default_factory=list)
     standin_outputs: list[str] = field(default_factory=list)
+    #: The execution's whole history, and every event the world put on the bus (for bench/).
+    history: list[dict[str, Any]] = field(default_factory=list)
+    bus_events: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -383,6 +389,9 @@ def rehearse(
                 "AWS_DEFAULT_REGION",
             )
         }
+        bus = EventBus(
+            region=REGION, account=ACCOUNT, delay_s=options.event_delay_s, faults=options.faults
+        )
         world = EmulatedWorld(
             WorldSettings(
                 agent_delay_s=options.agent_delay_s,
@@ -393,17 +402,27 @@ def rehearse(
                 command_env=command_env,
             ),
             clients["s3"],
+            publish=bus.publish,
         )
         world.install(clients["ec2"], clients["ssm"])
         with contextlib.ExitStack() as stack:
             stack.callback(world.close)
-            stack.enter_context(failure_causes_kept())
+            stack.enter_context(task_tokens_as_on_aws())
             if options.exec_commands:
                 command_env["AWS_ENDPOINT_URL"] = stack.enter_context(_emulator_server())
             lose = frozenset({"StarterFunction"} if "lost-response" in options.faults else ())
+
+            def on_invoke(invocation: Invocation) -> None:
+                invocations.put(invocation)
+                bus.observe(invocation)
+
             endpoint = stack.enter_context(
-                LambdaEndpoint(workflow.functions, arn_of, invocations.put, lose)
+                LambdaEndpoint(workflow.functions, arn_of, on_invoke, lose)
             )
+            bus.connect(endpoint.invoke)
+            # Deliveries under way finish before the endpoint and the emulator go.
+            stack.callback(bus.close)
+            world.start_clock()
             os.environ["AWS_ENDPOINT_URL_LAMBDA"] = endpoint.url
             machine = sfn.create_state_machine(
                 name=f"{STACK_NAME}-workflow",
@@ -443,6 +462,8 @@ def rehearse(
                 standins=standins,
                 sent_commands=list(world.sent_commands),
                 standin_outputs=list(world.standin_outputs),
+                history=_history(sfn, arn),
+                bus_events=list(bus.published),
             )
             result.instances = _instances_of(clients["ec2"], arn)
             result.notes = _notes(options, result)
@@ -463,6 +484,17 @@ def _emulator_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**params)
+        events.extend(page["events"])
+        if not page.get("nextToken"):
+            return events
+        params["nextToken"] = page["nextToken"]
 
 
 def _instances_of(ec2: Any, execution_arn: str) -> dict[str, str]:

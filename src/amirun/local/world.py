@@ -6,7 +6,9 @@ clients the handlers use add what matters to amirun: an instance that is
 pending before it runs, an SSM agent that comes online after a delay,
 commands that are Pending and InProgress before they end (optionally run for
 real in a local shell), RunInstances idempotency by ClientToken, and the
-faults a user wants to rehearse.
+faults a user wants to rehearse. Commands move on by themselves (a clock
+thread), and their ends and the instances' stops are published as the
+EventBridge events AWS would send.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +45,14 @@ FAULTS: dict[str, str] = {
     "crash": "a step's Lambda crashes with an unexpected error",
     "spot-interruption": "the instance is terminated under the running command",
     "lost-response": "the starter's first response is lost after it launched the instance",
+    "event-lost": "no end event arrives (EventBridge delivers SSM events best effort): "
+    "the safety look finds the end",
+    "event-duplicate": "every end event arrives twice",
+    "event-late": "end events arrive only after the safety look has moved on",
 }
+
+#: How often the world's clock moves commands on (wall seconds).
+TICK_S = 0.05
 
 STDOUT_LIMIT = 24_000
 STDERR_LIMIT = 8_000
@@ -100,12 +109,23 @@ class _Command:
         return self.ended_at is not None
 
 
+#: Where the world's events go: (source, detail-type, detail naming an instance-id).
+Publish = Callable[[str, str, dict[str, Any]], None]
+
+
+def _no_bus(source: str, detail_type: str, detail: dict[str, Any]) -> None:
+    """Events nobody listens to."""
+
+
 class EmulatedWorld:
     """Hooks installed on boto3 clients; thread-safe, one per rehearsal."""
 
-    def __init__(self, settings: WorldSettings, s3: Any) -> None:
+    def __init__(self, settings: WorldSettings, s3: Any, publish: Publish = _no_bus) -> None:
         self.settings = settings
         self._s3 = s3
+        self._publish = publish
+        self._ticking = threading.Event()
+        self._clock: threading.Thread | None = None
         self._ec2: Any = None
         self._lock = threading.RLock()
         self._tokens: dict[str, str] = {}
@@ -146,7 +166,23 @@ class EmulatedWorld:
             for event, handler in events.items():
                 client.meta.events.register(event, handler)
 
+    def start_clock(self) -> None:
+        """Move commands on by themselves, so their ends are events, not only answers."""
+        self._ticking.set()
+        self._clock = threading.Thread(target=self._tick, name="amirun-world-clock", daemon=True)
+        self._clock.start()
+
+    def _tick(self) -> None:
+        while self._ticking.is_set():
+            with self._lock:
+                for command in list(self._commands.values()):
+                    self._advance(command)
+            time.sleep(TICK_S)
+
     def close(self) -> None:
+        self._ticking.clear()
+        if self._clock is not None:
+            self._clock.join()
         with self._lock:
             for command in self._commands.values():
                 if command.process and command.process.poll() is None:
@@ -198,7 +234,19 @@ class EmulatedWorld:
             for change in parsed.get("StoppingInstances", []) + parsed.get(
                 "TerminatingInstances", []
             ):
-                self._stopping.setdefault(change["InstanceId"], time.monotonic())
+                instance_id = change["InstanceId"]
+                if instance_id in self._stopping:
+                    continue
+                self._stopping[instance_id] = time.monotonic()
+                # The state EC2 shows first (moto skips it: stopped/terminated at once).
+                state = {"stopped": "stopping", "terminated": "shutting-down"}.get(
+                    change["CurrentState"]["Name"], change["CurrentState"]["Name"]
+                )
+                self._publish(
+                    "aws.ec2",
+                    "EC2 Instance State-change Notification",
+                    {"instance-id": instance_id, "state": state},
+                )
 
     def _after_describe_instances(self, parsed: dict[str, Any], **_: Any) -> None:
         now = time.monotonic()
@@ -313,7 +361,7 @@ class EmulatedWorld:
         params = context.get("amirun_params", {})
         self._throttle_once("GetCommandInvocation")
         if "crash" in self.settings.faults:
-            raise RuntimeError("rehearsal fault: the poller crashed")
+            raise RuntimeError("rehearsal fault: the look at the command crashed")
         with self._lock:
             command = self._commands.get(params.get("CommandId", ""))
             if command is None:
@@ -366,6 +414,17 @@ class EmulatedWorld:
         command.status, command.details = status, details or status
         command.exit_code = code
         command.ended_at = datetime.now(UTC)
+        self._publish(
+            "aws.ssm",
+            "EC2 Command Invocation Status-change Notification",
+            {
+                "command-id": command.command_id,
+                "document-name": "AWS-RunShellScript",
+                "instance-id": command.instance_id,
+                "requested-date-time": command.started_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "status": status,
+            },
+        )
         if command.output_bucket:
             base = f"{command.output_prefix}/" if command.output_prefix else ""
             # Where SSM itself writes a command's output for AWS-RunShellScript.
@@ -425,18 +484,51 @@ class EmulatedWorld:
 
 
 @contextlib.contextmanager
-def failure_causes_kept() -> Iterator[None]:
-    """SendTaskFailure with its cause, as Step Functions keeps it.
+def task_tokens_as_on_aws() -> Iterator[None]:
+    """SendTaskSuccess/SendTaskFailure answered as Step Functions answers them.
 
-    moto 5.2 drops the cause; the run's failure would lose its reason (exit
-    code, stderr, where the output is).
+    moto 5.2 drops SendTaskFailure's cause (the run's reason: exit code, stderr,
+    where the output is), and takes an outcome for a task already closed
+    (settled, or timed out) without a word; AWS answers TaskTimedOut, which is
+    how a late or duplicate end event learns it came too late.
     """
+    from moto.core.exceptions import AWSError
     from moto.core.responses import EmptyResult
     from moto.stepfunctions.responses import StepFunctionResponse
+
+    class TaskTimedOut(AWSError):
+        TYPE = "TaskTimedOut"
+        STATUS = 400
+
+    def refuse_if_closed(backend: Any, token: str) -> None:
+        """TaskTimedOut unless the task that handed out `token` is still waiting.
+
+        moto's history has the token in the TaskScheduled event's parameters
+        (a retried attempt keeps it, in moto); anything after the last such
+        event but the task starting means the task is closed.
+        """
+        for execution in backend._get_executions():
+            if execution.exec_worker is None:
+                continue
+            events = execution.to_history_output()["events"]
+            for index in reversed(range(len(events))):
+                scheduled = events[index].get("taskScheduledEventDetails") or {}
+                if token in (scheduled.get("parameters") or ""):
+                    later = {e["type"] for e in events[index + 1 :]}
+                    if later - {"TaskStarted", "TaskSubmitted"}:
+                        raise TaskTimedOut("the task has already been closed")
+                    return
+
+    def send_task_success(self: StepFunctionResponse) -> EmptyResult:
+        backend: Any = self.stepfunction_backend
+        refuse_if_closed(backend, self._get_param("taskToken"))
+        backend.send_task_success(self._get_param("taskToken"), self._get_param("output"))
+        return EmptyResult()
 
     def send_task_failure(self: StepFunctionResponse) -> EmptyResult:
         # The executing backend (moto.stepfunctions.parser) takes a cause; its base does not.
         backend: Any = self.stepfunction_backend
+        refuse_if_closed(backend, self._get_param("taskToken"))
         backend.send_task_failure(
             self._get_param("taskToken"),
             error=self._get_param("error"),
@@ -444,7 +536,10 @@ def failure_causes_kept() -> Iterator[None]:
         )
         return EmptyResult()
 
-    with mock.patch.object(StepFunctionResponse, "send_task_failure", send_task_failure):
+    with (
+        mock.patch.object(StepFunctionResponse, "send_task_success", send_task_success),
+        mock.patch.object(StepFunctionResponse, "send_task_failure", send_task_failure),
+    ):
         yield
 
 
