@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SAMENV := .venv-sam
 SAM    := $(SAMENV)/bin/sam
+CHECKOVENV := .venv-checkov
+CHECKOV    := $(CHECKOVENV)/bin/checkov
 EXECUTION ?= events/execution.json
 # `sam build` needs a python3.13 (the Lambda runtime) on PATH; pyenv's counts too.
 PY313_DIR ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do \
@@ -15,10 +17,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# What a rehearsal needs: runtime libraries and the emulator, nothing else.
+# What a rehearsal needs: the pinned runtime libraries and the emulator (the [rehearse] extra).
 $(VENV)/.run: requirements/run.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements/run.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet -e '.[rehearse]'
 	touch $@
 
 # Everything the tests need on top.
@@ -32,14 +34,20 @@ $(SAM): requirements/sam.txt
 	$(SAMENV)/bin/pip install --quiet -r requirements/sam.txt
 	touch $@
 
+# checkov pins its own boto3 too: its own environment as well.
+$(CHECKOV): requirements/checkov.txt
+	$(PYTHON) -m venv $(CHECKOVENV)
+	$(CHECKOVENV)/bin/pip install --quiet -r requirements/checkov.txt
+	touch $@
+
 run: $(VENV)/.run
 	$(BIN)/amirun run $(EXECUTION)
 
-test: $(VENV)/.dev $(SAM)
+test: $(VENV)/.dev $(SAM) $(CHECKOV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	SAM_CLI=$(abspath $(SAM)) $(BIN)/pytest
+	SAM_CLI=$(abspath $(SAM)) CHECKOV=$(abspath $(CHECKOV)) $(BIN)/pytest
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -59,4 +67,4 @@ schema: $(VENV)/.run
 	$(BIN)/python -m amirun.schema > schema/execution.schema.json
 
 clean:
-	rm -rf $(VENV) $(SAMENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAMENV) $(CHECKOVENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -15,11 +15,13 @@ from amirun_core.state import WorkflowState
 
 EC2 = aws.client("ec2")
 STACK_NAME = os.environ.get("STACK_NAME", "amirun")
+#: Named in the error when IAM refuses to pass the instance's role.
+ROLE_PATTERN = os.environ.get("INSTANCE_ROLE_NAME_PATTERN")
 
 
 @workflow_step
 def lambda_handler(state: WorkflowState, context: LambdaContext) -> dict[str, Any]:
-    instance = launch_instance(EC2, state, STACK_NAME)
+    instance = launch_instance(EC2, state, STACK_NAME, ROLE_PATTERN)
     metrics.add_metric(name="InstancesLaunched", unit=MetricUnit.Count, value=1)
     logger.info("instance launched", extra=instance.to_json())
     return instance.to_json()

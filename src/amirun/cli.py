@@ -10,6 +10,7 @@ amirun logs RUN --stack NAME
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import sys
 
@@ -35,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
     code: int = args.func(args)
+    if argv is None:
+        # The process ends here: its last collections would walk every object still
+        # alive (over a second after a rehearsal, for nothing).
+        gc.freeze()
     return code
 
 

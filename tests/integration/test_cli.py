@@ -133,7 +133,9 @@ def test_validate_prints_each_problem_whole_on_one_line(
     ]
 
     assert problems == [
-        "datastream_command_options: not supported yet; give the commands to run as `commands`"
+        "datastream_command_options: not supported yet; give the commands to run as `commands`",
+        'run_options.ii_check_s3: `true` needs a location; give {"bucket": "...", "prefix": '
+        '"..."} or `false`',
     ]
 
 

@@ -120,7 +120,7 @@ FAILURES = [
     ("command_fails", "CommandFailed", FAILED_IN_COMMAND),
     ("output_missing", "OutputMissing", FAILED_AT_CHECK),
     ("ssm_never_online", "InstanceNotReady", FAILED_AT_READINESS),
-    ("crash", "RuntimeError", FAILED_IN_COMMAND),
+    ("crash", "InternalError", FAILED_IN_COMMAND),
     ("command_hangs", "CommandTimedOut", FAILED_AT_SAFETY_LOOK),
     ("spot_interruption", "InstanceLost", FAILED_IN_COMMAND),
     ("capacity", "InsufficientCapacity", FAILED_AT_LAUNCH),
@@ -216,19 +216,43 @@ def test_instance_not_ready_cause_names_the_instance_and_the_agent(
     assert ssm_never_online.command_statuses == {}
 
 
-def test_a_crash_fails_with_the_exception_name_and_stops_the_instance(crash: Any) -> None:
+def test_a_crash_fails_as_internal_error_naming_the_exception_and_stops_the_instance(
+    crash: Any,
+) -> None:
     (instance_id,) = crash.launched
 
-    assert crash.result.error == "RuntimeError"
+    assert crash.result.error == "InternalError"
     assert crash.result.cause == (
-        f"rehearsal fault: the look at the command crashed [attempt 1; instance {instance_id} "
-        "stopped]"
+        "RuntimeError: rehearsal fault: the look at the command crashed "
+        f"[attempt 1; instance {instance_id} stopped]"
     )
     # The first look at the command is WaitForCommandEnd's.
     assert crash.errors("WaiterFunction") == [
-        "RuntimeError: rehearsal fault: the look at the command crashed"
+        "InternalError: RuntimeError: rehearsal fault: the look at the command crashed"
     ]
     assert crash.result.instances == {instance_id: "stopped"}
+
+
+@pytest.fixture(scope="module")
+def stop_refused(rehearsed: Any, basic: Any) -> Any:
+    return rehearsed(basic(), faults={"stop-refused"})
+
+
+def test_a_refused_stop_ends_cleanup_failed_with_a_one_line_cause(stop_refused: Any) -> None:
+    """The Fail state shows the stopper's own message, not Lambda's error JSON."""
+    (instance_id,) = stop_refused.launched
+    result = stop_refused.result
+
+    assert result.status == "FAILED"
+    assert result.error == "CleanupFailed"
+    assert result.states[-1] == "CleanupFailedInStopper"
+    assert result.cause.startswith(f"Stopping or terminating {instance_id} was refused")
+    assert "ec2:StopInstances" in result.cause
+    assert "\n" not in result.cause
+    assert "errorMessage" not in result.cause
+    assert "stackTrace" not in result.cause
+    # Not retried in place: a permission does not come back by itself.
+    assert stop_refused.errors("StopperFunction") == [f"PermissionDenied: {result.cause}"]
 
 
 def test_a_command_past_its_time_limit_is_cancelled(command_hangs: Any) -> None:

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from amirun_core import errors
+import pytest
+
+from amirun_core import errors, limits
 
 from .conftest import PLACEHOLDER, run, substitute_placeholders, venv_tool
 
@@ -16,6 +18,10 @@ LAMBDA_SERVICE_ERRORS = {
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    # A function that timed out or ran out of memory, and an invoke that took too long:
+    # every step is idempotent, so these are retried like the others.
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.Unknown",
 }
 TERMINAL = {"Succeed", "Fail"}
 AMIRUN_ERRORS = {
@@ -113,6 +119,28 @@ def test_every_state_is_reachable(asl: dict[str, Any]) -> None:
     edges = {name: set(successors(state)) for name, state in asl["States"].items()}
     unreachable = asl["States"].keys() - reachable(asl["StartAt"], edges)
     assert not unreachable, f"unreachable states: {sorted(unreachable)}"
+
+
+def test_the_execution_has_a_time_limit_derived_from_the_largest_run(asl: dict[str, Any]) -> None:
+    """Nothing runs forever: the overall limit is the longest run the input allows."""
+    assert asl["TimeoutSeconds"] == limits.execution_timeout_s()
+    # Longer than the longest command of the most attempts, within a Standard
+    # execution's one year.
+    attempts = limits.largest("n_retries_allowed") + 1
+    assert attempts * limits.largest("timeout_s") < asl["TimeoutSeconds"] < 365 * 86_400
+
+
+def test_the_time_limit_counts_the_input_gate_and_the_command_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The input gate (once) and the command wait's safety interval (per attempt) are
+    in the sum, so a longer gate or wait moves the limit with it."""
+    base = limits.execution_timeout_s()
+    attempts = limits.largest("n_retries_allowed") + 1
+    monkeypatch.setattr(limits, "INPUT_GATE_MAX_S", limits.INPUT_GATE_MAX_S + 3600)
+    assert limits.execution_timeout_s() == base + 3600
+    monkeypatch.setattr(limits, "COMMAND_WAIT_SAFETY_S", limits.COMMAND_WAIT_SAFETY_S + 600)
+    assert limits.execution_timeout_s() == base + 3600 + attempts * 600
 
 
 def test_the_command_end_is_a_task_token_wait_with_a_safety_look(asl: dict[str, Any]) -> None:

@@ -82,7 +82,11 @@ def test_function_environment(resources: dict[str, Any]) -> None:
     def env(logical_id: str) -> dict[str, Any]:
         return dict(resources[logical_id]["Properties"]["Environment"]["Variables"])
 
-    assert env("StarterFunction") == {"STACK_NAME": {"Ref": "AWS::StackName"}}
+    assert env("StarterFunction") == {
+        "STACK_NAME": {"Ref": "AWS::StackName"},
+        # Named in the refusal when IAM will not pass the instance's role.
+        "INSTANCE_ROLE_NAME_PATTERN": {"Ref": "InstanceRoleNamePattern"},
+    }
     assert env("CommanderFunction") == {"OUTPUT_BUCKET": OUTPUT_BUCKET}
 
 
@@ -109,7 +113,9 @@ def test_sweeper_hears_every_abnormal_end(resources: dict[str, Any]) -> None:
     }
 
 
-def test_state_machine(resources: dict[str, Any]) -> None:
+def test_state_machine(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    template_parameters = template["Parameters"]
+    template_conditions = template["Conditions"]
     machine = resources["AmirunStateMachine"]
     assert machine["Type"] == "AWS::Serverless::StateMachine"
     props = machine["Properties"]
@@ -117,8 +123,14 @@ def test_state_machine(resources: dict[str, Any]) -> None:
     assert (ROOT / props["DefinitionUri"]).is_file()
     assert props["Tracing"] == {"Enabled": True}
     logging = props["Logging"]
-    assert logging["Level"] in {"ALL", "ERROR"}
-    assert logging["IncludeExecutionData"] is True
+    # Execution data carries the commands, which may hold secrets: off unless asked for.
+    assert logging["Level"] == {"Ref": "StateMachineLogLevel"}
+    assert template_parameters["StateMachineLogLevel"]["Default"] == "ERROR"
+    assert logging["IncludeExecutionData"] == {"Fn::If": ["LogExecutionData", True, False]}
+    assert template_parameters["StateMachineLogExecutionData"]["Default"] == "false"
+    assert template_conditions["LogExecutionData"] == {
+        "Fn::Equals": [{"Ref": "StateMachineLogExecutionData"}, "true"]
+    }
     (destination,) = logging["Destinations"]
     group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
     assert resources[group_id]["Type"] == "AWS::Logs::LogGroup"

@@ -32,7 +32,15 @@ from amirun_core.command import (
     output_prefix,
     send_commands,
 )
-from amirun_core.errors import CommandFailed, CommandTimedOut, InstanceLost, InstanceNotRegistered
+from amirun_core.errors import (
+    RELAUNCHABLE,
+    CommandFailed,
+    CommandTimedOut,
+    ConfigurationError,
+    InstanceLost,
+    InstanceNotRegistered,
+    PermissionDenied,
+)
 from amirun_core.state import CommandRecord, WorkflowState
 
 
@@ -128,11 +136,58 @@ def test_an_instance_ssm_does_not_know_yet_is_instance_not_registered(ec2: Any, 
 
 
 def test_other_send_errors_are_command_failed(ec2: Any, ssm: Any) -> None:
+    """An error SSM may not repeat on a fresh instance stays relaunchable (stubbed:
+    moto's SendCommand always accepts)."""
     state = ready_state(ec2)
-    answer(ssm, "SendCommand", lambda _: error("InvalidDocument", "no such document"))
+    answer(ssm, "SendCommand", lambda _: error("InternalServerError", "try again", 500))
 
-    with pytest.raises(CommandFailed, match="InvalidDocument"):
+    with pytest.raises(CommandFailed, match="InternalServerError"):
         send_commands(ssm, state, OUTPUT_BUCKET)
+
+
+@pytest.mark.parametrize(
+    ("code", "names"),
+    [
+        (
+            "InvalidOutputFolder",
+            f"output bucket {OUTPUT_BUCKET} (stack parameter OutputBucketName)",
+        ),
+        ("InvalidDocument", "SSM document AWS-RunShellScript"),
+        ("InvalidParameters", "run_options.working_directory"),
+        ("UnsupportedPlatformType", "Linux and macOS only"),
+    ],
+)
+def test_a_refusal_for_good_is_a_configuration_error_naming_the_setting(
+    ec2: Any, ssm: Any, code: str, names: str
+) -> None:
+    """SendCommand's real error codes, stubbed through a botocore hook: moto accepts
+    every SendCommand. Not relaunchable: a fresh instance meets the same refusal."""
+    state = ready_state(ec2)
+    answer(ssm, "SendCommand", lambda _: error(code, "refused"))
+
+    with pytest.raises(ConfigurationError) as raised:
+        send_commands(ssm, state, OUTPUT_BUCKET)
+
+    assert code in str(raised.value)
+    assert names in str(raised.value)
+    assert "ConfigurationError" not in RELAUNCHABLE
+
+
+def test_an_access_denied_send_names_the_permission(ec2: Any, ssm: Any) -> None:
+    """SSM's AccessDeniedException, stubbed through a botocore hook (moto enforces no
+    IAM): PermissionDenied, naming ssm:SendCommand and the three resources it needs."""
+    state = ready_state(ec2)
+    message = "User: arn:aws:sts::123456789012:assumed-role/x/y is not authorized"
+    answer(ssm, "SendCommand", lambda _: error("AccessDeniedException", message, 400))
+
+    with pytest.raises(PermissionDenied) as raised:
+        send_commands(ssm, state, OUTPUT_BUCKET)
+
+    text = str(raised.value)
+    assert text.startswith("SendCommand was refused (AccessDeniedException: User: ")
+    assert "ssm:SendCommand on the document AWS-RunShellScript" in text
+    assert f"output bucket {OUTPUT_BUCKET}" in text
+    assert "PermissionDenied" not in RELAUNCHABLE
 
 
 def test_no_instance_in_the_state_is_command_failed(ssm: Any) -> None:

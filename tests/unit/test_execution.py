@@ -229,3 +229,240 @@ def test_the_full_check_can_use_a_clients_ec2_model(monkeypatch: pytest.MonkeyPa
 
     with pytest.raises(InvalidExecutionInput, match=r"BlockDeviceMappings\[0\]\.Ebs\.VolumeSize"):
         parse_execution(raw, model)
+
+
+# --- strict and complete ------------------------------------------------------------------
+def test_a_blank_template_names_every_empty_field_at_once() -> None:
+    """A model-level problem (no commands) does not hide instance_parameters' ones."""
+    problems = problems_of({"commands": [], "instance_parameters": {"ImageId": ""}})
+
+    assert problems[0].startswith("commands: needs at least 1")
+    assert problems[1].startswith("instance_parameters.ImageId: '' is not an AMI id")
+
+
+def test_every_kind_of_problem_is_reported_in_one_go() -> None:
+    raw = make_request(timeout_s="3600", ii_cheapo="yes", ii_check_s3=True)
+    raw["commands"] = ["ls", 7, " ", "a\x00b"]
+    raw["instance_parameters"] |= {"MinCount": 1, "KeyNam": "k", "ImageId": "ami-1"}
+
+    fields = [p.split(":", 1)[0] for p in problems_of(raw)]
+
+    assert sorted(fields) == sorted(
+        [
+            "commands[1]",
+            "commands[2]",
+            "commands[3]",
+            "run_options.timeout_s",
+            "run_options.ii_cheapo",
+            "run_options.ii_check_s3",
+            "instance_parameters.MinCount",
+            "instance_parameters.KeyNam",
+            "instance_parameters.ImageId",
+        ]
+    )
+
+
+def problems_of(raw: Any) -> list[str]:
+    with pytest.raises(InvalidExecutionInput) as caught:
+        parse_execution(raw)
+    return caught.value.problems
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("timeout_s", "3600", "expected an integer, got string"),
+        ("timeout_s", True, "expected an integer, got boolean"),
+        ("timeout_s", 3600.5, "expected an integer, got number"),
+        ("n_retries_allowed", "1", "expected an integer, got string"),
+        ("ii_cheapo", "yes", "expected true or false, got string"),
+        ("ii_terminate_instance", 1, "expected true or false, got number"),
+        ("ii_delete_volume", "no", "expected true or false, got string"),
+        ("working_directory", 5, "expected a string, got number"),
+    ],
+)
+def test_types_are_the_json_schemas_not_pythons_coercions(
+    field: str, value: Any, expected: str
+) -> None:
+    assert problems_of(make_request(**{field: value})) == [
+        f"run_options.{field}: invalid type, {expected}"
+    ]
+
+
+def test_an_integral_float_is_an_integer_as_json_schema_says() -> None:
+    assert parse_execution(make_request(timeout_s=3600.0)).run_options.timeout_s == 3600
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["ami-12345678", "ami-0a1b2c3d4e5f67890", "resolve:ssm:/aws/service/ami/al2023-arm64"],
+)
+def test_an_image_is_an_ami_id_or_an_ssm_parameter(image: str) -> None:
+    raw = make_request()
+    raw["instance_parameters"]["ImageId"] = image
+
+    assert parse_execution(raw).instance_parameters["ImageId"] == image
+
+
+@pytest.mark.parametrize(
+    "image", ["", "ami-1", "ami-0A1B2C3D", "0a1b2c3d4e5f67890", "ubuntu-22.04", "resolve:ssm:"]
+)
+def test_an_image_that_is_neither_is_refused(image: str) -> None:
+    raw = make_request()
+    raw["instance_parameters"]["ImageId"] = image
+
+    assert problems_of(raw)[0].startswith("instance_parameters.ImageId: ")
+
+
+@pytest.mark.parametrize(
+    ("bucket", "reason"),
+    [
+        ("s3://results/forecasts/x.nc", 'without s3:// (bucket "results", and "forecasts/x.nc"'),
+        ("ab", "3 to 63 characters"),
+        ("a" * 64, "3 to 63 characters"),
+        ("My_Bucket", "only lowercase letters"),
+        ("-results", "begins and ends"),
+        ("results..old", "two adjacent dots"),
+        ("192.168.5.4", "IP address"),
+        ("xn--results", "starting with xn--"),
+        ("sthree-results", "starting with sthree-"),
+        ("amzn-s3-demo-results", "starting with amzn-s3-demo-"),
+        ("results-s3alias", "ending with -s3alias"),
+        ("results--ol-s3", "ending with --ol-s3"),
+        ("results.mrap", "ending with .mrap"),
+        ("results--x-s3", "ending with --x-s3"),
+        ("results--table-s3", "ending with --table-s3"),
+    ],
+)
+def test_bucket_names_follow_s3s_naming_rules(bucket: str, reason: str) -> None:
+    [problem] = problems_of(make_request(ii_check_s3={"bucket": bucket, "prefix": "k"}))
+
+    assert problem.startswith("run_options.ii_check_s3.bucket: ")
+    assert reason in problem
+
+
+def test_a_bucket_may_hold_daily_like_the_prefix() -> None:
+    raw = make_request(ii_check_s3={"bucket": "results-DAILY", "prefix": "k"})
+
+    assert parse_execution(raw).run_options.output_check is not None
+
+
+def test_a_nul_byte_in_a_command_is_refused() -> None:
+    assert problems_of(make_request() | {"commands": ["echo a\x00b"]}) == [
+        "commands[0]: contains a NUL byte, which no shell command can carry"
+    ]
+
+
+def test_the_schema_key_editors_use_is_accepted() -> None:
+    raw = make_request() | {"$schema": "../schema/execution.schema.json"}
+
+    assert parse_execution(raw).schema_url == "../schema/execution.schema.json"
+
+
+@pytest.mark.parametrize(
+    ("owned", "value", "reason"),
+    [
+        ("DisableApiStop", True, "stopping"),
+        ("DisableApiTermination", True, "terminating"),
+        ("DryRun", True, "for real"),
+        ("DisableApiStop", False, "stopping"),
+    ],
+)
+def test_parameters_that_would_block_launch_or_cleanup_are_refused(
+    owned: str, value: bool, reason: str
+) -> None:
+    raw = make_request()
+    raw["instance_parameters"][owned] = value
+
+    [problem] = problems_of(raw)
+    assert problem.startswith(f"instance_parameters.{owned}: ")
+    assert reason in problem
+
+
+def test_ec2_parameters_are_typed_as_json_schema_types_them() -> None:
+    """botocore takes `true` for an integer; EC2's schema (and so amirun) does not."""
+    raw = make_request()
+    raw["instance_parameters"]["BlockDeviceMappings"] = [{"Ebs": {"VolumeSize": True}}]
+    raw["instance_parameters"]["MaintenanceOptions"] = {"AutoRecovery": 1}
+
+    assert problems_of(raw) == [
+        "instance_parameters.BlockDeviceMappings[0].Ebs.VolumeSize: invalid type, "
+        "expected an integer, got boolean",
+        "instance_parameters.MaintenanceOptions.AutoRecovery: invalid type, "
+        "expected a string, got number",
+    ]
+
+
+# --- the size Step Functions can carry -------------------------------------------------------
+def padded_to(size: int) -> dict[str, Any]:
+    """A valid request whose input is exactly `size` bytes, most of it a command."""
+    raw = make_request()
+    raw["commands"].append("echo ")
+    raw["commands"][-1] += "x" * (size - execution.input_size(raw))
+    assert execution.input_size(raw) == size
+    return raw
+
+
+def test_the_largest_input_the_workflow_carries_is_accepted() -> None:
+    assert parse_execution(padded_to(execution.MAX_INPUT_BYTES))
+
+
+def test_one_byte_more_is_refused_naming_the_field_that_holds_it() -> None:
+    [problem] = problems_of(padded_to(execution.MAX_INPUT_BYTES + 1))
+
+    assert problem.startswith(
+        f"commands: makes the execution input {execution.MAX_INPUT_BYTES + 1:,}"
+    )
+    assert "256 KiB" in problem
+
+
+def test_the_size_counts_escapes_as_sent() -> None:
+    """Non-ASCII text is sent as \\u escapes: six bytes per character."""
+    assert execution.input_size({"a": "é"}) == len('{"a": "\\u00e9"}')
+
+
+def test_a_huge_input_still_gives_a_short_cause() -> None:
+    """The message is the failure's cause in the state: it must stay small."""
+    raw = make_request()
+    raw["run_options"] = {f"unknown_{i}_" + "k" * 500: 1 for i in range(200)}
+
+    with pytest.raises(InvalidExecutionInput) as caught:
+        parse_execution(raw)
+
+    assert len(caught.value.problems) == 200
+    assert len(str(caught.value)) < 10_000
+    assert str(caught.value).endswith("; and 180 more")
+
+
+# --- reading the file ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'{"commands": ["ls"], "commands": ["pwd"]}', "commands: duplicate key"),
+        (b'{"run_options": {"timeout_s": 60, "timeout_s": 90}}', "run_options.timeout_s: dup"),
+        (b'{"commands": ["ls", "\\ud800"]}', "commands[1]: holds a lone surrogate"),
+        (b'{"timeout_s": NaN}', "not valid JSON: NaN is not a JSON number"),
+        (b'{"timeout_s": ' + b"9" * 5000 + b"}", "not valid JSON: Exceeds the limit"),
+        (b"[" * 40 + b"]" * 40, "JSON nested 40 levels deep; at most 32"),
+        (b"[" * 100_000, "JSON nested 100000 levels deep"),
+        (b'{"commands": ["caf\xe9"]}', "not valid UTF-8 (byte 18"),
+        (b'{"commands": ', "not valid JSON: Expecting value"),
+        (b"", "not valid JSON"),
+        (b"[1, 2]", "the execution JSON must be an object, this is array"),
+        (b"null", "the execution JSON must be an object, this is null"),
+    ],
+)
+def test_decoding_refuses_what_json_readers_disagree_on(data: bytes, expected: str) -> None:
+    with pytest.raises(InvalidExecutionInput) as caught:
+        execution.decode_execution(data)
+
+    assert str(caught.value).startswith(expected)
+    assert "\n" not in str(caught.value)
+
+
+def test_decoding_keeps_brackets_inside_strings_out_of_the_depth() -> None:
+    raw = execution.decode_execution(
+        b'\xef\xbb\xbf{"commands": ["echo \\"[[[[{{{{\\" ' + b"[" * 50 + b'"]}'
+    )
+
+    assert raw["commands"][0].endswith("[" * 50)

@@ -44,6 +44,7 @@ def test_the_schema_names_its_dialect_and_title() -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] == "amirun execution"
     assert schema["required"] == ["instance_parameters"]
+    assert {"required": ["commands"]} in schema["anyOf"]
 
 
 @pytest.mark.parametrize("name", ["execution_gp_example.json", "execution_nrds.json"])

@@ -9,7 +9,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from amirun_core.errors import AwsThrottled
+from amirun_core.errors import AwsThrottled, PermissionDenied
 
 THROTTLING_CODES = frozenset(
     {
@@ -20,6 +20,11 @@ THROTTLING_CODES = frozenset(
         "RequestThrottled",
         "SlowDown",
     }
+)
+
+#: What AWS answers when IAM, a bucket policy or a key policy refuses a call.
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403", "Forbidden"}
 )
 
 #: Short SDK timeouts and few retries: the state machine's Retry does the
@@ -62,3 +67,9 @@ def describe_instance(ec2: Any, instance_id: str) -> dict[str, Any] | None:
 def describe(exc: ClientError) -> str:
     error = exc.response.get("Error", {})
     return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".rstrip(": ")
+
+
+def raise_if_denied(exc: ClientError, action: str, needs: str) -> None:
+    """Turn an access refusal into PermissionDenied, saying what permission is missing."""
+    if error_code(exc) in ACCESS_DENIED_CODES:
+        raise PermissionDenied(f"{action} was refused ({describe(exc)}): {needs}") from exc

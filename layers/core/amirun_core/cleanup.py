@@ -11,9 +11,15 @@ import json
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from amirun_core import aws, timing
-from amirun_core.errors import RELAUNCHABLE, CleanupFailed, InvalidExecutionInput, error_message
+from amirun_core.errors import (
+    RELAUNCHABLE,
+    CleanupFailed,
+    InvalidExecutionInput,
+    one_line_cause,
+)
 from amirun_core.execution import RunOptions, read_execution
 from amirun_core.launch import TAG_ATTEMPT, TAG_EXECUTION
 from amirun_core.state import AttemptRecord, CleanupRecord, WorkflowState
@@ -27,10 +33,16 @@ def run_options_of(raw_request: Any) -> RunOptions:
         return read_execution(raw_request).run_options
     except InvalidExecutionInput:
         pass
-    try:
-        return RunOptions.model_validate(raw_request.get("run_options") or {})
-    except Exception:  # noqa: BLE001 - any malformed options: fall back to the defaults
-        return RunOptions()
+    given = raw_request.get("run_options") if isinstance(raw_request, dict) else None
+    # Each option that is valid on its own is honoured; the others take their defaults.
+    usable = {}
+    for name, value in (given if isinstance(given, dict) else {}).items():
+        try:
+            RunOptions.model_validate({name: value})
+        except ValidationError:
+            continue
+        usable[name] = value
+    return RunOptions.model_validate(usable)
 
 
 def find_instances(ec2: Any, execution_id: str, attempt: int | None = None) -> list[dict[str, Any]]:
@@ -86,11 +98,13 @@ def _release_volumes(ec2: Any, instance_id: str, volume_ids: list[str]) -> tuple
 
 
 def must_terminate(instance: dict[str, Any], options: RunOptions) -> bool:
-    """Terminate when asked, when EC2 cannot stop the instance (one-time spot), or
-    when it is already going away (so the record says what really happened)."""
+    """Terminate when asked, when EC2 cannot stop the instance (one-time spot, an
+    instance-store root), or when it is already going away (so the record says what
+    really happened)."""
     return (
         options.ii_terminate_instance
         or instance.get("InstanceLifecycle") == "spot"
+        or instance.get("RootDeviceType") == "instance-store"
         or instance["State"]["Name"] in ("shutting-down", "terminated")
     )
 
@@ -108,8 +122,19 @@ def _advance(ec2: Any, instance: dict[str, Any], terminate: bool) -> bool:
             return False
     except ClientError as exc:
         aws.raise_if_throttled(exc, "StopInstances/TerminateInstances")
-        if aws.error_code(exc) == "IncorrectInstanceState":
+        aws.raise_if_denied(
+            exc,
+            f"Stopping or terminating {instance_id}",
+            "the function's role may stop and terminate only instances tagged amirun:stack "
+            "with this stack's name (ec2:StopInstances, ec2:TerminateInstances)",
+        )
+        code = aws.error_code(exc)
+        if code == "IncorrectInstanceState":
             return False  # mid-transition: look again after the next wait
+        if code == "UnsupportedOperation" and not terminate:
+            # EC2 cannot stop this one (e.g. an instance-store root): terminate instead,
+            # or it would keep running; the next look reports it terminated.
+            return _advance(ec2, instance, terminate=True)
         raise
     # A terminated instance is at rest even when a stop was asked for (spot interruption).
     return bool(state == "terminated" or (not terminate and state == "stopped"))
@@ -172,7 +197,7 @@ def _finish(state: WorkflowState, options: RunOptions, record: CleanupRecord) ->
     """Once at rest: on the failure path, say why and whether to relaunch."""
     if state.error is None:
         return record
-    cause = error_message(state.error.Cause)
+    cause = one_line_cause(state.error.Cause)
     this = AttemptRecord(
         attempt=state.attempt, instance_id=record.instance_id, error=state.error.Error, cause=cause
     )

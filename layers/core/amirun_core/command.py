@@ -12,6 +12,7 @@ from amirun_core import aws, timing
 from amirun_core.errors import (
     CommandFailed,
     CommandTimedOut,
+    ConfigurationError,
     InstanceLost,
     InstanceNotRegistered,
 )
@@ -28,6 +29,24 @@ WAITING_STATUSES = frozenset({"Pending", "InProgress", "Delayed"})
 TAIL_CHARS = 1_000
 #: How long SSM may take to deliver the command to a busy instance.
 DELIVERY_TIMEOUT_S = 600
+
+#: SendCommand refusals a relaunch cannot fix, and the setting each one points at.
+SEND_REFUSALS = {
+    "InvalidOutputFolder": (
+        "the output bucket {bucket} (stack parameter OutputBucketName) must exist, in "
+        "this account, and its name must be valid"
+    ),
+    "InvalidDocument": (
+        "the SSM document AWS-RunShellScript must be available in this account and region"
+    ),
+    "InvalidParameters": (
+        "the command's parameters were refused: check the commands, "
+        "run_options.working_directory and run_options.timeout_s"
+    ),
+    "UnsupportedPlatformType": (
+        "AWS-RunShellScript runs on Linux and macOS only: the AMI's platform is not one"
+    ),
+}
 
 
 def expand_daily(text: str, run_date: str) -> str:
@@ -86,10 +105,7 @@ def send_commands(ssm: Any, state: WorkflowState, output_bucket: str | None) -> 
         try:
             command = ssm.send_command(**send)["Command"]
         except ClientError as exc:
-            aws.raise_if_throttled(exc, "SendCommand")
-            if aws.error_code(exc) == "InvalidInstanceId":
-                # The agent said Online but SSM has not caught up yet: retried.
-                raise InstanceNotRegistered(aws.describe(exc)) from exc
+            _refused(exc, output_bucket)
             raise CommandFailed(f"SendCommand refused the command: {aws.describe(exc)}") from exc
     sent = timing.now()
     deadline = sent + timing.scaled(options.timeout_s)
@@ -112,6 +128,27 @@ def _wait_for_end(state: WorkflowState, deadline: datetime) -> int:
         options.poll_interval_s, options.timeout_s, options.attempts
     )
     return timing.wait_seconds_until(deadline, interval)
+
+
+def _refused(exc: ClientError, output_bucket: str | None) -> None:
+    """Raise the error a SendCommand refusal means, unless it is worth a relaunch."""
+    aws.raise_if_throttled(exc, "SendCommand")
+    code = aws.error_code(exc)
+    if code == "InvalidInstanceId":
+        # The agent said Online but SSM has not caught up yet: retried.
+        raise InstanceNotRegistered(aws.describe(exc)) from exc
+    aws.raise_if_denied(
+        exc,
+        "SendCommand",
+        "the commander's role needs ssm:SendCommand on the document AWS-RunShellScript, "
+        "on the instance (tagged amirun:stack with this stack's name) and on the output "
+        f"bucket {output_bucket or '(none)'}",
+    )
+    if code in SEND_REFUSALS:
+        setting = SEND_REFUSALS[code].format(bucket=output_bucket)
+        raise ConfigurationError(
+            f"SendCommand refused the command ({aws.describe(exc)}): {setting}"
+        ) from exc
 
 
 def _tail(text: str | None) -> str:

@@ -8,6 +8,7 @@ raises it, and the names are matched in `statemachine/amirun.asl.json`
 from __future__ import annotations
 
 import json
+import re
 
 
 class AmirunError(Exception):
@@ -16,11 +17,23 @@ class AmirunError(Exception):
 
 # --- Before launch: nothing is running, nothing to clean up. -------------------
 class InvalidExecutionInput(AmirunError):
-    """The execution JSON is malformed; the message names each bad field."""
+    """The execution JSON is malformed; the message names each bad field.
+
+    The message becomes the failure's cause in the workflow's state, so it stays
+    short whatever the input: each problem cut at PROBLEM_CHARS, the first
+    SHOWN_PROBLEMS of them, then a count.
+    """
+
+    PROBLEM_CHARS = 400
+    SHOWN_PROBLEMS = 20
 
     def __init__(self, *problems: str) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = list(problems)
+        self.problems = [
+            p if len(p) <= self.PROBLEM_CHARS else p[: self.PROBLEM_CHARS] + "..." for p in problems
+        ]
+        more = len(self.problems) - self.SHOWN_PROBLEMS
+        shown = self.problems[: self.SHOWN_PROBLEMS] + ([f"and {more} more"] if more > 0 else [])
+        super().__init__("; ".join(shown))
 
 
 class LaunchRejected(AmirunError):
@@ -32,6 +45,29 @@ class InsufficientCapacity(AmirunError):
 
     Not retried in place: capacity comes back in minutes, so it is relaunched
     after `retry_delay_s` when `n_retries_allowed` allows.
+    """
+
+
+class PermissionDenied(AmirunError):
+    """AWS refused a call for lack of a permission (IAM, a bucket or key policy).
+
+    Not relaunchable: a fresh instance meets the same refusal. The message names
+    the call, the permission and the stack parameter or role to change.
+    """
+
+
+class ConfigurationError(AmirunError):
+    """A setting outside the run's own commands is wrong: the output bucket, the SSM
+    document, the command's parameters. Not relaunchable; the message names it."""
+
+
+class InternalError(AmirunError):
+    """A step failed in a way amirun does not expect: a bug, or an AWS answer it does
+    not know. The cause names the original exception.
+
+    Not relaunchable: a fresh instance would most likely meet it again and bill for
+    it (AWS's own transient 5xx answers are already retried by the SDK, and a
+    crashed or timed-out function by the state machine's Retry).
     """
 
 
@@ -67,6 +103,23 @@ class OutputMissing(AmirunError):
 
 class CleanupFailed(AmirunError):
     """The instance could not be stopped or terminated: act on it by hand."""
+
+
+#: How long a one-line cause may get (Step Functions keeps up to 32,768 characters).
+CAUSE_CHARS = 2_000
+_TRACEBACK = re.compile(r"\s*Traceback \(most recent call last\):.*", re.DOTALL)
+
+
+def one_line_cause(cause: str | None) -> str:
+    """A failure's cause as one clean line: Lambda's error JSON unwrapped, no stack
+    trace, line breaks as " | ", runs of blanks squeezed, at most CAUSE_CHARS.
+
+    The one formatting of a cause for the Fail state, the CLI and notifications.
+    """
+    text = _TRACEBACK.sub("", error_message(cause))
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    flat = " | ".join(line for line in lines if line)
+    return flat if len(flat) <= CAUSE_CHARS else flat[: CAUSE_CHARS - 3] + "..."
 
 
 def error_message(cause: str | None) -> str:

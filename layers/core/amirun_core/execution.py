@@ -1,36 +1,164 @@
 """The execution JSON: what a user hands to `start-execution`.
 
 The fields and defaults of the system amirun replaces are kept, so its
-execution files run unchanged; new fields are optional. Every error names the
-field it is about, with the full path (`run_options.timeout_s`).
+execution files run unchanged; new fields are optional. Validation is strict
+(JSON types as the published JSON Schema reads them) and complete: every
+problem is reported at once, each as `field: problem` with the full path
+(`run_options.timeout_s`), and no check hides another.
+
+To add a field: declare it on its model below (a type from this module gives
+strictness, an AfterValidator gives a readable message and `json_schema_extra`
+the same rule for editors). A rule that spans fields goes in `_RULES`.
 """
 
 from __future__ import annotations
 
+import collections
 import difflib
 import functools
+import ipaddress
+import json
 import re
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from amirun_core.errors import InvalidExecutionInput
+from amirun_core.shapes import is_integer, json_type, shape_problems, shape_schema
 
 #: SSM's own ceiling for AWS-RunShellScript's executionTimeout (48 h).
 MAX_TIMEOUT_S = 172_800
 
-#: Parameters amirun sets on every launch; a user value would break a guarantee.
-OWNED_INSTANCE_PARAMETERS = ("MinCount", "MaxCount", "ClientToken")
+#: Step Functions' limit on a state's input or output, in bytes (256 KiB).
+STATE_LIMIT_BYTES = 262_144
+
+#: The largest execution input amirun accepts, as `input_size` counts it: half
+#: of what a state may hold. Step Functions fails an execution whose state
+#: passes STATE_LIMIT_BYTES (States.DataLimitExceeded) and no Catch sees that:
+#: the instance would be left running. The state carries the input once
+#: (`request`) plus the run's own records; `bench/state_size.py` measured those
+#: at 52,227 bytes at most (six failed attempts with the costliest output), so
+#: the other half leaves them 2.5 times that.
+MAX_INPUT_BYTES = 131_072
+
+#: Deeper than any real execution JSON goes; JSON nested deeper is refused unread.
+MAX_DEPTH = 32
+
+#: RunInstances parameters amirun owns; a user value would break a guarantee.
+OWNED_INSTANCE_PARAMETERS = {
+    "MinCount": "set by amirun (one instance per attempt), remove it",
+    "MaxCount": "set by amirun (one instance per attempt), remove it",
+    "ClientToken": "set by amirun (it makes the launch idempotent), remove it",
+    "DryRun": "amirun launches for real, remove it",
+    "DisableApiStop": "would keep amirun from stopping the instance after the run, remove it",
+    "DisableApiTermination": (
+        "would keep amirun from terminating the instance after the run, remove it"
+    ),
+}
+
+_IMAGE_ID = re.compile(r"ami-[0-9a-f]{8}(?:[0-9a-f]{9})?|resolve:ssm:\S+")
+#: The same rule for editors (JSON Schema patterns are not anchored).
+_IMAGE_ID_PATTERN = r"^(ami-[0-9a-f]{8}([0-9a-f]{9})?|resolve:ssm:\S+)$"
 
 
+# --- strict JSON types ---------------------------------------------------------------
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 3600.0 as an integer; pydantic's strict int does not.
+    return int(value) if isinstance(value, float) and is_integer(value) else value
+
+
+#: An integer as JSON Schema reads it: 3600 or 3600.0, never "3600" or true.
+Integer = Annotated[int, BeforeValidator(_integral)]
+
+
+def _command(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL byte, which no shell command can carry")
+    if not re.search(r"\S", value):
+        raise ValueError("empty command")
+    return value
+
+
+#: One shell command: not blank, no NUL byte.
+Command = Annotated[
+    str,
+    AfterValidator(_command),
+    Field(json_schema_extra={"pattern": "^[^\\u0000]*\\S[^\\u0000]*$"}),
+]
+
+_RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+#: S3's naming rules for general purpose buckets, for editors. `DAILY` may stand
+#: for the run's date, as in `prefix`.
+_BUCKET_PATTERN = (
+    "^(?!xn--|sthree-|amzn-s3-demo-)(?!.*\\.\\.)(?!\\d+\\.\\d+\\.\\d+\\.\\d+$)"
+    "(?!.*(-s3alias|--ol-s3|\\.mrap|--x-s3|--table-s3)$)"
+    "([a-z0-9]|DAILY)([a-z0-9.-]|DAILY)*([a-z0-9]|DAILY)$"
+)
+
+
+def _bucket(value: str) -> str:
+    if value.startswith("s3://"):
+        bucket, _, key = value.removeprefix("s3://").partition("/")
+        raise ValueError(
+            f'the bucket name alone, without s3:// (bucket "{bucket}"'
+            + (f', and "{key}" goes in prefix)' if key else ")")
+        )
+    name = value.replace("DAILY", "20000101")  # what the run will use
+    if not 3 <= len(name) <= 63:
+        raise ValueError("an S3 bucket name has 3 to 63 characters")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]*[a-z0-9]", name):
+        raise ValueError(
+            "an S3 bucket name has only lowercase letters, digits, dots and hyphens, "
+            "and begins and ends with a letter or digit"
+        )
+    if ".." in name:
+        raise ValueError("an S3 bucket name has no two adjacent dots")
+    if _is_ip_address(name):
+        raise ValueError("an S3 bucket name is not formatted as an IP address")
+    for reserved in _RESERVED_BUCKET_PREFIXES:
+        if name.startswith(reserved):
+            raise ValueError(f"S3 reserves bucket names starting with {reserved}")
+    for reserved in _RESERVED_BUCKET_SUFFIXES:
+        if name.endswith(reserved):
+            raise ValueError(f"S3 reserves bucket names ending with {reserved}")
+    return value
+
+
+def _is_ip_address(name: str) -> bool:
+    if not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
+        return False
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        # 999.1.1.1 is no address, but S3 refuses the shape all the same.
+        return True
+    return True
+
+
+BucketName = Annotated[
+    str, AfterValidator(_bucket), Field(json_schema_extra={"pattern": _BUCKET_PATTERN})
+]
+
+
+# --- the models ------------------------------------------------------------------------
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class S3Check(_Strict):
     """Where the run's output must be after the command succeeds."""
 
-    bucket: str = Field(min_length=3, max_length=63, description="S3 bucket name.")
+    bucket: BucketName = Field(description="S3 bucket name (no s3://).")
     prefix: str = Field(
         min_length=1,
         description=(
@@ -54,28 +182,28 @@ class RunOptions(_Strict):
     ii_delete_volume: bool = Field(
         False, description="Delete the instance's EBS volumes after the run."
     )
-    ii_check_s3: bool | S3Check = Field(
+    ii_check_s3: Literal[False] | S3Check = Field(
         False,
         description=(
             "`false`: no output check. An object {bucket, prefix}: that object must "
             "exist after the run or the run fails with OutputMissing."
         ),
     )
-    timeout_s: int = Field(
+    timeout_s: Integer = Field(
         3600, ge=60, le=MAX_TIMEOUT_S, description="Time limit of the commands, in seconds."
     )
     ii_cheapo: bool = Field(False, description="Try a spot instance first; fall back to on-demand.")
-    n_retries_allowed: int = Field(
+    n_retries_allowed: Integer = Field(
         0, ge=0, le=5, description="How many times a failed run is relaunched."
     )
     # New in amirun: all optional.
-    retry_delay_s: int = Field(
+    retry_delay_s: Integer = Field(
         600,
         ge=0,
         le=86_400,
         description="Wait before a relaunch, doubled each time (late upstream data).",
     )
-    poll_interval_s: int = Field(
+    poll_interval_s: Integer = Field(
         600,
         ge=5,
         le=3600,
@@ -84,7 +212,7 @@ class RunOptions(_Strict):
             "when none came for this long (longer for long commands)."
         ),
     )
-    ready_timeout_s: int = Field(
+    ready_timeout_s: Integer = Field(
         600,
         ge=60,
         le=3600,
@@ -104,20 +232,32 @@ class RunOptions(_Strict):
         return self.ii_check_s3 if isinstance(self.ii_check_s3, S3Check) else None
 
 
+def _not_supported_yet(value: Any) -> Any:
+    raise ValueError("not supported yet; give the commands to run as `commands`")
+
+
 class ExecutionRequest(_Strict):
     """One execution JSON."""
 
-    commands: list[str] | None = Field(
+    schema_url: str | None = Field(
         None,
+        alias="$schema",
+        description="The JSON Schema this file follows, for editors; ignored by amirun.",
+    )
+    # Absent is no type error (_RULES says when it is missing); an explicit null is.
+    commands: list[Command] = Field(
+        None,  # type: ignore[arg-type]
         min_length=1,
         description=(
             "Shell commands run in order by SSM Run Command (AWS-RunShellScript). "
             "`DAILY` is replaced by the run's UTC date (YYYYMMDD)."
         ),
     )
-    datastream_command_options: dict[str, Any] | None = Field(
-        None, description="NextGen datastream options. Not supported yet: use `commands`."
-    )
+    datastream_command_options: Annotated[
+        dict[str, Any] | None,
+        AfterValidator(lambda v: v if v is None else _not_supported_yet(v)),
+        WithJsonSchema({"type": "null"}),
+    ] = Field(None, description="NextGen datastream options. Not supported yet: use `commands`.")
     run_options: RunOptions = Field(default_factory=RunOptions)
     instance_parameters: dict[str, Any] = Field(
         description=(
@@ -126,69 +266,188 @@ class ExecutionRequest(_Strict):
         )
     )
 
-    @model_validator(mode="after")
-    def _check_command_source(self) -> ExecutionRequest:
-        if self.datastream_command_options is not None:
-            raise ValueError(
-                "datastream_command_options: not supported yet; give the commands to "
-                "run as `commands`"
-            )
-        if self.commands is None:
-            raise ValueError("commands: required (a list of shell commands)")
-        if self.run_options.ii_check_s3 is True:
-            raise ValueError(
-                "run_options.ii_check_s3: `true` needs a location; give "
-                '{"bucket": "...", "prefix": "..."} or `false`'
-            )
-        for index, command in enumerate(self.commands):
-            if not command.strip():
-                raise ValueError(f"commands[{index}]: empty command")
-        return self
+    model_config = ConfigDict(
+        # What _RULES says about the command source, for editors.
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["commands"]},
+                {
+                    "required": ["datastream_command_options"],
+                    "properties": {"datastream_command_options": {"type": "object"}},
+                },
+            ]
+        }
+    )
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
+def _command_source(raw: dict[str, Any]) -> Iterable[str]:
+    if "commands" not in raw and not isinstance(raw.get("datastream_command_options"), dict):
+        yield "commands: required (a list of shell commands)"
+
+
+#: Rules that span fields, over the raw input: each yields 'field: problem' lines.
+#: They run whatever else is wrong, so they must expect any JSON at all.
+_RULES: tuple[Callable[[dict[str, Any]], Iterable[str]], ...] = (_command_source,)
+
+
+# --- messages ----------------------------------------------------------------------------
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "literal_error": "false",
+}
+
+
+def _describe_all(errors: list[Any]) -> list[str]:
+    """pydantic's errors as 'field: problem' lines, one per field and problem."""
+    lines: dict[str, None] = {}
+    union_types: dict[str, list[str]] = {}
+    union_inputs: dict[str, Any] = {}
+    for error in errors:
+        path, branch, fields = _walk(tuple(error["loc"]))
+        if branch is not None:
+            union_input = _input_at(error, path, branch)
+            if isinstance(union_input, dict) and branch[1] is not None:
+                pass  # an object for `false | object`: only the object's errors matter
+            elif isinstance(union_input, dict):
+                continue
+            else:
+                union_types.setdefault(branch[0], []).append(_EXPECTED.get(error["type"], "?"))
+                union_inputs[branch[0]] = union_input
+                continue
+        lines[_describe(error, path, fields)] = None
+    for path, expected in union_types.items():
+        lines[_describe_union(path, expected, union_inputs[path])] = None
+    return list(lines)
+
+
+def _input_at(error: Any, path: str, branch: tuple[str, type[BaseModel] | None]) -> Any:
+    # The error's input is the branch's input unless the error is deeper in it.
+    return error.get("input") if path == branch[0] else {}
+
+
+def _walk(
+    loc: tuple[int | str, ...],
+) -> tuple[str, tuple[str, type[BaseModel] | None] | None, list[str]]:
+    """The user's path of a pydantic location, the union branch it went through
+    (path of the union, model of the branch or None), and the fields known there."""
+    model: type[BaseModel] | None = ExecutionRequest
     path = ""
+    branch: tuple[str, type[BaseModel] | None] | None = None
+    fields = _field_names(ExecutionRequest)
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("bool", "S3Check"):
-            # pydantic names the union member it tried; users know only the field.
             continue
-        else:
-            path += f".{part}" if path else str(part)
-    return path
+        if model is not None and part in fields:
+            name = part
+            field = _field_by_name(model, name)
+            path += f".{name}" if path else name
+            model = _nested_model(field.annotation) if field else None
+            fields = _field_names(model) if model else []
+            continue
+        union_model = _nested_model_named(part)
+        if union_model is None and "[" not in part and part not in _SCALAR_TAGS:
+            path += f".{part}" if path else part  # a field the model does not know
+            continue
+        # A union's branch tag (`literal[False]`, `S3Check`): not a user-visible field.
+        branch = (path, union_model)
+        model = union_model
+        fields = _field_names(model) if model else []
+    return path, branch, fields
 
 
-def _known_fields(loc: tuple[int | str, ...]) -> list[str]:
-    model: type[BaseModel] = ExecutionRequest
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        if field is None:
-            break
-        annotation = field.annotation
-        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if a]
-        nested = [a for a in candidates if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not nested:
-            return []
-        model = nested[0]
-    return list(model.model_fields)
+#: How pydantic tags a union's scalar branches in an error's location.
+_SCALAR_TAGS = frozenset({"bool", "int", "str", "float", "none"})
 
 
-def _describe(error: Any) -> str | None:
-    loc = tuple(error["loc"])
-    path = _field_path(loc)
-    if error["type"] == "extra_forbidden":
-        hint = difflib.get_close_matches(str(loc[-1]), _known_fields(loc), n=1)
-        suggestion = f" (did you mean {hint[0]}?)" if hint else ""
-        return f"{path}: unknown field{suggestion}"
-    if loc and loc[-1] == "bool" and isinstance(error.get("input"), dict):
-        # An object given for `bool | object`: only the object's errors matter.
-        return None
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _field_by_name(model: type[BaseModel], name: str) -> Any:
+    for field_name, field in model.model_fields.items():
+        if name in (field.alias, field_name):
+            return field
+    return None
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    candidates = getattr(annotation, "__args__", (annotation,))
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _nested_model_named(tag: str) -> type[BaseModel] | None:
+    models: dict[str, type[BaseModel]] = {"S3Check": S3Check}
+    return models.get(tag)
+
+
+def _describe(error: Any, path: str, fields: list[str]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        name = path.rsplit(".", 1)[-1]
+        hint = difflib.get_close_matches(name, fields, n=1)
+        return f"{path}: unknown field" + (f" (did you mean {hint[0]}?)" if hint else "")
+    if kind == "missing":
+        return f"{path}: required"
+    if kind == "too_short":
+        return f"{path}: needs at least {error['ctx']['min_length']} item(s)"
+    if kind == "string_too_short":
+        return f"{path}: must not be empty"
+    if kind in _EXPECTED:
+        return (
+            f"{path}: invalid type, expected {_EXPECTED[kind]}, got {json_type(error.get('input'))}"
+        )
     message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "value_error":
-        # Our model-level checks start their message with the field they are about.
-        return f"{path}.{message}" if path else message
     return f"{path}: {message}" if path else message
+
+
+def _describe_union(path: str, expected: list[str], value: Any) -> str:
+    if path == "run_options.ii_check_s3":
+        if value is True:
+            return (
+                f"{path}: `true` needs a location; give "
+                '{"bucket": "...", "prefix": "..."} or `false`'
+            )
+        if isinstance(value, str) and value.startswith("s3://"):
+            return f'{path}: give the location as {{"bucket": "...", "prefix": "..."}}, not a URL'
+    choices = " or ".join(dict.fromkeys(expected))
+    return f"{path}: invalid type, expected {choices}, got {json_type(value)}"
+
+
+# --- the checks ----------------------------------------------------------------------------
+def input_size(raw: Any) -> int:
+    """Bytes of the execution input as `amirun start` sends it (json.dumps defaults:
+    ASCII escapes, which count at least what UTF-8 does)."""
+    return len(json.dumps(raw))
+
+
+def _size_problems(raw: dict[str, Any]) -> list[str]:
+    size = input_size(raw)
+    if size <= MAX_INPUT_BYTES:
+        return []
+    largest = max(raw, key=lambda key: input_size(raw[key]))
+    return [
+        f"{largest}: makes the execution input {size:,} bytes; at most {MAX_INPUT_BYTES:,} "
+        "fit in what Step Functions carries (256 KiB per state, less room for the run's "
+        "own records)"
+    ]
+
+
+def _model_problems(raw: dict[str, Any]) -> tuple[ExecutionRequest | None, list[str]]:
+    try:
+        return ExecutionRequest.model_validate(raw), []
+    except ValidationError as exc:
+        return None, _describe_all(exc.errors())
 
 
 def parse_execution(raw: Any, ec2_model: Any = None) -> ExecutionRequest:
@@ -199,9 +458,11 @@ def parse_execution(raw: Any, ec2_model: Any = None) -> ExecutionRequest:
     """
     if not isinstance(raw, dict):
         raise InvalidExecutionInput("the execution input must be a JSON object")
-    request, problems = _validate_model(raw)
+    request, problems = _model_problems(raw)
+    problems += [problem for rule in _RULES for problem in rule(raw)]
     if isinstance(raw.get("instance_parameters"), dict):
         problems += instance_parameter_problems(raw["instance_parameters"], ec2_model)
+    problems += _size_problems(raw)
     if problems or request is None:
         raise InvalidExecutionInput(*problems)
     return request
@@ -215,17 +476,109 @@ def read_execution(raw: Any) -> ExecutionRequest:
     """
     if not isinstance(raw, dict):
         raise InvalidExecutionInput("the execution input must be a JSON object")
-    request, problems = _validate_model(raw)
+    request, problems = _model_problems(raw)
     if problems or request is None:
         raise InvalidExecutionInput(*problems)
     return request
 
 
-def _validate_model(raw: dict[str, Any]) -> tuple[ExecutionRequest | None, list[str]]:
+def decode_execution(data: bytes) -> dict[str, Any]:
+    """Parse an execution file's bytes strictly; raise InvalidExecutionInput with one line.
+
+    Refused: invalid UTF-8, text that is not JSON, duplicate keys (JSON parsers
+    disagree on which one wins), nesting deeper than MAX_DEPTH, and non-objects.
+    """
     try:
-        return ExecutionRequest.model_validate(raw), []
-    except ValidationError as exc:
-        return None, sorted({p for p in map(_describe, exc.errors()) if p})
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidExecutionInput(
+            f"not valid UTF-8 (byte {exc.start}: {data[exc.start : exc.start + 1]!r})"
+        ) from None
+    depth = _nesting_depth(text)
+    if depth > MAX_DEPTH:
+        raise InvalidExecutionInput(f"JSON nested {depth} levels deep; at most {MAX_DEPTH}")
+    try:
+        raw = json.loads(text, object_pairs_hook=_Object, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidExecutionInput(f"not valid JSON: {exc}") from None
+    except ValueError as exc:  # NaN, or an integer of more digits than Python converts
+        raise InvalidExecutionInput(f"not valid JSON: {str(exc).split(';')[0]}") from None
+    problems = [
+        f"{path}: duplicate key (JSON readers disagree on which value counts)"
+        for path, node in _nodes(raw, "")
+        if isinstance(node, _Object) and node.duplicates
+        for path in (_join(path, key) for key in node.duplicates)
+    ] + [
+        f"{path}: holds a lone surrogate (\\ud800-\\udfff), which is no character"
+        for path, node in _nodes(raw, "")
+        if isinstance(node, str) and not _encodable(node)
+    ]
+    if problems:
+        raise InvalidExecutionInput(*problems)
+    if not isinstance(raw, dict):
+        raise InvalidExecutionInput(
+            f"the execution JSON must be an object, this is {json_type(raw)}"
+        )
+    return dict(raw)
+
+
+class _Object(dict[str, Any]):
+    """A JSON object that remembers the keys it was given more than once."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        counts = collections.Counter(key for key, _ in pairs)
+        self.duplicates = [key for key, count in counts.items() if count > 1]
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _nodes(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Every value in a JSON document with its path; object keys count as values."""
+    yield path, value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield _join(path, "<key>"), key
+            yield from _nodes(item, _join(path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nodes(item, f"{path}[{index}]")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _nesting_depth(text: str) -> int:
+    """The deepest nesting of [ and { outside strings, without parsing (no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 @functools.cache
@@ -235,58 +588,45 @@ def _botocore_ec2_model() -> Any:
     return botocore.session.get_session().get_service_model("ec2")
 
 
+def _run_instances_shape(ec2_model: Any) -> Any:
+    return (ec2_model or _botocore_ec2_model()).operation_model("RunInstances").input_shape
+
+
 def instance_parameter_problems(params: dict[str, Any], ec2_model: Any = None) -> list[str]:
     """Check RunInstances parameters against EC2's own input shape (shipped in botocore)."""
-    from botocore.validate import ParamValidator
-
     problems = [
-        f"instance_parameters.{name}: set by amirun, remove it"
-        for name in OWNED_INSTANCE_PARAMETERS
+        f"instance_parameters.{name}: {reason}"
+        for name, reason in OWNED_INSTANCE_PARAMETERS.items()
         if name in params
     ]
     if "ImageId" not in params and "LaunchTemplate" not in params:
         problems.append("instance_parameters.ImageId: required (the AMI to launch)")
-    shape = (ec2_model or _botocore_ec2_model()).operation_model("RunInstances").input_shape
-    report = ParamValidator().validate({**params, "MinCount": 1, "MaxCount": 1}, shape)
-    if report.has_errors():
-        lines = (line.strip() for line in report.generate_report().splitlines())
-        problems += [
-            _describe_botocore(line)
-            for line in lines
-            if line and not line.startswith("Parameter validation failed")
-        ]
+    image = params.get("ImageId")
+    if isinstance(image, str) and not _IMAGE_ID.fullmatch(image):
+        problems.append(
+            f"instance_parameters.ImageId: {image!r} is not an AMI id "
+            "(ami- and 8 or 17 hex digits) nor resolve:ssm:<parameter>"
+        )
+    problems += shape_problems(
+        params,
+        _run_instances_shape(ec2_model),
+        "instance_parameters",
+        skip=frozenset(OWNED_INSTANCE_PARAMETERS),
+    )
     return problems
-
-
-_UNKNOWN = re.compile(
-    r'Unknown parameter in (?P<where>\S+): "(?P<name>[^"]+)", must be one of: (?P<known>.*)'
-)
-_MISSING = re.compile(r'Missing required parameter in (?P<where>\S+): "(?P<name>[^"]+)"')
-_INVALID = re.compile(r"Invalid (?P<what>\w+) for parameter (?P<name>[^,]+), (?P<detail>.*)")
-
-
-def _ec2_field(where: str, name: str = "") -> str:
-    parts = [p for p in (where, name) if p and p != "input"]
-    return ".".join(["instance_parameters", *parts])
-
-
-def _describe_botocore(line: str) -> str:
-    """Turn one line of botocore's validation report into 'field: problem'."""
-    if match := _UNKNOWN.match(line):
-        known = [k.strip() for k in match["known"].split(",")]
-        hint = difflib.get_close_matches(match["name"], known, n=1, cutoff=0.5)
-        suggestion = f" (did you mean {hint[0]}?)" if hint else ""
-        return f"{_ec2_field(match['where'], match['name'])}: unknown field{suggestion}"
-    if match := _MISSING.match(line):
-        return f"{_ec2_field(match['where'], match['name'])}: required"
-    if match := _INVALID.match(line):
-        return f"{_ec2_field(match['name'])}: invalid {match['what']}, {match['detail']}"
-    return f"instance_parameters: {line}"
 
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the execution JSON, for editors and `schema/`."""
     schema = ExecutionRequest.model_json_schema()
+    defs: dict[str, Any] = schema.setdefault("$defs", {})
+    owned = frozenset(OWNED_INSTANCE_PARAMETERS)
+    params = shape_schema(_run_instances_shape(None), defs, skip=owned)
+    params["properties"]["ImageId"] = {"type": "string", "pattern": _IMAGE_ID_PATTERN}
+    params["anyOf"] = [{"required": ["ImageId"]}, {"required": ["LaunchTemplate"]}]
+    params["description"] = schema["properties"]["instance_parameters"]["description"]
+    schema["properties"]["instance_parameters"] = params
+    schema["$defs"] = dict(sorted(defs.items()))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "amirun execution"
     return schema

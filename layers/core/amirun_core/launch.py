@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -14,6 +15,7 @@ from amirun_core.errors import (
     InstanceNotReady,
     InsufficientCapacity,
     LaunchRejected,
+    PermissionDenied,
 )
 from amirun_core.execution import ExecutionRequest, parse_execution
 from amirun_core.state import InstanceRecord, WorkflowState
@@ -89,8 +91,41 @@ def launch_parameters(
     return params
 
 
-def launch_instance(ec2: Any, state: WorkflowState, stack_name: str) -> InstanceRecord:
-    """Validate the request, then launch exactly one instance for this attempt."""
+_PASSED_ROLE = re.compile(r"iam:PassRole on resource: \S*:role/(?:\S*/)?([\w+=,.@-]+)")
+
+
+def _refused_launch(exc: ClientError, params: dict[str, Any], role_pattern: str | None) -> None:
+    """Raise PermissionDenied when IAM refused the launch, naming what to change."""
+    message = str(exc.response.get("Error", {}).get("Message", ""))
+    profile = params.get("IamInstanceProfile") or {}
+    profile_name = profile.get("Name") or profile.get("Arn") or "(none)"
+    if "iam:PassRole" in message:
+        found = _PASSED_ROLE.search(message)
+        role = found.group(1) if found else "of that profile"
+        pattern = f" ({role_pattern})" if role_pattern else ""
+        raise PermissionDenied(
+            f"RunInstances may not pass the role {role} of instance profile {profile_name} "
+            f"to EC2: the starter may pass only roles whose names match the stack parameter "
+            f"InstanceRoleNamePattern{pattern}, which is matched against role names, not "
+            "instance profile names. Redeploy with a pattern that matches the role, or use "
+            "a profile whose role matches"
+        ) from exc
+    aws.raise_if_denied(
+        exc,
+        "RunInstances",
+        "the starter's role may launch only instances and volumes tagged with this stack "
+        "(ec2:RunInstances) and pass roles matching InstanceRoleNamePattern (iam:PassRole); "
+        "an encoded message can be read with `aws sts decode-authorization-message`",
+    )
+
+
+def launch_instance(
+    ec2: Any, state: WorkflowState, stack_name: str, role_pattern: str | None = None
+) -> InstanceRecord:
+    """Validate the request, then launch exactly one instance for this attempt.
+
+    `role_pattern` is the stack's InstanceRoleNamePattern, named when PassRole is refused.
+    """
     request = parse_execution(state.request, ec2.meta.service_model)
     markets = ["spot", "on-demand"] if request.run_options.ii_cheapo else ["on-demand"]
     capacity_errors: list[str] = []
@@ -103,6 +138,7 @@ def launch_instance(ec2: Any, state: WorkflowState, stack_name: str) -> Instance
             if aws.error_code(exc) in CAPACITY_CODES:
                 capacity_errors.append(f"{market}: {aws.describe(exc)}")
                 continue
+            _refused_launch(exc, params, role_pattern)
             raise LaunchRejected(f"RunInstances refused the launch: {aws.describe(exc)}") from exc
         instance = response["Instances"][0]
         launched = timing.now()

@@ -14,6 +14,13 @@ from amirun_core.execution import read_execution
 from amirun_core.state import CheckRecord, WorkflowState
 
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+#: What the checker's role may do (template.yaml), for the message when S3 refuses it.
+READ_NEEDS = (
+    "the checker may read buckets matching the stack parameter CheckedBucketPattern "
+    "(s3:GetObject, and s3:ListBucket, without which a missing key is a 403 too); the "
+    "bucket's policy, and the KMS key policy of an SSE-KMS bucket (kms:Decrypt), must "
+    "allow it as well"
+)
 
 
 def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
@@ -23,6 +30,7 @@ def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
         aws.raise_if_throttled(exc, "HeadObject")
         if aws.error_code(exc) in NOT_FOUND_CODES:
             return None
+        aws.raise_if_denied(exc, f"HeadObject on s3://{bucket}/{key}", READ_NEEDS)
         raise OutputMissing(f"cannot read s3://{bucket}/{key}: {aws.describe(exc)}") from exc
 
 
@@ -32,6 +40,7 @@ def _newest_under(s3: Any, bucket: str, prefix: str) -> dict[str, Any] | None:
         contents = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
     except ClientError as exc:
         aws.raise_if_throttled(exc, "ListObjectsV2")
+        aws.raise_if_denied(exc, f"ListObjectsV2 on s3://{bucket}/{prefix}", READ_NEEDS)
         raise OutputMissing(f"cannot list s3://{bucket}/{prefix}: {aws.describe(exc)}") from exc
     return max(contents, key=lambda o: o["LastModified"], default=None)
 

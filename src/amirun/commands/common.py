@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from amirun.progress import Progress, RunResult
-from amirun_core.errors import InvalidExecutionInput
+from amirun_core.errors import InvalidExecutionInput, one_line_cause
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -70,7 +70,7 @@ def print_result(result: RunResult, out: TextIO) -> None:
         error = f": {result.error}" if result.error else ""
         print(f"{result.status} in {result.elapsed_s:.1f} s{error}", file=out)
         if result.cause:
-            print(f"  cause     {result.cause}", file=out)
+            print(f"  cause     {one_line_cause(result.cause)}", file=out)
     for instance_id, state in result.instances.items():
         print(f"  instance  {instance_id} {state}", file=out)
     for note in result.notes:

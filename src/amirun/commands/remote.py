@@ -32,7 +32,7 @@ from amirun.commands.common import (
 )
 from amirun.progress import Progress, RunResult, describe_result
 from amirun_core.aws import error_code
-from amirun_core.errors import InvalidExecutionInput, error_message
+from amirun_core.errors import InvalidExecutionInput, one_line_cause
 from amirun_core.execution import parse_execution
 
 #: Seconds between two looks at a followed execution.
@@ -233,7 +233,7 @@ class Narrator:
             detail = describe_result(_json(details.get("output")))
             return Progress(elapsed, "result", self.state, detail) if detail else None
         if _TASK_FAILURES.match(kind):
-            message = error_message(details.get("cause"))
+            message = one_line_cause(details.get("cause"))
             error = f"{details.get('error')}: {message}".removesuffix(": ")
             return Progress(elapsed, "error", self.state, error)
         return None

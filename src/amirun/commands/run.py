@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from typing import Any
@@ -16,8 +17,23 @@ from amirun.commands.common import (
     progress_printer,
 )
 
+#: What `pip install 'amirun[rehearse]'` adds: the emulator, and its HTTP server.
+REHEARSE_MODULES = ("moto", "flask", "flask_cors")
+
+
+def missing_rehearse_modules() -> list[str]:
+    return [name for name in REHEARSE_MODULES if importlib.util.find_spec(name) is None]
+
 
 def cmd_run(args: argparse.Namespace) -> int:
+    missing = missing_rehearse_modules()
+    if missing:
+        print(
+            f"amirun: run needs the embedded AWS emulator ({', '.join(missing)} not installed):"
+            " pip install 'amirun[rehearse]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     from amirun.local.runner import RehearsalError, RehearsalOptions, rehearse
 
     request = load_execution(args.execution)

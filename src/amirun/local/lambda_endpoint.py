@@ -26,6 +26,8 @@ from amirun.project import FunctionSpec
 
 INVOKE_PATH = "/2015-03-31/functions/"
 Handler = Callable[[Any, Any], Any]
+#: Lambda's default concurrency limit per account and region.
+LAMBDA_CONCURRENCY = 1000
 
 
 @dataclass
@@ -77,6 +79,14 @@ def service_exception() -> dict[str, Any]:
     }
 
 
+def too_many_requests(limit: int) -> dict[str, Any]:
+    return {
+        "errorType": "Lambda.TooManyRequestsException",
+        "errorMessage": f"Rate Exceeded: {limit} invocations already running "
+        "(the endpoint's concurrency limit)",
+    }
+
+
 def error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
     return {
         "errorMessage": str(exc),
@@ -87,7 +97,11 @@ def error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
 
 
 class LambdaEndpoint:
-    """Serves Invoke for the given functions, keyed by the name in their ARN."""
+    """Serves Invoke for the given functions, keyed by the name in their ARN.
+
+    At most `concurrency` invocations run at once, as under a Lambda account's
+    concurrency limit; one more is refused as Lambda refuses it (throttled).
+    """
 
     def __init__(
         self,
@@ -95,7 +109,10 @@ class LambdaEndpoint:
         arn_of: dict[str, str],
         on_invoke: Callable[[Invocation], None] | None = None,
         lose_first_response_of: frozenset[str] = frozenset(),
+        concurrency: int = LAMBDA_CONCURRENCY,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self._specs = {arn_of[logical_id]: spec for logical_id, spec in functions.items()}
         self._specs.update({spec.logical_id: spec for spec in functions.values()})
         self._handlers: dict[str, Handler] = {}
@@ -105,6 +122,11 @@ class LambdaEndpoint:
         # Functions whose first successful response is lost on its way back, as when
         # Lambda fails after the handler ran: the state machine retries the Task.
         self._to_lose = set(lose_first_response_of)
+        self.concurrency = concurrency
+        self._running = 0
+        #: Most invocations that ran at once, and how many were refused for the limit.
+        self.peak_concurrency = 0
+        self.throttled = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._request_handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -142,6 +164,30 @@ class LambdaEndpoint:
         spec = self._specs.get(name)
         if spec is None:
             raise KeyError(name)
+        with self._lock:
+            admitted = self._running < self.concurrency
+            if admitted:
+                self._running += 1
+                self.peak_concurrency = max(self.peak_concurrency, self._running)
+            else:
+                self.throttled += 1
+        if not admitted:
+            # AWS answers HTTP 429, which Step Functions names Lambda.TooManyRequestsException;
+            # moto would name it "Exception", so it travels as a function error (see below).
+            refused = too_many_requests(self.concurrency)
+            self._report(
+                Invocation(
+                    spec.logical_id, event, None, refused["errorType"], refused["errorMessage"]
+                )
+            )
+            return refused, True
+        try:
+            return self._run(spec, name, event)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def _run(self, spec: FunctionSpec, name: str, event: Any) -> tuple[Any, bool]:
         context = LambdaContext(
             function_name=spec.logical_id, invoked_function_arn=self._arn_of[spec.logical_id]
         )

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import io
 import json
 import logging
 import os
 import queue
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,11 +29,12 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from amirun.local.eventbridge import EventBus
-from amirun.local.lambda_endpoint import Invocation, LambdaEndpoint
+from amirun.local.lambda_endpoint import LAMBDA_CONCURRENCY, Invocation, LambdaEndpoint
 from amirun.local.world import FAULTS, EmulatedWorld, WorldSettings, task_tokens_as_on_aws
 from amirun.progress import Progress, RunResult, describe_result
 from amirun.project import load_template, load_workflow
 from amirun_core.command import expand_daily
+from amirun_core.execution import STATE_LIMIT_BYTES
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -70,6 +73,10 @@ class RehearsalOptions:
     #: How long EventBridge takes to deliver an event (wall seconds, not scaled).
     event_delay_s: float = 0.2
     name: str | None = None
+    #: Share (0 to 1) of the steps' EC2 and SSM calls refused as throttled.
+    throttle_share: float = 0.0
+    #: Lambda invocations that may run at once, like an account's concurrency limit.
+    lambda_concurrency: int = LAMBDA_CONCURRENCY
 
 
 @dataclass(kw_only=True)
@@ -82,6 +89,10 @@ class RehearsalResult(RunResult):
     #: The execution's whole history, and every event the world put on the bus (for bench/).
     history: list[dict[str, Any]] = field(default_factory=list)
     bus_events: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
+    #: Bytes of the largest state the execution carried (Step Functions allows
+    #: STATE_LIMIT_BYTES), and by how much it exceeded the input.
+    largest_state_bytes: int = 0
+    largest_state_growth: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +106,7 @@ class RehearsalResult(RunResult):
             "instances": self.instances,
             "standins": self.standins,
             "notes": self.notes,
+            "largest_state_bytes": self.largest_state_bytes,
         }
 
 
@@ -289,6 +301,12 @@ def expected_output(request: dict[str, Any], run_date: str) -> tuple[str, str] |
 
 
 # --- following the execution -----------------------------------------------------------
+def state_bytes(payload: str) -> int:
+    """Bytes of a state as Step Functions carries it: compact JSON, UTF-8."""
+    compact = json.dumps(json.loads(payload), separators=(",", ":"), ensure_ascii=False)
+    return len(compact.encode("utf-8"))
+
+
 class _Follower:
     """Turns history events and invocations into Progress, in order."""
 
@@ -298,6 +316,7 @@ class _Follower:
         self._sfn, self._arn, self._started, self._emit = sfn, arn, started, emit
         self._seen = 0
         self.states: list[str] = []
+        self.largest_state = 0
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started
@@ -305,6 +324,11 @@ class _Follower:
     def read_history(self) -> None:
         events = self._sfn.get_execution_history(executionArn=self._arn, maxResults=1000)["events"]
         for event in events[self._seen :]:
+            payload = (event.get("stateEnteredEventDetails") or {}).get("input") or (
+                event.get("stateExitedEventDetails") or {}
+            ).get("output")
+            if payload:
+                self.largest_state = max(self.largest_state, state_bytes(payload))
             if event["type"].endswith("StateEntered"):
                 name = event["stateEnteredEventDetails"]["name"]
                 self.states.append(name)
@@ -331,32 +355,113 @@ class _Follower:
                 self._emit(Progress(self.elapsed(), "result", invocation.function, detail))
 
 
-def rehearse(
-    request: dict[str, Any],
-    options: RehearsalOptions = RehearsalOptions(),
-    on_progress: Callable[[Progress], None] | None = None,
-) -> RehearsalResult:
-    """Run one execution JSON end to end on the emulator and return how it ended."""
-    unknown = sorted(options.faults - FAULTS.keys())
-    if unknown:
-        raise RehearsalError(f"unknown fault(s): {', '.join(unknown)}; known: {', '.join(FAULTS)}")
-    workflow = load_workflow()
-    arn_of = {
-        logical_id: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{logical_id}"
-        for logical_id in workflow.functions
-    }
-    env: dict[str, str] = {}
-    for spec in workflow.functions.values():
-        env.update(_function_environment(spec.environment))
-    emit = on_progress or (lambda _: None)
-    invocations: queue.Queue[Invocation] = queue.Queue()
-    # The executor logs every absent path an IsPresent test looks at; the run's
-    # own outcome says what matters.
-    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
-    with (
-        _isolated_environment(options.time_scale, env),
-        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
-    ):
+class _ScaledSleep:
+    """`time` as the executor's Retry sees it: every interval times the rehearsal's scale."""
+
+    def __init__(self, scale: float) -> None:
+        self._scale = scale
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds * self._scale)
+
+
+def _one_client_per_service(create: Callable[..., Any]) -> Callable[..., Any]:
+    clients: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # moto's clients ignore the credentials (the emulator accepts any): same client.
+        with lock:
+            if (region, service) not in clients:
+                clients[region, service] = create(region, service, state_credentials)
+            return clients[region, service]
+
+    return client_for
+
+
+class EmulatorSession:
+    """One emulated account: moto, the state machine, one Lambda endpoint, one world.
+
+    Every execution started here runs the real ASL and the real handlers on the
+    same emulator, concurrently if started so; `rehearse()` runs one, the load
+    benchmark many. Used as a context manager: the emulator lives inside it.
+    """
+
+    def __init__(
+        self,
+        options: RehearsalOptions = RehearsalOptions(),
+        on_invoke: Callable[[Invocation], None] | None = None,
+    ) -> None:
+        unknown = sorted(options.faults - FAULTS.keys())
+        if unknown:
+            raise RehearsalError(
+                f"unknown fault(s): {', '.join(unknown)}; known: {', '.join(FAULTS)}"
+            )
+        self.options = options
+        self._on_invoke = on_invoke
+        self._stack = contextlib.ExitStack()
+        self.clients: dict[str, Any] = {}
+        self.sfn: Any = None
+        self.world: EmulatedWorld
+        self.endpoint: LambdaEndpoint
+        self.bus: EventBus
+        self.state_machine_arn = ""
+
+    def __enter__(self) -> EmulatorSession:
+        # Setting up loads a large heap that lives as long as the emulator (service
+        # models, parsed ASL, moto's backends): built without the cyclic collector,
+        # then kept out of its way, it is not walked again by every collection.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._open()
+        except BaseException:
+            self._stack.close()
+            raise
+        finally:
+            if collecting:
+                gc.enable()
+        gc.freeze()
+        self._stack.callback(gc.unfreeze)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _open(self) -> None:
+        options, stack = self.options, self._stack
+        workflow = load_workflow()
+        arn_of = {
+            logical_id: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{logical_id}"
+            for logical_id in workflow.functions
+        }
+        env: dict[str, str] = {}
+        for spec in workflow.functions.values():
+            env.update(_function_environment(spec.environment))
+        # The executor logs every absent path an IsPresent test looks at; the run's
+        # own outcome says what matters.
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+        stack.enter_context(_isolated_environment(options.time_scale, env))
+        stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        # The executor sleeps a Retry's interval for real; the rehearsal's clock is scaled.
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+            lambda_eval_utils,
+        )
+        from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+        stack.enter_context(
+            mock.patch.object(retrier_decl, "time", _ScaledSleep(options.time_scale))
+        )
+        # It also creates a new Lambda client for every Task; one per region will do,
+        # as for the state machine on AWS (a client is thread-safe).
+        stack.enter_context(
+            mock.patch.object(
+                lambda_eval_utils,
+                "boto_client_for",
+                _one_client_per_service(boto_client_for),
+            )
+        )
         # Imported here so its clients are created inside the emulator.
         from amirun_core import aws
         from amirun_core.observability import logger as step_logger
@@ -368,18 +473,10 @@ def rehearse(
                 # earlier rehearsal may have left pointing at a stderr closed since.
                 handler.stream = sys.stderr
         aws.client.cache_clear()
-        clients = {name: aws.client(name) for name in ("ec2", "ssm", "s3", "iam")}
-        sfn = boto3.client("stepfunctions")
-        standins = prepare_standins(request, clients, options.strict)
-        if standins:
-            emit(
-                Progress(
-                    0.0, "note", "", "stand-ins in the emulated account: " + ", ".join(standins)
-                )
-            )
-        clients["s3"].create_bucket(Bucket=OUTPUT_BUCKET)
+        self.clients = {name: aws.client(name) for name in ("ec2", "ssm", "s3", "iam")}
+        self.sfn = boto3.client("stepfunctions")
+        self.clients["s3"].create_bucket(Bucket=OUTPUT_BUCKET)
         create_command_wait_table(aws.client("dynamodb"))
-        run_date = datetime.now(UTC).strftime("%Y%m%d")
         command_env = {
             k: os.environ[k]
             for k in (
@@ -389,85 +486,145 @@ def rehearse(
                 "AWS_DEFAULT_REGION",
             )
         }
-        bus = EventBus(
+        self.bus = EventBus(
             region=REGION, account=ACCOUNT, delay_s=options.event_delay_s, faults=options.faults
         )
-        world = EmulatedWorld(
+        self.world = EmulatedWorld(
             WorldSettings(
                 agent_delay_s=options.agent_delay_s,
                 command_duration_s=options.command_duration_s,
                 faults=options.faults,
                 exec_commands=options.exec_commands,
-                expected_output=expected_output(request, run_date),
                 command_env=command_env,
+                throttle_share=options.throttle_share,
             ),
-            clients["s3"],
-            publish=bus.publish,
+            self.clients["s3"],
+            publish=self.bus.publish,
         )
-        world.install(clients["ec2"], clients["ssm"])
-        with contextlib.ExitStack() as stack:
-            stack.callback(world.close)
-            stack.enter_context(task_tokens_as_on_aws())
-            if options.exec_commands:
-                command_env["AWS_ENDPOINT_URL"] = stack.enter_context(_emulator_server())
-            lose = frozenset({"StarterFunction"} if "lost-response" in options.faults else ())
-
-            def on_invoke(invocation: Invocation) -> None:
-                invocations.put(invocation)
-                bus.observe(invocation)
-
-            endpoint = stack.enter_context(
-                LambdaEndpoint(workflow.functions, arn_of, on_invoke, lose)
+        self.world.install(self.clients["ec2"], self.clients["ssm"])
+        stack.callback(self.world.close)
+        stack.enter_context(task_tokens_as_on_aws())
+        if options.exec_commands:
+            command_env["AWS_ENDPOINT_URL"] = stack.enter_context(_emulator_server())
+        lose = frozenset({"StarterFunction"} if "lost-response" in options.faults else ())
+        self.endpoint = stack.enter_context(
+            LambdaEndpoint(
+                workflow.functions,
+                arn_of,
+                self._invoked,
+                lose,
+                concurrency=options.lambda_concurrency,
             )
-            bus.connect(endpoint.invoke)
-            # Deliveries under way finish before the endpoint and the emulator go.
-            stack.callback(bus.close)
-            world.start_clock()
-            os.environ["AWS_ENDPOINT_URL_LAMBDA"] = endpoint.url
-            machine = sfn.create_state_machine(
-                name=f"{STACK_NAME}-workflow",
-                definition=workflow.definition(arn_of),
-                roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-workflow",
-                type="STANDARD",
-            )["stateMachineArn"]
-            name = options.name or f"rehearsal-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-            started = time.monotonic()
-            arn = sfn.start_execution(
-                stateMachineArn=machine, name=name, input=json.dumps(request)
-            )["executionArn"]
-            follower = _Follower(sfn, arn, started, emit)
-            while True:
-                # Wake at each Lambda invocation, or at least 4 times a second.
-                try:
-                    invocation: Invocation | None = invocations.get(timeout=0.25)
-                except queue.Empty:
-                    invocation = None
+        )
+        self.bus.connect(self.endpoint.invoke)
+        # Deliveries under way finish before the endpoint and the emulator go.
+        stack.callback(self.bus.close)
+        self.world.start_clock()
+        os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.endpoint.url
+        self.state_machine_arn = self.sfn.create_state_machine(
+            name=f"{STACK_NAME}-workflow",
+            definition=workflow.definition(arn_of),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-workflow",
+            type="STANDARD",
+        )["stateMachineArn"]
+
+    def _invoked(self, invocation: Invocation) -> None:
+        if self._on_invoke is not None:
+            self._on_invoke(invocation)
+        self.bus.observe(invocation)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """The execution's whole history (every page)."""
+        events: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+        while True:
+            page = self.sfn.get_execution_history(**params)
+            events.extend(page["events"])
+            if not page.get("nextToken"):
+                return events
+            params["nextToken"] = page["nextToken"]
+
+    def prepare(self, request: dict[str, Any]) -> list[str]:
+        """Stand in what the execution refers to (see `prepare_standins`)."""
+        with self.world.emulator_calls():
+            return prepare_standins(request, self.clients, self.options.strict)
+
+    def start(self, request: dict[str, Any], name: str) -> str:
+        """Start one execution of the workflow; returns its ARN at once."""
+        arn = f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
+        # Known before it starts, so its command's stand-in output is never a guess.
+        run_date = datetime.now(UTC).strftime("%Y%m%d")
+        self.world.expect_output(arn, expected_output(request, run_date))
+        started: str = self.sfn.start_execution(
+            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(request)
+        )["executionArn"]
+        return started
+
+    def describe(self, execution_arn: str) -> dict[str, Any]:
+        described: dict[str, Any] = self.sfn.describe_execution(executionArn=execution_arn)
+        return described
+
+    def instances_of(self, execution_arn: str) -> dict[str, str]:
+        """{instance id: state} of every instance tagged with the execution."""
+        with self.world.emulator_calls():
+            return _instances_of(self.clients["ec2"], execution_arn)
+
+
+def rehearse(
+    request: dict[str, Any],
+    options: RehearsalOptions = RehearsalOptions(),
+    on_progress: Callable[[Progress], None] | None = None,
+) -> RehearsalResult:
+    """Run one execution JSON end to end on the emulator and return how it ended."""
+    emit = on_progress or (lambda _: None)
+    invocations: queue.Queue[Invocation] = queue.Queue()
+    with EmulatorSession(options, invocations.put) as session:
+        standins = session.prepare(request)
+        if standins:
+            emit(
+                Progress(
+                    0.0, "note", "", "stand-ins in the emulated account: " + ", ".join(standins)
+                )
+            )
+        name = options.name or f"rehearsal-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        started = time.monotonic()
+        arn = session.start(request, name)
+        follower = _Follower(session.sfn, arn, started, emit)
+        while True:
+            # Wake at each Lambda invocation, or at least 4 times a second.
+            try:
+                invocation: Invocation | None = invocations.get(timeout=0.25)
+            except queue.Empty:
+                invocation = None
+            follower.read_history()
+            if invocation is not None:
+                follower.invocation(invocation)
+            described = session.describe(arn)
+            if described["status"] != "RUNNING":
+                while not invocations.empty():
+                    follower.invocation(invocations.get_nowait())
                 follower.read_history()
-                if invocation is not None:
-                    follower.invocation(invocation)
-                described = sfn.describe_execution(executionArn=arn)
-                if described["status"] != "RUNNING":
-                    while not invocations.empty():
-                        follower.invocation(invocations.get_nowait())
-                    follower.read_history()
-                    break
-            result = RehearsalResult(
-                status=described["status"],
-                execution_arn=arn,
-                output=json.loads(described["output"]) if described.get("output") else None,
-                error=described.get("error"),
-                cause=described.get("cause"),
-                elapsed_s=follower.elapsed(),
-                states=follower.states,
-                standins=standins,
-                sent_commands=list(world.sent_commands),
-                standin_outputs=list(world.standin_outputs),
-                history=_history(sfn, arn),
-                bus_events=list(bus.published),
-            )
-            result.instances = _instances_of(clients["ec2"], arn)
-            result.notes = _notes(options, result)
-            return result
+                break
+        world = session.world
+        result = RehearsalResult(
+            status=described["status"],
+            execution_arn=arn,
+            output=json.loads(described["output"]) if described.get("output") else None,
+            error=described.get("error"),
+            cause=described.get("cause"),
+            elapsed_s=follower.elapsed(),
+            states=follower.states,
+            standins=standins,
+            sent_commands=list(world.sent_commands),
+            standin_outputs=list(world.standin_outputs),
+            largest_state_bytes=follower.largest_state,
+            largest_state_growth=follower.largest_state - state_bytes(json.dumps(request)),
+            history=session.history(arn),
+            bus_events=list(session.bus.published),
+        )
+        result.instances = session.instances_of(arn)
+        result.notes = _notes(options, result)
+        return result
 
 
 @contextlib.contextmanager
@@ -486,17 +643,6 @@ def _emulator_server() -> Iterator[str]:
         server.stop()
 
 
-def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    params: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**params)
-        events.extend(page["events"])
-        if not page.get("nextToken"):
-            return events
-        params["nextToken"] = page["nextToken"]
-
-
 def _instances_of(ec2: Any, execution_arn: str) -> dict[str, str]:
     reservations = ec2.describe_instances(
         Filters=[{"Name": "tag:amirun:execution", "Values": [execution_arn]}]
@@ -512,4 +658,9 @@ def _notes(options: RehearsalOptions, result: RehearsalResult) -> list[str]:
         notes.append(f"{location} was put in place as a stand-in for the run's output")
     if options.faults:
         notes.append("faults injected: " + ", ".join(sorted(options.faults)))
+    if result.largest_state_bytes > STATE_LIMIT_BYTES * 0.9:
+        notes.append(
+            f"the largest state was {result.largest_state_bytes:,} bytes, close to Step "
+            f"Functions' limit of {STATE_LIMIT_BYTES:,} (States.DataLimitExceeded)"
+        )
     return notes

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -33,6 +34,7 @@ from unittest import mock
 from botocore.exceptions import ClientError
 
 from amirun_core import aws, timing
+from amirun_core.launch import TAG_EXECUTION
 
 #: The faults a rehearsal can inject, and what each stands for on AWS.
 FAULTS: dict[str, str] = {
@@ -45,6 +47,7 @@ FAULTS: dict[str, str] = {
     "crash": "a step's Lambda crashes with an unexpected error",
     "spot-interruption": "the instance is terminated under the running command",
     "lost-response": "the starter's first response is lost after it launched the instance",
+    "stop-refused": "EC2 refuses to stop or terminate the instance (a missing permission)",
     "event-lost": "no end event arrives (EventBridge delivers SSM events best effort): "
     "the safety look finds the end",
     "event-duplicate": "every end event arrives twice",
@@ -56,6 +59,13 @@ TICK_S = 0.05
 
 STDOUT_LIMIT = 24_000
 STDERR_LIMIT = 8_000
+#: Attempts per call of an SDK client in standard retry mode, unless configured.
+SDK_ATTEMPTS = 3
+#: What EC2 and SSM answer a caller over its request rate.
+THROTTLING_ERRORS = {
+    "ec2": ("RequestLimitExceeded", "Request limit exceeded."),
+    "ssm": ("ThrottlingException", "Rate exceeded"),
+}
 
 
 class _Http:
@@ -83,6 +93,8 @@ class WorldSettings:
     expected_output: tuple[str, str] | None = None
     #: Environment for commands run for real (AWS endpoint of the emulator, ...).
     command_env: dict[str, str] = field(default_factory=dict)
+    #: Share (0 to 1) of the steps' EC2 and SSM calls refused as throttled.
+    throttle_share: float = 0.0
 
 
 @dataclass
@@ -93,6 +105,8 @@ class _Command:
     timeout_s: float
     output_bucket: str | None
     output_prefix: str | None
+    #: ARN of the execution that launched the instance (None if not tagged).
+    execution: str | None = None
     started: float = field(default_factory=time.monotonic)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     status: str = "Pending"
@@ -118,7 +132,7 @@ def _no_bus(source: str, detail_type: str, detail: dict[str, Any]) -> None:
 
 
 class EmulatedWorld:
-    """Hooks installed on boto3 clients; thread-safe, one per rehearsal."""
+    """Hooks installed on boto3 clients; thread-safe, one per emulator session."""
 
     def __init__(self, settings: WorldSettings, s3: Any, publish: Publish = _no_bus) -> None:
         self.settings = settings
@@ -133,8 +147,21 @@ class EmulatedWorld:
         self._stopping: dict[str, float] = {}
         self._commands: dict[str, _Command] = {}
         self._throttled: set[str] = set()
+        self._execution_of: dict[str, str] = {}
+        self._expected: dict[str, tuple[str, str] | None] = {}
+        self._draws = random.Random()  # noqa: S311 - not for secrets
+        self._own = threading.local()
+        self._attempts: dict[str, int] = {}
+        #: Attempts refused as throttled, and calls still throttled after the SDK's retries.
+        self.throttled_attempts = 0
+        self.throttled_calls = 0
         self.sent_commands: list[list[str]] = []
         self.standin_outputs: list[str] = []
+
+    def expect_output(self, execution_arn: str, target: tuple[str, str] | None) -> None:
+        """The (bucket, key) an execution checks: put in place when its command succeeds."""
+        with self._lock:
+            self._expected[execution_arn] = target
 
     # --- installation -----------------------------------------------------------
     def install(self, ec2: Any, ssm: Any) -> None:
@@ -144,6 +171,8 @@ class EmulatedWorld:
                 "before-call.ec2.RunInstances": self._run_instances,
                 "after-call.ec2.RunInstances": self._after_run_instances,
                 "after-call.ec2.DescribeInstances": self._after_describe_instances,
+                "before-call.ec2.StopInstances": self._refuse_stop,
+                "before-call.ec2.TerminateInstances": self._refuse_stop,
                 "after-call.ec2.StopInstances": self._after_stop,
                 "after-call.ec2.TerminateInstances": self._after_stop,
             },
@@ -165,6 +194,13 @@ class EmulatedWorld:
                 )
             for event, handler in events.items():
                 client.meta.events.register(event, handler)
+            if self.settings.throttle_share:
+                retries = client.meta.config.retries or {}
+                self._attempts[service] = retries.get("total_max_attempts", SDK_ATTEMPTS)
+                # Before every other hook: a refused call goes no further.
+                client.meta.events.register(
+                    f"before-parameter-build.{service}", self._throttle_share
+                )
 
     def start_clock(self) -> None:
         """Move commands on by themselves, so their ends are events, not only answers."""
@@ -174,7 +210,7 @@ class EmulatedWorld:
 
     def _tick(self) -> None:
         while self._ticking.is_set():
-            with self._lock:
+            with self._lock, self.emulator_calls():
                 for command in list(self._commands.values()):
                     self._advance(command)
             time.sleep(TICK_S)
@@ -189,6 +225,42 @@ class EmulatedWorld:
                     _kill(command.process)
                 if command.workdir:
                     shutil.rmtree(command.workdir, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def emulator_calls(self) -> Iterator[None]:
+        """Calls made by the emulator itself (to answer a step, to look around): never throttled."""
+        outer = getattr(self._own, "active", False)
+        self._own.active = True
+        try:
+            yield
+        finally:
+            self._own.active = outer
+
+    def _throttle_share(self, event_name: str, **_: Any) -> None:
+        """Refuse each attempt of a step's call with the configured share, as AWS would.
+
+        The SDK retries a throttled attempt (as many attempts as the client is
+        configured for, with a backoff that the rehearsal's time scale shrinks like
+        every other wait); the step sees the error only when every attempt was
+        refused.
+        """
+        if getattr(self._own, "active", False):
+            return
+        service, operation = event_name.split(".")[1:3]
+        attempts = self._attempts.get(service, SDK_ATTEMPTS)
+        for attempt in range(attempts):
+            with self._lock:
+                refused = self._draws.random() < self.settings.throttle_share
+                backoff = self._draws.random() * 2**attempt
+                self.throttled_attempts += refused
+            if not refused:
+                return
+            if attempt + 1 < attempts:
+                time.sleep(backoff * timing.time_scale())
+        with self._lock:
+            self.throttled_calls += 1
+        code, message = THROTTLING_ERRORS[service]
+        raise _client_error(code, message, operation)
 
     # --- EC2 ----------------------------------------------------------------------
     def _throttle_once(self, operation: str) -> None:
@@ -212,7 +284,8 @@ class EmulatedWorld:
         if instance_id is None:
             return None  # moto launches it
         # EC2 returns the instance the token already launched (moto would launch another).
-        found = self._ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]
+        with self.emulator_calls():
+            found = self._ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]
         return _Http(), {
             "ReservationId": found["ReservationId"],
             "OwnerId": found.get("OwnerId", ""),
@@ -222,12 +295,33 @@ class EmulatedWorld:
     def _after_run_instances(
         self, parsed: dict[str, Any], context: dict[str, Any], **_: Any
     ) -> None:
-        token = context.get("amirun_params", {}).get("ClientToken")
+        params = context.get("amirun_params", {})
+        token = params.get("ClientToken")
+        execution = next(
+            (
+                tag["Value"]
+                for spec in params.get("TagSpecifications", [])
+                if spec.get("ResourceType") == "instance"
+                for tag in spec.get("Tags", [])
+                if tag.get("Key") == TAG_EXECUTION
+            ),
+            None,
+        )
         with self._lock:
             for instance in parsed.get("Instances", []):
                 self._launched.setdefault(instance["InstanceId"], time.monotonic())
                 if token:
                     self._tokens[token] = instance["InstanceId"]
+                if execution:
+                    self._execution_of[instance["InstanceId"]] = execution
+
+    def _refuse_stop(self, model: Any, **_: Any) -> None:
+        if "stop-refused" in self.settings.faults:
+            raise _client_error(
+                "UnauthorizedOperation",
+                "You are not authorized to perform this operation (rehearsal fault).",
+                model.name,
+            )
 
     def _after_stop(self, parsed: dict[str, Any], **_: Any) -> None:
         with self._lock:
@@ -274,7 +368,8 @@ class EmulatedWorld:
             return False
         if time.monotonic() - launched < self.settings.pending_s + self.settings.agent_delay_s:
             return False
-        instance = aws.describe_instance(self._ec2, instance_id)
+        with self.emulator_calls():
+            instance = aws.describe_instance(self._ec2, instance_id)
         return instance is not None and instance["State"]["Name"] == "running"
 
     # --- SSM ------------------------------------------------------------------------
@@ -329,6 +424,7 @@ class EmulatedWorld:
                     timeout_s=timing.scaled(timeout).total_seconds(),
                     output_bucket=params.get("OutputS3BucketName"),
                     output_prefix=params.get("OutputS3KeyPrefix"),
+                    execution=self._execution_of.get(instance_id),
                 )
                 if self.settings.exec_commands and not self._scripted_fault():
                     self._start_process(command)
@@ -380,7 +476,8 @@ class EmulatedWorld:
         if "spot-interruption" in faults:
             # EC2 takes the instance back; SSM still says InProgress for a while.
             if command.instance_id not in self._stopping:
-                self._ec2.terminate_instances(InstanceIds=[command.instance_id])
+                with self.emulator_calls():
+                    self._ec2.terminate_instances(InstanceIds=[command.instance_id])
             return
         if "command-hangs" in faults:
             return
@@ -402,8 +499,9 @@ class EmulatedWorld:
             return
         listing = "".join(f"  {line}\n" for line in command.commands)
         command.stdout = f"(rehearsal: commands recorded, not run)\n{listing}"
+        # In place before the end is known (by an event or a look).
+        self._put_standin_output(command)
         self._end(command, "Success", "Success", 0)
-        self._put_standin_output()
 
     def _collect(self, command: _Command) -> None:
         assert command.workdir is not None
@@ -414,17 +512,6 @@ class EmulatedWorld:
         command.status, command.details = status, details or status
         command.exit_code = code
         command.ended_at = datetime.now(UTC)
-        self._publish(
-            "aws.ssm",
-            "EC2 Command Invocation Status-change Notification",
-            {
-                "command-id": command.command_id,
-                "document-name": "AWS-RunShellScript",
-                "instance-id": command.instance_id,
-                "requested-date-time": command.started_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                "status": status,
-            },
-        )
         if command.output_bucket:
             base = f"{command.output_prefix}/" if command.output_prefix else ""
             # Where SSM itself writes a command's output for AWS-RunShellScript.
@@ -436,9 +523,20 @@ class EmulatedWorld:
                     self._s3.put_object(
                         Bucket=command.output_bucket, Key=f"{key}/{stream}", Body=body.encode()
                     )
+        self._publish(
+            "aws.ssm",
+            "EC2 Command Invocation Status-change Notification",
+            {
+                "command-id": command.command_id,
+                "document-name": "AWS-RunShellScript",
+                "instance-id": command.instance_id,
+                "requested-date-time": command.started_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "status": status,
+            },
+        )
 
-    def _put_standin_output(self) -> None:
-        target = self.settings.expected_output
+    def _put_standin_output(self, command: _Command) -> None:
+        target = self._expected.get(command.execution or "", self.settings.expected_output)
         if target is None or "output-missing" in self.settings.faults:
             return
         bucket, key = target
@@ -481,6 +579,14 @@ class EmulatedWorld:
     def command_statuses(self) -> dict[str, str]:
         with self._lock:
             return {cid: c.status for cid, c in self._commands.items()}
+
+    def commands_per_instance(self) -> dict[str, int]:
+        """How many commands were sent to each instance."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for command in self._commands.values():
+                counts[command.instance_id] = counts.get(command.instance_id, 0) + 1
+            return counts
 
 
 @contextlib.contextmanager

@@ -1,0 +1,64 @@
+"""The execution's overall time limit, derived from the largest limits a run may ask for.
+
+Every loop in the workflow has its own deadline, but a Standard execution can
+otherwise last a year. The state machine's `TimeoutSeconds` caps it at the
+longest run the execution JSON allows, so a bug in a loop cannot bill forever;
+past it the execution ends TIMED_OUT and the sweeper stops what it left.
+
+The sum, for the largest value each run option accepts:
+
+  input gate (once, before the first launch)            INPUT_GATE_MAX_S
++ per attempt, times the most attempts (1 + 5 relaunches):
+    readiness: ready_timeout_s + one readiness interval
+    command:   SSM delivery timeout + timeout_s + one poll interval
+               + the command wait's safety interval
+    cleanup:   the cleanup time limit + one cleanup interval
+    in-place retries of each of the attempt's Tasks     TASK_RETRY_ALLOWANCE_S each
++ the relaunch waits: retry_delay_s, doubled at each relaunch
+rounded up to a whole hour.
+"""
+
+from __future__ import annotations
+
+import math
+
+from amirun_core import timing
+from amirun_core.command import DELIVERY_TIMEOUT_S
+from amirun_core.execution import RunOptions
+
+#: Room for the input gate before the launch (it has its own deadline, at most this).
+INPUT_GATE_MAX_S = 86_400
+#: The command wait's safety interval: the longest it may take to notice the command's end.
+COMMAND_WAIT_SAFETY_S = 600
+#: One Task's worst in-place retrying: Lambda's errors (6 retries, at most 60 s apart),
+#: throttling (8, at most 120 s apart), each try up to the 30 s function timeout.
+TASK_RETRY_ALLOWANCE_S = 1_200
+#: Tasks one attempt runs: starter, readiness, commander, the command wait (waiter),
+#: poller, checker, stopper.
+TASKS_PER_ATTEMPT = 7
+
+
+def largest(option: str) -> int:
+    """The largest value `run_options.<option>` accepts (its `le` bound)."""
+    bounds = [getattr(m, "le", None) for m in RunOptions.model_fields[option].metadata]
+    value = next(b for b in bounds if b is not None)
+    return int(value)
+
+
+def execution_timeout_s() -> int:
+    """The state machine's TimeoutSeconds (statemachine/amirun.asl.json carries it)."""
+    attempts = largest("n_retries_allowed") + 1
+    ready_timeout = largest("ready_timeout_s")
+    command_timeout = largest("timeout_s")
+    readiness = ready_timeout + timing.ready_poll_interval(ready_timeout, attempts)
+    command = (
+        DELIVERY_TIMEOUT_S
+        + command_timeout
+        + timing.command_look_interval(largest("poll_interval_s"), command_timeout, attempts)
+        + COMMAND_WAIT_SAFETY_S
+    )
+    cleanup = timing.CLEANUP_TIMEOUT_S + timing.cleanup_poll_interval(attempts)
+    per_attempt = readiness + command + cleanup + TASKS_PER_ATTEMPT * TASK_RETRY_ALLOWANCE_S
+    relaunch_waits = sum(largest("retry_delay_s") << n for n in range(attempts - 1))
+    total = INPUT_GATE_MAX_S + attempts * per_attempt + relaunch_waits
+    return math.ceil(total / 3600) * 3600
