@@ -45,6 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
         agent_delay_s=args.agent_delay,
         command_duration_s=args.command_duration,
+        event_delay_s=args.event_delay,
     )
     mode = "commands run in a local shell" if args.exec_commands else "commands recorded, not run"
     print(
@@ -106,6 +107,12 @@ def register(sub: Any) -> None:
         type=float,
         default=1.5,
         help="seconds a recorded command runs (default 1.5)",
+    )
+    run.add_argument(
+        "--event-delay",
+        type=float,
+        default=0.2,
+        help="seconds EventBridge takes to deliver an end event to the handler (default 0.2)",
     )
     run.add_argument(
         "--json",
