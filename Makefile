@@ -11,7 +11,7 @@ EXECUTION ?= events/execution.json
 PY313_DIR ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do \
 	$$p --version >/dev/null 2>&1 && { dirname "$$(command -v $$p)"; break; }; done)
 
-.PHONY: run test lint typecheck unit integration static build validate deploy schema clean
+.PHONY: run test lint typecheck unit integration static build validate deploy schema diagram prices clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,14 @@ deploy: build
 
 schema: $(VENV)/.run
 	$(BIN)/python -m amirun.schema > schema/execution.schema.json
+
+# EC2 prices for the cost estimates, from the Price List API (needs AWS credentials).
+prices: $(VENV)/.run
+	$(BIN)/python -m amirun.prices
+
+# The README's workflow diagram, redrawn from the ASL (run it after changing the workflow).
+diagram: $(VENV)/.run
+	$(BIN)/python -m amirun.diagram
 
 clean:
 	rm -rf $(VENV) $(SAMENV) $(CHECKOVENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -14,11 +14,13 @@ from amirun_core.state import WorkflowState
 
 SSM = aws.client("ssm")
 EC2 = aws.client("ec2")
+#: Reads the end of an output too long for SSM's answer (output bucket, runs/*).
+S3 = aws.client("s3")
 
 
 @workflow_step
 def lambda_handler(state: WorkflowState, context: LambdaContext) -> dict[str, Any]:
-    command = follow_command(SSM, EC2, state)
+    command = follow_command(SSM, EC2, state, S3)
     if command.done:
         metrics.add_metric(name="CommandsSucceeded", unit=MetricUnit.Count, value=1)
     logger.info("command status", extra=command.to_json())

@@ -1,7 +1,8 @@
 """EC2Stopper: stop or terminate the instance (and delete its volumes if asked).
 
 Runs on the success path and after every failure; on a failure it also says
-why the run failed and whether to relaunch it.
+why the run failed and whether to relaunch it. Once the instance is at rest it
+counts the instance's lifetime and estimated cost, labelled with the schedule.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from amirun_core import aws
 from amirun_core.cleanup import stop_instance
-from amirun_core.observability import logger, metrics, workflow_step
+from amirun_core.observability import count_usage, logger, metrics, workflow_step
 from amirun_core.state import WorkflowState
 
 EC2 = aws.client("ec2")
@@ -24,5 +25,7 @@ def lambda_handler(state: WorkflowState, context: LambdaContext) -> dict[str, An
     cleanup = stop_instance(EC2, state)
     if cleanup.done and cleanup.error:
         metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)
+    if cleanup.done and cleanup.usage:
+        count_usage(cleanup.usage, state.schedule_name)
     logger.info("cleanup", extra=cleanup.to_json())
     return cleanup.to_json()

@@ -25,6 +25,7 @@ SERVICES = EndServices(
     table=os.environ["COMMAND_WAIT_TABLE"],
     ssm=aws.client("ssm"),
     ec2=aws.client("ec2"),
+    s3=aws.client("s3"),
 )
 
 

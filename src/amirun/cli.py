@@ -5,6 +5,8 @@ amirun validate EXECUTION.json       check the file, no AWS calls
 amirun start EXECUTION.json --stack NAME [--name RUN] [--follow]
 amirun status RUN --stack NAME
 amirun logs RUN --stack NAME
+amirun runs --stack NAME [--since 24h] [--status S] [--schedule PREFIX] [--json]
+amirun rerun RUN --stack NAME [--name NEW]
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import gc
 import signal
 import sys
 
-from amirun.commands import remote, run, validate
+from amirun.commands import remote, run, runs, validate
 
 #: One module per command group, in the order `amirun --help` lists them.
-COMMAND_GROUPS = (run, validate, remote)
+COMMAND_GROUPS = (run, validate, remote, runs)
 
 
 def build_parser() -> argparse.ArgumentParser:

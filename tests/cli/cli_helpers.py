@@ -6,19 +6,26 @@ can import them by name.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 
+from amirun.cli import main
+from amirun.local.world import EmulatedWorld
 from amirun.project import ROOT, load_workflow
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 #: The sample execution that `sam local invoke` and the unit tests use too.
 EXECUTION_FILE = ROOT / "events" / "execution.json"
+#: The stack whose executions run (the `live` fixture).
+LIVE_STACK = "amirun-live"
 
 
 @dataclass(frozen=True)
@@ -68,3 +75,34 @@ def set_moto_config(endpoint: str, config: dict[str, Any]) -> None:
     )
     with urllib.request.urlopen(request) as response:  # noqa: S310
         response.read()
+
+
+@dataclass(frozen=True)
+class Live:
+    """A stand-in stack whose executions really run (the `live` fixture)."""
+
+    stack: Stack
+    world: EmulatedWorld
+    #: The sample execution without its output check (whose date could change mid-run).
+    execution: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Followed:
+    code: int
+    out: str
+    arn: str
+
+
+def follow(
+    live: Live, directory: Path, name: str, execution: dict[str, Any] | None = None
+) -> Followed:
+    """`amirun start --follow` on the sample execution (or `execution`), as run `name`."""
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(execution or live.execution), encoding="utf-8")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["start", str(path), "--stack", live.stack.name, "--name", name, "--follow"])
+    machine = live.stack.state_machine_arn
+    arn = machine.replace(":stateMachine:", ":execution:") + f":{name}"
+    return Followed(code, out.getvalue(), arn)

@@ -102,3 +102,28 @@ def test_a_command_running_past_its_time_limit_is_stopped(runs_too_long: Any, at
     assert runs_too_long.command_statuses == {command_id: "TimedOut"}
     assert result.cause.endswith(f" [attempt 1; instance {instance_id} terminated]")
     at_rest(runs_too_long)
+
+
+@pytest.fixture(scope="module")
+def long_stderr(rehearsed: Any, basic: Any) -> Any:
+    """A failure whose stderr passes SSM's 8,000 characters: the cause must show its end."""
+    commands = [
+        "echo 'starting the model' >&2",
+        'for i in $(seq 1 400); do echo "step $i: still converging..." >&2; done',
+        "echo 'FATAL: out of disk on /scratch' >&2",
+        "exit 4",
+    ]
+    return rehearsed(basic(commands=commands), exec_commands=True)
+
+
+def test_a_long_stderrs_cause_shows_its_real_end_read_from_s3(long_stderr: Any) -> None:
+    cause = long_stderr.result.cause
+
+    assert long_stderr.result.error == "CommandFailed"
+    assert "exit code 4" in cause
+    # The end of stderr (past SSM's first 8,000 characters), read from the S3 output.
+    assert "FATAL: out of disk on /scratch" in cause
+    assert "starting the model" not in cause
+    # One line: stderr's line breaks are shown as " | ".
+    assert "\n" not in cause
+    assert "step 400: still converging... | FATAL: out of disk" in cause

@@ -98,6 +98,11 @@ def test_a_relaunch_can_succeed_and_keeps_the_failed_attempt(
     assert (past["attempt"], past["instance_id"], past["error"]) == (1, first, "CommandFailed")
     assert "exit code 1" in past["cause"]
     assert "stderr: upstream data not there yet" in past["cause"]
+    # Both instances count towards the run's instance-seconds.
+    usage = output["usage"]
+    assert usage["run_instance_seconds"] == (
+        usage["instance_seconds"] + past["usage"]["instance_seconds"]
+    )
     # Two attempts were enough: no third instance.
     at_rest(fails_then_succeeds)
     assert "PrepareRelaunch" in result.states

@@ -62,6 +62,11 @@ def test_the_output_names_instance_command_and_checked_object(terminated: Any) -
     assert checked["location"] == location
     assert checked["size"] == len(terminated.objects[location])
     assert output["cleanup"] == {"action": "terminated", "volumes_deleted": []}
+    usage = output["usage"]
+    assert (usage["instance_type"], usage["market"]) == ("t4g.small", "on-demand")
+    assert usage["run_instance_seconds"] == usage["instance_seconds"] >= 0
+    assert usage["price_usd_per_hour"] > 0
+    assert usage["estimated_cost_usd"] == usage["run_estimated_cost_usd"] is not None
 
 
 def test_daily_becomes_the_run_date_in_the_commands(terminated: Any) -> None:

@@ -30,6 +30,8 @@ FUNCTIONS = {
     "CheckerFunction": "checker",
     "StopperFunction": "stopper",
     "SweeperFunction": "sweeper",
+    "ReconcilerFunction": "reconciler",
+    "NotifierFunction": "notifier",
 }
 
 

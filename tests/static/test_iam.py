@@ -46,10 +46,18 @@ def as_list(value: Any) -> list[Any]:
 
 
 def allow_statements(node: Any) -> Iterator[dict[str, Any]]:
-    """Every Allow statement, inline in SAM Policies or in an IAM resource."""
-    for item in walk(node):
-        if isinstance(item, dict) and "Action" in item and item.get("Effect") == "Allow":
-            yield item
+    """Every Allow statement, inline in SAM Policies or in an IAM resource.
+
+    Not a KMS key's own policy: there Resource "*" means that key, and its
+    principals are checked by test_notification_key_policy.
+    """
+    if isinstance(node, dict) and node.get("Type") == "AWS::KMS::Key":
+        return
+    if isinstance(node, dict) and "Action" in node and node.get("Effect") == "Allow":
+        yield node
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    for child in children:
+        yield from allow_statements(child)
 
 
 def grants(statement: dict[str, Any], action: str) -> bool:
@@ -155,12 +163,18 @@ CALLS = {
     },
     "ReadinessFunction": {"ec2:DescribeInstances", "ssm:DescribeInstanceInformation"},
     "CommanderFunction": {"ssm:SendCommand", "ssm:ListCommands"},
-    "PollerFunction": {"ssm:GetCommandInvocation", "ssm:CancelCommand", "ec2:DescribeInstances"},
+    "PollerFunction": {
+        "ssm:GetCommandInvocation",
+        "ssm:CancelCommand",
+        "ec2:DescribeInstances",
+        "s3:GetObject",
+    },
     # The poller's look, the token's item, and the end of the wait.
     "WaiterFunction": {
         "ssm:GetCommandInvocation",
         "ssm:CancelCommand",
         "ec2:DescribeInstances",
+        "s3:GetObject",
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",
         "states:SendTaskSuccess",
@@ -170,6 +184,7 @@ CALLS = {
         "ssm:GetCommandInvocation",
         "ssm:CancelCommand",
         "ec2:DescribeInstances",
+        "s3:GetObject",
         "dynamodb:GetItem",
         "dynamodb:DeleteItem",
         "states:SendTaskSuccess",
@@ -185,6 +200,18 @@ CALLS = {
         "ec2:DeleteVolume",
     },
     "SweeperFunction": {"ec2:DescribeInstances", "ec2:StopInstances", "ec2:TerminateInstances"},
+    "ReconcilerFunction": {
+        "ec2:DescribeInstances",
+        "states:DescribeExecution",
+        "ec2:StopInstances",
+        "ec2:TerminateInstances",
+    },
+    "NotifierFunction": {
+        "ec2:DescribeInstances",
+        "sns:Publish",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    },
 }
 
 
@@ -222,3 +249,78 @@ def test_only_the_waiter_and_the_settler_reach_the_token_table(
         )
     }
     assert reaching == {"WaiterFunction", "SettlerFunction"}
+
+
+OUTPUT_BUCKET_ARN = {
+    "Fn::Sub": [
+        "arn:${AWS::Partition}:s3:::${Bucket}",
+        {
+            "Bucket": {
+                "Fn::If": [
+                    "CreateOutputBucket",
+                    {"Ref": "OutputBucket"},
+                    {"Ref": "OutputBucketName"},
+                ]
+            }
+        },
+    ]
+}
+RUN_OUTPUT_ARN = {
+    "Fn::Sub": [
+        "arn:${AWS::Partition}:s3:::${Bucket}/runs/*",
+        OUTPUT_BUCKET_ARN["Fn::Sub"][1],
+    ]
+}
+
+
+def _granting(statements: list[dict[str, Any]], action: str) -> list[Any]:
+    return [s["Resource"] for s in statements if grants(s, action)]
+
+
+def test_send_command_with_an_output_bucket_may_name_the_bucket(resources: dict[str, Any]) -> None:
+    """SendCommand with OutputS3BucketName is authorized against the bucket as well."""
+    assert OUTPUT_BUCKET_ARN in _granting(
+        _policies(resources, "CommanderFunction"), "ssm:SendCommand"
+    )
+
+
+@pytest.mark.parametrize("function", ["PollerFunction", "WaiterFunction", "SettlerFunction"])
+def test_the_lookers_read_exactly_the_run_output(resources: dict[str, Any], function: str) -> None:
+    """The ranged GET of a long output's end: s3:GetObject on runs/* of the output bucket."""
+    assert _granting(_policies(resources, function), "s3:GetObject") == [RUN_OUTPUT_ARN]
+
+
+def test_the_instance_may_read_the_output_buckets_encryption(resources: dict[str, Any]) -> None:
+    statements = list(allow_statements(resources["InstanceOutputPolicy"]["Properties"]))
+    assert _granting(statements, "s3:GetEncryptionConfiguration") == [OUTPUT_BUCKET_ARN]
+    assert _granting(statements, "s3:PutObject") == [RUN_OUTPUT_ARN]
+
+
+def test_the_reconciler_reads_only_this_state_machines_executions(
+    resources: dict[str, Any],
+) -> None:
+    (arn,) = _granting(_policies(resources, "ReconcilerFunction"), "states:DescribeExecution")
+    assert arn["Fn::Sub"].endswith(":execution:${AmirunStateMachine.Name}:*")
+
+
+def test_the_notifier_publishes_only_to_the_stacks_topic(resources: dict[str, Any]) -> None:
+    statements = _policies(resources, "NotifierFunction")
+    (publish,) = [s for s in statements if grants(s, "sns:Publish")]
+    assert publish["Resource"] == {"Ref": "NotificationTopic"}
+    (encrypt,) = [s for s in statements if grants(s, "kms:GenerateDataKey")]
+    assert encrypt["Resource"] == {"Fn::GetAtt": ["NotificationKey", "Arn"]}
+
+
+def test_notification_key_policy(resources: dict[str, Any]) -> None:
+    """The account administers the key; CloudWatch (alarms) may only encrypt, for it."""
+    key = resources["NotificationKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    statements = key["KeyPolicy"]["Statement"]
+    principals = [s["Principal"] for s in statements]
+    assert principals == [
+        {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+        {"Service": "cloudwatch.amazonaws.com"},
+    ]
+    alarms = statements[1]
+    assert sorted(alarms["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from typing import Any
 
@@ -16,7 +17,8 @@ OUTPUT_BUCKET = {
 
 def test_parameters(template: dict[str, Any]) -> None:
     params = template["Parameters"]
-    assert params["PowertoolsLayerVersion"]["Type"] == "Number"
+    assert params["PowertoolsLayerArn"]["Type"] == "AWS::SSM::Parameter::Value<String>"
+    assert params["ReconcileSchedule"]["Default"] == "rate(30 minutes)"
     assert params["OutputBucketName"]["Default"] == ""
     assert params["CheckedBucketPattern"]["Default"] == "*"
     assert params["LogRetentionDays"]["Type"] == "Number"
@@ -38,9 +40,7 @@ def test_globals(template: dict[str, Any]) -> None:
     assert function["LoggingConfig"]["LogFormat"] == "JSON"
     core, powertools = function["Layers"]
     assert core == {"Ref": "CoreLayer"}
-    assert (
-        "017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:" in powertools["Fn::Sub"]
-    )
+    assert powertools == {"Ref": "PowertoolsLayerArn"}
     env = function["Environment"]["Variables"]
     assert env["POWERTOOLS_SERVICE_NAME"] == env["POWERTOOLS_METRICS_NAMESPACE"] == "amirun"
     assert env["POWERTOOLS_LOG_LEVEL"] == env["LOG_LEVEL"] == {"Ref": "LogLevel"}
@@ -56,7 +56,27 @@ def test_core_layer(resources: dict[str, Any]) -> None:
     assert (ROOT / "layers" / "core" / "amirun_core" / "__init__.py").is_file()
 
 
-def test_exactly_the_nine_functions(resources: dict[str, Any]) -> None:
+def test_powertools_layer_is_the_public_parameter_of_the_pinned_version(
+    template: dict[str, Any],
+) -> None:
+    """The layer's ARN comes from the SSM parameter Powertools publishes for the very
+    version the code is tested with (requirements/run.txt)."""
+    pins = (ROOT / "requirements" / "run.txt").read_text(encoding="utf-8")
+    pinned = re.search(r"^aws-lambda-powertools(?:\[[^\]]*\])?==(\S+)", pins, re.M)
+    assert pinned, "aws-lambda-powertools is not pinned in requirements/run.txt"
+    default = template["Parameters"]["PowertoolsLayerArn"]["Default"]
+    assert default == f"/aws/service/powertools/python/arm64/python3.13/{pinned[1]}"
+
+
+def test_the_reconciler_runs_on_its_schedule(resources: dict[str, Any]) -> None:
+    props = resources["ReconcilerFunction"]["Properties"]
+    (event,) = props["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == {"Ref": "ReconcileSchedule"}
+    assert props["Environment"]["Variables"] == {"STACK_NAME": {"Ref": "AWS::StackName"}}
+
+
+def test_exactly_these_functions(resources: dict[str, Any]) -> None:
     functions = {k for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
     assert functions == set(FUNCTIONS)
 
@@ -111,6 +131,69 @@ def test_sweeper_hears_every_abnormal_end(resources: dict[str, Any]) -> None:
             "stateMachineArn": [{"Ref": "AmirunStateMachine"}],
         },
     }
+
+
+ENDED = {
+    "source": ["aws.states"],
+    "detail-type": ["Step Functions Execution Status Change"],
+}
+
+
+def test_notifier_hears_abnormal_ends_and_successes_if_asked(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    notifier = resources["NotifierFunction"]["Properties"]
+    (event,) = notifier["Events"].values()
+    pattern = event["Properties"]["Pattern"]
+    assert event["Type"] == "EventBridgeRule"
+    assert {k: v for k, v in pattern.items() if k != "detail"} == ENDED
+    assert pattern["detail"]["stateMachineArn"] == [{"Ref": "AmirunStateMachine"}]
+    condition, with_success, without = pattern["detail"]["status"]["Fn::If"]
+    assert set(with_success) == {"FAILED", "TIMED_OUT", "ABORTED", "SUCCEEDED"}
+    assert set(without) == {"FAILED", "TIMED_OUT", "ABORTED"}
+    assert template["Conditions"][condition] == {"Fn::Equals": [{"Ref": "NotifyOnSuccess"}, "true"]}
+    assert template["Parameters"]["NotifyOnSuccess"]["Default"] == "false"
+    assert notifier["Environment"]["Variables"] == {"TOPIC_ARN": {"Ref": "NotificationTopic"}}
+    # Messages that could not be published are kept, as the sweeper's failures are.
+    on_failure = notifier["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+    assert on_failure["Destination"] == {"Fn::GetAtt": ["SweeperFailureQueue", "Arn"]}
+
+
+def test_notification_topic_is_encrypted_and_email_is_optional(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    topic = resources["NotificationTopic"]
+    assert topic["Type"] == "AWS::SNS::Topic"
+    assert topic["Properties"]["KmsMasterKeyId"] == {"Ref": "NotificationKey"}
+    subscription = resources["NotificationEmailSubscription"]
+    assert subscription["Condition"] == "SubscribeEmail"
+    assert subscription["Properties"]["Protocol"] == "email"
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "NotificationEmail"}
+    assert template["Parameters"]["NotificationEmail"]["Default"] == ""
+    assert template["Outputs"]["NotificationTopicArn"]["Value"] == {"Ref": "NotificationTopic"}
+
+
+@pytest.mark.parametrize(
+    ("alarm", "metric"),
+    [
+        ("FailedExecutionsAlarm", "ExecutionsFailed"),
+        ("TimedOutExecutionsAlarm", "ExecutionsTimedOut"),
+    ],
+)
+def test_alarms_on_failed_and_timed_out_executions(
+    resources: dict[str, Any], alarm: str, metric: str
+) -> None:
+    props = resources[alarm]["Properties"]
+    assert (props["Namespace"], props["MetricName"]) == ("AWS/States", metric)
+    assert props["Dimensions"] == [
+        {"Name": "StateMachineArn", "Value": {"Ref": "AmirunStateMachine"}}
+    ]
+    assert props["Statistic"] == "Sum"
+    assert props["Threshold"] == {"Ref": "FailureAlarmThreshold"}
+    assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # No executions is good news, not missing data.
+    assert props["TreatMissingData"] == "notBreaching"
+    assert props["AlarmActions"] == [{"Ref": "NotificationTopic"}]
 
 
 def test_state_machine(template: dict[str, Any], resources: dict[str, Any]) -> None:

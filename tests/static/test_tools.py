@@ -52,3 +52,5 @@ def test_sam_build_ships_each_function_and_the_layer(sam_build: Path) -> None:
     core = sam_build / "CoreLayer" / "python" / "amirun_core"
     assert (core / "__init__.py").is_file()
     assert (core / "errors.py").is_file()
+    # The price table travels with the code that reads it.
+    assert (core / "ec2_prices.json").is_file()

@@ -27,8 +27,11 @@ from unit_helpers import (
 from amirun_core import timing
 from amirun_core.command import (
     DOCUMENT,
+    PLUGIN_OUTPUT,
+    TAIL_BYTES,
     command_comment,
     follow_command,
+    output_object,
     output_prefix,
     send_commands,
 )
@@ -260,6 +263,72 @@ def test_a_failed_command_is_command_failed_with_exit_code_and_stderr(ec2: Any, 
     assert "x" * 2_000 not in message  # only the tail of stderr
     assert sent.command_id in message
     assert str(sent.output_url) in message  # where the full output is
+
+
+def long_failure(ssm: Any) -> str:
+    """SSM's answer for a failed command whose stderr passed 8,000 characters: its
+    first 8,000 only (stubbed: moto's invocations always succeed)."""
+    head = "starting\n" + "x" * 7_991
+    answer(
+        ssm,
+        "GetCommandInvocation",
+        lambda p: invocation(p, "Failed", ResponseCode=1, StandardErrorContent=head),
+    )
+    return head
+
+
+def test_a_long_stderrs_real_tail_comes_from_s3_with_a_ranged_get(
+    ec2: Any, ssm: Any, s3: Any
+) -> None:
+    state, sent = sent_state(ec2, ssm)
+    long_failure(ssm)
+    bucket, key = output_object(sent, "stderr") or ("", "")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=key, Body=("y" * 30_000 + "\nERROR: disk full\n").encode())
+    gets = answer(s3, "GetObject")
+
+    with pytest.raises(CommandFailed) as caught:
+        follow_command(ssm, ec2, state, s3)
+
+    assert bucket == OUTPUT_BUCKET
+    assert (
+        key
+        == f"runs/unit-test/attempt-1/{sent.command_id}/{sent.instance_id}/{PLUGIN_OUTPUT}/stderr"
+    )
+    assert [g["Range"] for g in gets] == [f"bytes=-{TAIL_BYTES}"]
+    message = str(caught.value)
+    assert "ERROR: disk full" in message
+    assert "starting" not in message
+
+
+def test_a_short_stderr_is_taken_from_ssm_without_reading_s3(ec2: Any, ssm: Any, s3: Any) -> None:
+    state, _ = sent_state(ec2, ssm)
+    answer(
+        ssm,
+        "GetCommandInvocation",
+        lambda p: invocation(p, "Failed", ResponseCode=1, StandardErrorContent="short\n"),
+    )
+    gets = answer(s3, "GetObject")
+
+    with pytest.raises(CommandFailed, match="stderr: short"):
+        follow_command(ssm, ec2, state, s3)
+
+    assert gets == []
+
+
+def test_an_unreadable_s3_output_keeps_ssms_start_and_says_where_the_end_is(
+    ec2: Any, ssm: Any, s3: Any
+) -> None:
+    state, sent = sent_state(ec2, ssm)
+    long_failure(ssm)  # nothing in S3: NoSuchBucket
+
+    with pytest.raises(CommandFailed) as caught:
+        follow_command(ssm, ec2, state, s3)
+
+    message = str(caught.value)
+    assert "the end is in s3://" in message
+    assert "starting" in message
+    assert sent.command_id in message
 
 
 def test_a_command_that_ran_out_of_time_is_command_timed_out(ec2: Any, ssm: Any) -> None:

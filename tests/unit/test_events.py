@@ -26,6 +26,7 @@ from unit_helpers import (
 )
 
 from amirun.local.runner import create_command_wait_table
+from amirun_core import aws
 from amirun_core.command import send_commands
 from amirun_core.completion import find_waiter
 from amirun_core.launch import TAG_EXECUTION, launch_instance
@@ -56,9 +57,13 @@ FUNCTION_OF = {
     "waiter": "waiter",
     "settler": "settler",
     "settler-instance-gone": "settler",
+    "reconciler": "reconciler",
+    "notifier": "notifier",
 }
-#: Events that are not the workflow state: EventBridge's, or a task token's wrapper.
-NOT_A_STATE = {"sweeper", "waiter", "settler", "settler-instance-gone"}
+#: EventBridge events (not workflow states): the execution is their detail's input.
+EXECUTION_EVENTS = ("sweeper", "notifier")
+#: Events that carry no execution: a command's or an instance's end, a task token's wrapper.
+END_EVENTS = ("waiter", "settler", "settler-instance-gone")
 
 
 def invoke(module: ModuleType, event: dict[str, Any], context: FakeLambdaContext) -> Any:
@@ -101,7 +106,14 @@ def test_every_event_file_has_a_test() -> None:
     }
 
 
-@pytest.mark.parametrize("name", sorted(set(FUNCTION_OF) - NOT_A_STATE))
+#: The reconciler's event is its schedule: it carries no execution at all.
+SCHEDULED_EVENTS = ("reconciler",)
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(set(FUNCTION_OF) - set(EXECUTION_EVENTS) - set(SCHEDULED_EVENTS) - set(END_EVENTS)),
+)
 def test_every_event_carries_the_sample_execution(name: str) -> None:
     event = load_event(name)
 
@@ -112,11 +124,12 @@ def test_every_event_carries_the_sample_execution(name: str) -> None:
     assert state.attempt == 1
 
 
-def test_the_sweeper_event_carries_the_sample_execution_as_its_input() -> None:
-    detail = load_event("sweeper")["detail"]
+@pytest.mark.parametrize(("name", "status"), [("sweeper", "FAILED"), ("notifier", "TIMED_OUT")])
+def test_execution_events_carry_the_sample_execution_as_their_input(name: str, status: str) -> None:
+    detail = load_event(name)["detail"]
 
     assert json.loads(detail["input"]) == load_json(EVENTS / "execution.json")
-    assert detail["status"] == "FAILED"
+    assert detail["status"] == status
 
 
 def test_starter_event(
@@ -296,3 +309,23 @@ def test_settler_events(
     assert result["outcome"] == "not-waiting"
     assert result["instance_id"] == event["detail"]["instance-id"]
     assert result["error"] is None
+
+
+def test_notifier_event(
+    load_handler: Handler,
+    ec2: Any,
+    iam: Any,
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    event = load_event("notifier")
+    detail = event["detail"]
+    topic = aws.client("sns").create_topic(Name="amirun-notifications")["TopicArn"]
+    monkeypatch.setenv("TOPIC_ARN", topic)
+    notifier = load_handler("notifier")
+
+    result = invoke(notifier, event, lambda_context)
+
+    assert result["execution"] == detail["executionArn"]
+    assert result["status"] == "TIMED_OUT"
+    assert result["message_id"]

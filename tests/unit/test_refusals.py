@@ -207,3 +207,25 @@ def test_a_long_cause_is_cut_and_says_so() -> None:
 @pytest.mark.parametrize("cause", [None, ""])
 def test_no_cause_is_an_empty_line(cause: str | None) -> None:
     assert one_line_cause(cause) == ""
+
+
+def test_the_cli_prints_a_raw_lambda_cause_as_one_line() -> None:
+    """What `amirun status` and `amirun run` print for a Fail state fed Lambda's JSON."""
+    import io
+
+    from amirun.commands.common import print_result
+    from amirun.progress import RunResult
+
+    cause = json.dumps(
+        {
+            "errorMessage": "instance i-0abc is still stopping\nat the cleanup time limit",
+            "errorType": "CleanupFailed",
+            "stackTrace": ['  File "/var/task/app.py", line 26\n'],
+        }
+    )
+    out = io.StringIO()
+
+    print_result(RunResult(status="FAILED", error="CleanupFailed", cause=cause), out)
+
+    (line,) = [line for line in out.getvalue().splitlines() if "cause" in line]
+    assert line == "  cause     instance i-0abc is still stopping | at the cleanup time limit"

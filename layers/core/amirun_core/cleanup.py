@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from amirun_core import aws, timing
+from amirun_core.cost import instance_usage
 from amirun_core.errors import (
     RELAUNCHABLE,
     CleanupFailed,
@@ -45,11 +46,16 @@ def run_options_of(raw_request: Any) -> RunOptions:
     return RunOptions.model_validate(usable)
 
 
-def find_instances(ec2: Any, execution_id: str, attempt: int | None = None) -> list[dict[str, Any]]:
+def find_instances(
+    ec2: Any,
+    execution_id: str,
+    attempt: int | None = None,
+    states: tuple[str, ...] = LIVE_STATES,
+) -> list[dict[str, Any]]:
     """Instances amirun launched for an execution (and attempt), found by their tags."""
     filters = [
         {"Name": f"tag:{TAG_EXECUTION}", "Values": [execution_id]},
-        {"Name": "instance-state-name", "Values": list(LIVE_STATES)},
+        {"Name": "instance-state-name", "Values": list(states)},
     ]
     if attempt is not None:
         filters.append({"Name": f"tag:{TAG_ATTEMPT}", "Values": [str(attempt)]})
@@ -171,6 +177,11 @@ def stop_instance(ec2: Any, state: WorkflowState) -> CleanupRecord:
     action = "terminated" if terminate else "stopped"
     at_rest = _advance(ec2, instance, terminate)
     deleted = list(previous.volumes_deleted) if previous else []
+    usage = previous.usage if previous else None
+    if at_rest and usage is None:
+        # Measured when first found at rest: deleting volumes afterwards costs no instance time.
+        earlier = [a.usage for a in state.past_attempts if a.usage is not None]
+        usage = instance_usage(instance, timing.now(), earlier)
     done = at_rest
     if at_rest and options.ii_delete_volume:
         done, deleted_now = _release_volumes(ec2, instance["InstanceId"], volume_ids)
@@ -183,6 +194,7 @@ def stop_instance(ec2: Any, state: WorkflowState) -> CleanupRecord:
         volumes=volume_ids,
         volumes_deleted=deleted,
         wait_seconds=timing.wait_seconds(timing.cleanup_poll_interval(options.attempts)),
+        usage=usage,
     )
     if not done and timing.now() >= deadline:
         original = f" after {state.error.Error}" if state.error else ""
@@ -199,7 +211,11 @@ def _finish(state: WorkflowState, options: RunOptions, record: CleanupRecord) ->
         return record
     cause = one_line_cause(state.error.Cause)
     this = AttemptRecord(
-        attempt=state.attempt, instance_id=record.instance_id, error=state.error.Error, cause=cause
+        attempt=state.attempt,
+        instance_id=record.instance_id,
+        error=state.error.Error,
+        cause=cause,
+        usage=record.usage,
     )
     record.attempts = [*state.past_attempts, this]
     record.error = state.error.Error

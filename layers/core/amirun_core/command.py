@@ -27,6 +27,13 @@ DAILY_TOKEN = "DAILY"
 WAITING_STATUSES = frozenset({"Pending", "InProgress", "Delayed"})
 #: How much of stdout/stderr the state (and the error cause) carries.
 TAIL_CHARS = 1_000
+#: GetCommandInvocation returns only the start of each stream, this many characters;
+#: past it, the tail is read from the S3 output.
+INVOCATION_LIMITS = {"stdout": 24_000, "stderr": 8_000}
+#: Where SSM writes a stream of AWS-RunShellScript's output, under the command's prefix.
+PLUGIN_OUTPUT = "awsrunShellScript/0.awsrunShellScript"
+#: The ranged GET's size: TAIL_CHARS characters of UTF-8 are at most 4 bytes each.
+TAIL_BYTES = 4 * TAIL_CHARS
 #: How long SSM may take to deliver the command to a busy instance.
 DELIVERY_TIMEOUT_S = 600
 
@@ -156,6 +163,34 @@ def _tail(text: str | None) -> str:
     return text if len(text) <= TAIL_CHARS else "..." + text[-TAIL_CHARS:]
 
 
+def output_object(record: CommandRecord, stream: str) -> tuple[str, str] | None:
+    """(bucket, key) of a stream's full output in S3, when the command wrote there."""
+    if not record.output_url:
+        return None
+    bucket, _, prefix = record.output_url.removeprefix("s3://").partition("/")
+    return bucket, f"{prefix}{record.instance_id}/{PLUGIN_OUTPUT}/{stream}"
+
+
+def stream_tail(s3: Any, record: CommandRecord, stream: str, content: str | None) -> str:
+    """The real end of a stream: SSM's answer when it is whole, else a ranged GET of
+    the last bytes of the S3 output (SSM only returns the start of a long output)."""
+    content = content or ""
+    where = output_object(record, stream)
+    if len(content) < INVOCATION_LIMITS[stream] or where is None or s3 is None:
+        return _tail(content)
+    bucket, key = where
+    try:
+        body: bytes = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{TAIL_BYTES}")[
+            "Body"
+        ].read()
+    except ClientError as exc:
+        # The run's outcome does not depend on its log: say where the end is instead.
+        aws.raise_if_throttled(exc, "GetObject")
+        start = content[:TAIL_CHARS]
+        return f"(the start; the end is in s3://{bucket}/{key}: {aws.describe(exc)}) {start}"
+    return "..." + body.decode("utf-8", "replace")[-TAIL_CHARS:]
+
+
 def _failure_cause(record: CommandRecord) -> str:
     details = (
         f" ({record.status_details})" if record.status_details not in ("", record.status) else ""
@@ -180,21 +215,25 @@ def cancel(ssm: Any, record: CommandRecord) -> None:
             raise
 
 
-def follow_command(ssm: Any, ec2: Any, state: WorkflowState) -> CommandRecord:
-    """EC2Poller's safety look: keep waiting (until when), succeed, or raise a typed error."""
+def follow_command(ssm: Any, ec2: Any, state: WorkflowState, s3: Any = None) -> CommandRecord:
+    """EC2Poller's safety look: keep waiting (until when), succeed, or raise a typed error.
+
+    `s3` reads the end of an output too long for GetCommandInvocation.
+    """
     if state.command is None:
         raise CommandFailed("no command was sent")
-    record = look_at_command(ssm, ec2, state.command)
+    record = look_at_command(ssm, ec2, state.command, s3)
     if not record.done:
         record.wait_seconds = _wait_for_end(state, record.deadline)
     return record
 
 
-def look_at_command(ssm: Any, ec2: Any, command: CommandRecord) -> CommandRecord:
+def look_at_command(ssm: Any, ec2: Any, command: CommandRecord, s3: Any = None) -> CommandRecord:
     """One look at the command: still on its way, ended well, or a typed error.
 
     The poller, the token wait and the end-event handler all decide with this,
-    so the run ends the same whoever notices the end first.
+    so the run ends the same whoever notices the end first. `s3` reads the end
+    of an output too long for GetCommandInvocation.
     """
     record = command.model_copy()
     try:
@@ -234,6 +273,8 @@ def look_at_command(ssm: Any, ec2: Any, command: CommandRecord) -> CommandRecord
         return record
     record.done = True
     record.ended_at = timing.now()
+    record.stdout_tail = stream_tail(s3, record, "stdout", invocation.get("StandardOutputContent"))
+    record.stderr_tail = stream_tail(s3, record, "stderr", invocation.get("StandardErrorContent"))
     if record.status == "Success":
         return record
     if record.status == "TimedOut" and "Delivery" not in record.status_details:

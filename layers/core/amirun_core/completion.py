@@ -53,6 +53,8 @@ class EndServices:
     table: str
     ssm: Any
     ec2: Any
+    #: Reads the end of an output too long for SSM's answer (output bucket, runs/*).
+    s3: Any = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ def settle(services: EndServices, waiter: Waiter) -> Notice:
     """One look at the command; if it ended, end the token's wait with its outcome."""
     command = waiter.command
     try:
-        record = look_at_command(services.ssm, services.ec2, command)
+        record = look_at_command(services.ssm, services.ec2, command, services.s3)
     except AwsThrottled:
         raise
     except AmirunError as exc:

@@ -107,6 +107,8 @@ class CleanupFailed(AmirunError):
 
 #: How long a one-line cause may get (Step Functions keeps up to 32,768 characters).
 CAUSE_CHARS = 2_000
+#: What stands for a line break in a one-line cause.
+LINE_JOIN = " | "
 _TRACEBACK = re.compile(r"\s*Traceback \(most recent call last\):.*", re.DOTALL)
 
 
@@ -118,7 +120,7 @@ def one_line_cause(cause: str | None) -> str:
     """
     text = _TRACEBACK.sub("", error_message(cause))
     lines = [" ".join(line.split()) for line in text.splitlines()]
-    flat = " | ".join(line for line in lines if line)
+    flat = LINE_JOIN.join(line for line in lines if line)
     return flat if len(flat) <= CAUSE_CHARS else flat[: CAUSE_CHARS - 3] + "..."
 
 

@@ -23,6 +23,8 @@ from amirun_core.state import InstanceRecord, WorkflowState
 TAG_EXECUTION = "amirun:execution"
 TAG_ATTEMPT = "amirun:attempt"
 TAG_STACK = "amirun:stack"
+#: The schedule that started the run, for cost-allocation reports.
+TAG_SCHEDULE = "amirun:schedule"
 
 #: Launch errors that another capacity pool (or a later try) may not hit.
 CAPACITY_CODES = frozenset(
@@ -49,11 +51,14 @@ def client_token(execution_id: str, attempt: int, market: str) -> str:
 
 
 def ownership_tags(state: WorkflowState, stack_name: str) -> list[dict[str, str]]:
-    return [
+    tags = [
         {"Key": TAG_EXECUTION, "Value": state.execution.id},
         {"Key": TAG_ATTEMPT, "Value": str(state.attempt)},
         {"Key": TAG_STACK, "Value": stack_name},
     ]
+    if state.schedule_name:
+        tags.append({"Key": TAG_SCHEDULE, "Value": state.schedule_name})
+    return tags
 
 
 def launch_parameters(

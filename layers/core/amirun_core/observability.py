@@ -14,12 +14,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from amirun_core import aws
+from amirun_core.cost import UsageRecord
 from amirun_core.errors import AmirunError, InternalError, one_line_cause
 from amirun_core.state import CommandWait, WorkflowState
 
@@ -83,3 +85,22 @@ def _step(
 workflow_step = _step(WorkflowState, CORRELATION_ID_PATH)
 #: A task-token Task's handler: takes the token and the workflow state.
 token_step = _step(CommandWait, f"state.{CORRELATION_ID_PATH}")
+
+
+def count_usage(usage: UsageRecord, schedule: str | None) -> None:
+    """One attempt's instance-seconds and estimated cost, as metrics.
+
+    The schedule, instance type and market ride along as metadata (searchable in
+    Logs Insights), not as dimensions: a dimension per schedule would be one
+    billed custom metric per schedule and metric, over a thousand of them.
+    """
+    metrics.add_metric(
+        name="InstanceSeconds", unit=MetricUnit.Seconds, value=usage.instance_seconds
+    )
+    if usage.estimated_cost_usd is not None:
+        metrics.add_metric(
+            name="EstimatedCostUSD", unit=MetricUnit.NoUnit, value=usage.estimated_cost_usd
+        )
+    metrics.add_metadata(key="schedule", value=schedule or "")
+    metrics.add_metadata(key="instance_type", value=usage.instance_type)
+    metrics.add_metadata(key="market", value=usage.market)

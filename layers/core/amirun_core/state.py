@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from amirun_core.cost import UsageRecord
+
 
 class _Record(BaseModel):
     # Records are ours, but a newer state machine may add fields: ignore them.
@@ -77,6 +79,7 @@ class AttemptRecord(_Record):
     instance_id: str | None
     error: str
     cause: str | None
+    usage: UsageRecord | None = None
 
 
 class CleanupRecord(_Record):
@@ -95,6 +98,9 @@ class CleanupRecord(_Record):
     next_attempt: int | None = None
     relaunch_wait_seconds: int = 0
     attempts: list[AttemptRecord] = []
+    usage: UsageRecord | None = Field(
+        None, description="The instance's type, market, lifetime and estimated cost."
+    )
 
 
 class WorkflowState(_Record):
@@ -111,9 +117,20 @@ class WorkflowState(_Record):
     error: CaughtError | None = None
 
     @property
+    def schedule_name(self) -> str | None:
+        return schedule_name(self.request)
+
+    @property
     def run_date(self) -> str:
         """The run's UTC date, YYYYMMDD: what `DAILY` stands for."""
         return self.execution.start_time.strftime("%Y%m%d")
+
+
+def schedule_name(request: Any) -> str | None:
+    """The execution's `schedule.name`, when a schedule started it (else None)."""
+    schedule = request.get("schedule") if isinstance(request, dict) else None
+    name = schedule.get("name") if isinstance(schedule, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 class CommandWait(_Record):

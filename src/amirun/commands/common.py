@@ -66,6 +66,15 @@ def print_result(result: RunResult, out: TextIO) -> None:
             print(f"  output    {checked.get('location')} ({checked.get('size')} bytes)", file=out)
         if output.get("output_url"):
             print(f"  logs      {output['output_url']}", file=out)
+        usage = output.get("usage") or {}
+        if usage:
+            cost = usage.get("run_estimated_cost_usd")
+            print(
+                f"  usage     {usage.get('instance_type')} {usage.get('market')},"
+                f" {usage.get('run_instance_seconds')} instance-seconds"
+                + (f", about ${cost:.4f} of EC2" if cost is not None else ""),
+                file=out,
+            )
     else:
         error = f": {result.error}" if result.error else ""
         print(f"{result.status} in {result.elapsed_s:.1f} s{error}", file=out)

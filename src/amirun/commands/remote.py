@@ -34,6 +34,7 @@ from amirun.progress import Progress, RunResult, describe_result
 from amirun_core.aws import error_code
 from amirun_core.errors import InvalidExecutionInput, one_line_cause
 from amirun_core.execution import parse_execution
+from amirun_core.notify import console_url
 
 #: Seconds between two looks at a followed execution.
 POLL_INTERVAL_S = 5.0
@@ -66,6 +67,10 @@ def _reported(command: CliCommand) -> CliCommand:
             )
         except (ClientError, BotoCoreError) as exc:
             message = str(exc)
+        except KeyboardInterrupt:
+            # Ctrl-C while reading: nothing was changed, nothing to undo.
+            print("\namirun: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         print(f"amirun: {message}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -83,14 +88,6 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     if not found:
         raise RemoteError(f"not a state machine ARN: {state_machine_arn}")
     return f"{prefix}:execution:{machine.split(':')[0]}:{name}"
-
-
-def console_url(arn: str) -> str:
-    region = _arn_region(arn)
-    return (
-        f"https://{region}.console.aws.amazon.com/states/home?region={region}"
-        f"#/v2/executions/details/{arn}"
-    )
 
 
 class Target:
@@ -265,6 +262,28 @@ def default_name() -> str:
     return f"amirun-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
 
+def start_execution(target: Target, name: str, request: dict[str, Any], note: str = "") -> str:
+    """Start `request` as execution `name`, say so; returns the execution's ARN."""
+    machine = target.state_machine_arn
+    sfn = target.client("stepfunctions")
+    try:
+        arn: str = sfn.start_execution(
+            stateMachineArn=machine, name=name, input=json.dumps(request)
+        )["executionArn"]
+    except ClientError as exc:
+        if error_code(exc) == "ExecutionAlreadyExists":
+            raise RemoteError(
+                f"an execution named {name} exists already: choose another --name"
+            ) from exc
+        if error_code(exc) == "StateMachineDoesNotExist":
+            raise RemoteError(f"no state machine {machine}") from exc
+        raise
+    print(f"Started {name}{note}")
+    print(f"  execution  {arn}")
+    print(f"  console    {console_url(arn)}")
+    return arn
+
+
 @_reported
 def cmd_start(args: argparse.Namespace) -> int:
     request = load_execution(args.execution)
@@ -274,24 +293,8 @@ def cmd_start(args: argparse.Namespace) -> int:
         print_problems(args.execution, exc, sys.stderr)
         return EXIT_FAILED
     target = Target(args)
-    machine = target.state_machine_arn
-    name = args.name or default_name()
     sfn = target.client("stepfunctions")
-    try:
-        arn = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(request))[
-            "executionArn"
-        ]
-    except ClientError as exc:
-        if error_code(exc) == "ExecutionAlreadyExists":
-            raise RemoteError(
-                f"an execution named {name} exists already: choose another --name"
-            ) from exc
-        if error_code(exc) == "StateMachineDoesNotExist":
-            raise RemoteError(f"no state machine {machine}") from exc
-        raise
-    print(f"Started {name}")
-    print(f"  execution  {arn}")
-    print(f"  console    {console_url(arn)}")
+    arn = start_execution(target, args.name or default_name(), request)
     if not args.follow:
         print(f"  status     amirun status {arn}")
         return EXIT_OK

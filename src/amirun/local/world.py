@@ -34,6 +34,7 @@ from unittest import mock
 from botocore.exceptions import ClientError
 
 from amirun_core import aws, timing
+from amirun_core.command import PLUGIN_OUTPUT
 from amirun_core.launch import TAG_EXECUTION
 
 #: The faults a rehearsal can inject, and what each stands for on AWS.
@@ -515,8 +516,7 @@ class EmulatedWorld:
         if command.output_bucket:
             base = f"{command.output_prefix}/" if command.output_prefix else ""
             # Where SSM itself writes a command's output for AWS-RunShellScript.
-            plugin = "awsrunShellScript/0.awsrunShellScript"
-            key = f"{base}{command.command_id}/{command.instance_id}/{plugin}"
+            key = f"{base}{command.command_id}/{command.instance_id}/{PLUGIN_OUTPUT}"
             for stream in ("stdout", "stderr"):
                 body = getattr(command, stream)
                 if body:

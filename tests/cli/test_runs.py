@@ -1,0 +1,315 @@
+"""`amirun runs` and `amirun rerun` on executions that really ran on moto's server.
+
+The runs: one first-try success, one success after a relaunch (a real command
+that fails the first time), one failure, one aborted while it ran, and two
+started by schedules. Each is the real ASL and handlers, as in test_follow.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from cli_helpers import Live, follow
+
+from amirun.cli import main
+from amirun.commands import remote, runs
+from amirun.commands.runs import NAME_LIMIT, rerun_name, rerun_request, since_time
+
+Capsys = pytest.CaptureFixture[str]
+SCHEDULE_A = "cfe-nom-vpu01-m1"
+SCHEDULE_B = "cfe-nom-vpu02-m1"
+OTHER_SCHEDULE = "ana-vpu01"
+
+
+@pytest.fixture(scope="module")
+def live_stack_name() -> str:
+    return "amirun-runs"
+
+
+@dataclass(frozen=True)
+class Ran:
+    live: Live
+    started: datetime
+
+
+def execution_arn(live: Live, name: str) -> str:
+    return live.stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+
+
+def wait_until_ended(live: Live, name: str) -> dict[str, Any]:
+    sfn = boto3.client("stepfunctions")
+    return remote.follow(sfn, execution_arn(live, name), lambda _: None)
+
+
+def scheduled(live: Live, schedule: str) -> dict[str, Any]:
+    execution = copy.deepcopy(live.execution)
+    execution["run_options"]["n_retries_allowed"] = 0
+    execution["schedule"] = {"name": schedule, "scheduled_time": "2026-11-26T06:00:00Z"}
+    return execution
+
+
+@pytest.fixture(scope="module")
+def ran(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Ran:
+    directory = tmp_path_factory.mktemp("runs")
+    started = datetime.now(UTC)
+    assert follow(live, directory, "r-ok").code == 0
+
+    marker = directory / "first-attempt-ran"
+    relaunched = copy.deepcopy(live.execution)
+    relaunched["commands"] = [
+        f"if [ -e {marker} ]; then echo done; else touch {marker}; exit 1; fi"
+    ]
+    relaunched["run_options"].update(n_retries_allowed=1, retry_delay_s=0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(live.world.settings, "exec_commands", True)
+        assert follow(live, directory, "r-relaunched", relaunched).code == 0
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(live.world.settings, "faults", frozenset({"command-fails"}))
+        patch.setitem(live.execution["run_options"], "n_retries_allowed", 0)
+        assert follow(live, directory, "r-fails").code == 1
+
+    sfn = boto3.client("stepfunctions")
+    with pytest.MonkeyPatch.context() as patch:
+        # They fail, so that one can be rerun.
+        patch.setattr(live.world.settings, "faults", frozenset({"command-fails"}))
+        for name, schedule in (
+            ("r-a", SCHEDULE_A),
+            ("r-b", SCHEDULE_B),
+            ("r-other", OTHER_SCHEDULE),
+        ):
+            # As Scheduler starts them: no CLI in between.
+            sfn.start_execution(
+                stateMachineArn=live.stack.state_machine_arn,
+                name=name,
+                input=json.dumps(scheduled(live, schedule)),
+            )
+            wait_until_ended(live, name)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(live.world.settings, "faults", frozenset({"command-hangs"}))
+        path = directory / "r-aborted.json"
+        path.write_text(json.dumps(live.execution), encoding="utf-8")
+        assert main(["start", str(path), "--stack", live.stack.name, "--name", "r-aborted"]) == 0
+        arn = execution_arn(live, "r-aborted")
+        # moto can stop an execution only once its worker runs: wait for the command.
+        while remote.last_state(sfn, arn) != "WaitForCommand":
+            threading.Event().wait(0.1)
+        sfn.stop_execution(executionArn=arn)
+        wait_until_ended(live, "r-aborted")
+    return Ran(live, started)
+
+
+def runs_json(ran: Ran, capsys: Capsys, *args: str) -> dict[str, dict[str, Any]]:
+    capsys.readouterr()
+    assert main(["runs", "--stack", ran.live.stack.name, "--json", *args]) == 0
+    return {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+
+
+def test_runs_report_status_attempts_and_cost(ran: Ran, capsys: Capsys) -> None:
+    rows = runs_json(ran, capsys)
+
+    ok, relaunched, fails = rows["r-ok"], rows["r-relaunched"], rows["r-fails"]
+    assert (ok["status"], ok["attempts"], ok["relaunched"]) == ("SUCCEEDED", 1, False)
+    assert (relaunched["status"], relaunched["attempts"]) == ("SUCCEEDED", 2)
+    assert relaunched["relaunched"] is True
+    assert (fails["status"], fails["error"], fails["attempts"]) == ("FAILED", "CommandFailed", 1)
+    for row in (ok, relaunched, fails):
+        assert (row["instance_type"], row["market"]) == ("t4g.small", "on-demand")
+        assert isinstance(row["instance_seconds"], int)
+        assert row["estimated_cost_usd"] is not None
+        assert row["duration_s"] > 0
+        assert row["schedule"] is None
+    aborted = rows["r-aborted"]
+    assert (aborted["status"], aborted["error"]) == ("ABORTED", "aborted")
+    assert aborted["attempts"] == 1
+
+
+def test_runs_table_is_aligned_and_says_who_was_relaunched(ran: Ran, capsys: Capsys) -> None:
+    capsys.readouterr()
+    assert main(["runs", "--stack", ran.live.stack.name]) == 0
+
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = lines[0]
+    assert header.split() == [
+        "NAME",
+        "STATUS",
+        "ERROR",
+        "ATTEMPTS",
+        "STARTED",
+        "DURATION",
+        "TYPE",
+        "MARKET",
+        "INSTANCE-S",
+        "EST.",
+        "COST",
+    ]
+    rows = {line.split()[0]: line for line in lines[1:] if line.startswith("r-")}
+    status_at = header.index("STATUS")
+    attempts_at = header.index("ATTEMPTS")
+    for name, line in rows.items():
+        assert line[status_at - 1] == " " and line[status_at] != " ", name
+        assert line[attempts_at] != " ", name
+    assert rows["r-relaunched"][attempts_at:].startswith("2 (relaunched)")
+    assert rows["r-ok"][attempts_at:].startswith("1 ")
+    assert "CommandFailed" in rows["r-fails"]
+    # Numbers are right-aligned: every row ends where the header ends.
+    assert {len(line) for line in rows.values()} == {len(header)}
+    summary = lines[-1]
+    assert re.match(r"^\d+ runs since \d{4}-\d\d-\d\d \d\d:\d\d UTC: ", summary)
+    assert "succeeded (1 after a relaunch)" in summary
+    assert "1 aborted" in summary
+    assert re.search(r"; \d+ instance-seconds, about \$\d+\.\d\d of EC2$", summary)
+
+
+def test_runs_by_status_and_schedule(ran: Ran, capsys: Capsys) -> None:
+    failed = runs_json(ran, capsys, "--status", "failed")
+    by_schedule = runs_json(ran, capsys, "--schedule", "cfe-nom-")
+
+    assert "r-fails" in failed
+    assert {row["status"] for row in failed.values()} == {"FAILED"}
+    assert set(by_schedule) == {"r-a", "r-b"}
+    assert by_schedule["r-a"]["schedule"] == SCHEDULE_A
+
+
+def test_runs_since_leaves_out_older_runs(ran: Ran, capsys: Capsys) -> None:
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+
+    assert runs_json(ran, capsys, "--since", later) == {}
+    assert main(["runs", "--stack", ran.live.stack.name, "--since", later]) == 0
+    assert re.match(r"^0 runs since .*: none; 0 instance-seconds", capsys.readouterr().out)
+
+
+def test_rerun_starts_the_same_input_with_its_reference_time(ran: Ran, capsys: Capsys) -> None:
+    sfn = boto3.client("stepfunctions")
+    original = sfn.describe_execution(executionArn=execution_arn(ran.live, "r-fails"))
+    capsys.readouterr()
+
+    assert main(["rerun", "r-fails", "--stack", ran.live.stack.name]) == 0
+
+    out = capsys.readouterr().out
+    name = re.match(r"^Started (\S+) \(rerun of r-fails, FAILED; reference time (\S+)\)", out)
+    assert name is not None, out
+    assert re.fullmatch(r"r-fails-rerun-[0-9a-f]{6}", name.group(1))
+    again = wait_until_ended(ran.live, name.group(1))
+    request = json.loads(again["input"])
+    first = json.loads(original["input"])
+    assert {k: v for k, v in request.items() if k != "schedule"} == first
+    reference = original["startDate"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert request["schedule"]["scheduled_time"] == name.group(2) == reference
+    # Started by hand: the rerun's schedule is named after the first run.
+    assert request["schedule"]["name"] == "r-fails"
+
+
+def test_rerun_keeps_a_scheduled_runs_schedule(ran: Ran, capsys: Capsys) -> None:
+    assert main(["rerun", "r-a", "--stack", ran.live.stack.name, "--name", "r-a-again"]) == 0
+
+    again = wait_until_ended(ran.live, "r-a-again")
+    request = json.loads(again["input"])
+    # Its own scheduled time is the reference already: the input is unchanged.
+    assert request == scheduled(ran.live, SCHEDULE_A)
+
+
+def test_rerun_refuses_a_success_in_one_line(ran: Ran, capsys: Capsys) -> None:
+    capsys.readouterr()
+
+    assert main(["rerun", "r-ok", "--stack", ran.live.stack.name]) == 2
+
+    err = capsys.readouterr().err
+    assert err == ("amirun: r-ok succeeded: rerun starts only failed, timed-out or aborted runs\n")
+
+
+def test_rerun_of_an_unknown_run(ran: Ran, capsys: Capsys) -> None:
+    capsys.readouterr()
+
+    assert main(["rerun", "r-nope", "--stack", ran.live.stack.name]) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith("amirun: no execution arn:aws:states:")
+    assert err.count("\n") == 1
+
+
+def test_rerun_names_fit_step_functions() -> None:
+    long = rerun_name("n" * 80)
+
+    assert len(long) == NAME_LIMIT
+    assert re.fullmatch(r"n+-rerun-[0-9a-f]{6}", long)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("24h", timedelta(hours=24)),
+        ("90m", timedelta(minutes=90)),
+        ("7d", timedelta(days=7)),
+        ("1d12h", timedelta(days=1, hours=12)),
+    ],
+)
+def test_since_durations(text: str, expected: timedelta) -> None:
+    now = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+
+    assert since_time(text, now) == now - expected
+
+
+def test_since_iso_time_and_bad_values(capsys: Capsys) -> None:
+    assert since_time("2026-11-26T06:00") == datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+    with pytest.raises(SystemExit):
+        main(["runs", "--stack", "x", "--since", "yesterday"])
+    assert "--since: 'yesterday': give a duration such as 24h" in capsys.readouterr().err
+
+
+def test_runs_need_a_stack(capsys: Capsys, tmp_path: Path) -> None:
+    assert main(["runs"]) == 2
+
+    assert capsys.readouterr().err == (
+        "amirun: give --stack NAME (the deployed amirun stack) or --state-machine ARN\n"
+    )
+
+
+def test_status_of_a_success_says_what_it_used(ran: Ran, capsys: Capsys) -> None:
+    capsys.readouterr()
+
+    assert main(["status", "r-ok", "--stack", ran.live.stack.name]) == 0
+
+    out = capsys.readouterr().out
+    assert re.search(
+        r"^  usage     t4g\.small on-demand, \d+ instance-seconds, about \$\d\.\d{4} of EC2$",
+        out,
+        re.M,
+    ), out
+
+
+def test_a_rerun_of_a_long_named_run_gets_a_valid_schedule_name() -> None:
+    started = datetime(2026, 11, 26, 6, 0, 5, tzinfo=UTC)
+
+    again = rerun_request({"commands": ["true"]}, "n" * 80, started)
+
+    assert again == {
+        "commands": ["true"],
+        "schedule": {"name": "n" * 64, "scheduled_time": "2026-11-26T06:00:05Z"},
+    }
+
+
+def test_ctrl_c_while_listing_is_one_line(
+    ran: Ran, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "run_row", interrupted)
+    capsys.readouterr()
+
+    assert main(["runs", "--stack", ran.live.stack.name]) == 130
+
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "\namirun: interrupted\n")
