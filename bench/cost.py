@@ -284,7 +284,8 @@ def original(duration_s: int) -> float:
 
 
 def label(seconds: int) -> str:
-    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
+    """The duration, to the nearest hour or minute (48 h is 172,500 s)."""
+    return f"{round(seconds / 3600)} h" if seconds >= 3600 else f"{round(seconds / 60)} min"
 
 
 def main() -> int:
