@@ -15,20 +15,34 @@ import argparse
 import gc
 import signal
 import sys
+from typing import NoReturn
 
 from amirun.commands import remote, run, runs, validate
+from amirun.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
 
 #: One module per command group, in the order `amirun --help` lists them.
 COMMAND_GROUPS = (run, validate, remote, runs)
 
 
+class _Parser(argparse.ArgumentParser):
+    """A wrong flag or value gets one line, like every other answer (subparsers too)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="amirun", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.register(sub)
+    for action in sub._choices_actions:
+        command, summary = sub.choices[action.dest], action.help or ""
+        # `amirun X --help` always says what X does, even if its module gave no description.
+        command.description = command.description or f"{summary[:1].upper()}{summary[1:]}."
     return parser
 
 
@@ -36,8 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and hasattr(signal, "SIGPIPE"):
         # `amirun run ... | head` ends quietly, like any command-line tool.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        args = build_parser().parse_args(argv)
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        print("amirun: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if argv is None:
         # The process ends here: its last collections would walk every object still
         # alive (over a second after a rehearsal, for nothing).

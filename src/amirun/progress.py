@@ -88,6 +88,8 @@ class RunResult:
     cause: str | None = None
     #: instance id -> its state (or what the cleanup did to it)
     instances: dict[str, str] = field(default_factory=dict)
+    #: EBS volumes the cleanup deleted (`ii_delete_volume`), on success or failure.
+    volumes_deleted: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -18,12 +18,15 @@ from amirun.commands.run import REHEARSE_MODULES
 EXECUTION = Path(__file__).resolve().parents[2] / "events" / "execution.json"
 
 
+@pytest.mark.parametrize(
+    "flags", [[], ["--agent-delay", "1", "--command-duration", "1", "--time-scale", "0.5"]]
+)
 def test_run_without_the_extra_says_so_in_one_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    flags: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(sys.modules, "moto", None)
 
-    code = main(["run", str(EXECUTION)])
+    code = main(["run", str(EXECUTION), *flags])
 
     out, err = capsys.readouterr()
     assert code == 2

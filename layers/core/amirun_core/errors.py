@@ -16,6 +16,29 @@ class AmirunError(Exception):
 
 
 # --- Before launch: nothing is running, nothing to clean up. -------------------
+class Problem(str):
+    """One problem of an execution JSON: `field: message` as text, both parts kept.
+
+    `field` is the full path (`run_options.timeout_s`), empty for the file as a whole.
+    """
+
+    field: str
+    message: str
+
+    def __new__(cls, field: str, message: str) -> Problem:
+        problem = super().__new__(cls, f"{field}: {message}" if field else message)
+        problem.field, problem.message = field, message
+        return problem
+
+    def shortened(self, chars: int) -> Problem:
+        half = chars // 2
+        return Problem(_cut(self.field, half), _cut(self.message, chars - half))
+
+
+def _cut(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[:chars] + "..."
+
+
 class InvalidExecutionInput(AmirunError):
     """The execution JSON is malformed; the message names each bad field.
 
@@ -29,7 +52,8 @@ class InvalidExecutionInput(AmirunError):
 
     def __init__(self, *problems: str) -> None:
         self.problems = [
-            p if len(p) <= self.PROBLEM_CHARS else p[: self.PROBLEM_CHARS] + "..." for p in problems
+            (p if isinstance(p, Problem) else Problem("", p)).shortened(self.PROBLEM_CHARS)
+            for p in problems
         ]
         more = len(self.problems) - self.SHOWN_PROBLEMS
         shown = self.problems[: self.SHOWN_PROBLEMS] + ([f"and {more} more"] if more > 0 else [])

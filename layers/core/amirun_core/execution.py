@@ -32,7 +32,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from amirun_core.errors import InvalidExecutionInput
+from amirun_core.errors import InvalidExecutionInput, Problem
 from amirun_core.shapes import is_integer, json_type, shape_problems, shape_schema
 
 #: SSM's own ceiling for AWS-RunShellScript's executionTimeout (48 h).
@@ -92,7 +92,7 @@ def _command(value: str) -> str:
 Command = Annotated[
     str,
     AfterValidator(_command),
-    Field(json_schema_extra={"pattern": "^[^\\u0000]*\\S[^\\u0000]*$"}),
+    Field(json_schema_extra={"pattern": "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"}),
 ]
 
 _RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
@@ -146,7 +146,9 @@ def _is_ip_address(name: str) -> bool:
 
 
 BucketName = Annotated[
-    str, AfterValidator(_bucket), Field(json_schema_extra={"pattern": _BUCKET_PATTERN})
+    str,
+    AfterValidator(_bucket),
+    Field(json_schema_extra={"pattern": _BUCKET_PATTERN, "minLength": 3, "maxLength": 63}),
 ]
 
 
@@ -280,14 +282,14 @@ class ExecutionRequest(_Strict):
     )
 
 
-def _command_source(raw: dict[str, Any]) -> Iterable[str]:
+def _command_source(raw: dict[str, Any]) -> Iterable[Problem]:
     if "commands" not in raw and not isinstance(raw.get("datastream_command_options"), dict):
-        yield "commands: required (a list of shell commands)"
+        yield Problem("commands", "required (a list of shell commands)")
 
 
 #: Rules that span fields, over the raw input: each yields 'field: problem' lines.
 #: They run whatever else is wrong, so they must expect any JSON at all.
-_RULES: tuple[Callable[[dict[str, Any]], Iterable[str]], ...] = (_command_source,)
+_RULES: tuple[Callable[[dict[str, Any]], Iterable[Problem]], ...] = (_command_source,)
 
 
 # --- messages ----------------------------------------------------------------------------
@@ -304,9 +306,9 @@ _EXPECTED = {
 }
 
 
-def _describe_all(errors: list[Any]) -> list[str]:
+def _describe_all(errors: list[Any]) -> list[Problem]:
     """pydantic's errors as 'field: problem' lines, one per field and problem."""
-    lines: dict[str, None] = {}
+    lines: dict[Problem, None] = {}
     union_types: dict[str, list[str]] = {}
     union_inputs: dict[str, Any] = {}
     for error in errors:
@@ -391,37 +393,36 @@ def _nested_model_named(tag: str) -> type[BaseModel] | None:
     return models.get(tag)
 
 
-def _describe(error: Any, path: str, fields: list[str]) -> str:
+def _describe(error: Any, path: str, fields: list[str]) -> Problem:
     kind = error["type"]
     if kind == "extra_forbidden":
         name = path.rsplit(".", 1)[-1]
         hint = difflib.get_close_matches(name, fields, n=1)
-        return f"{path}: unknown field" + (f" (did you mean {hint[0]}?)" if hint else "")
+        return Problem(path, "unknown field" + (f" (did you mean {hint[0]}?)" if hint else ""))
     if kind == "missing":
-        return f"{path}: required"
+        return Problem(path, "required")
     if kind == "too_short":
-        return f"{path}: needs at least {error['ctx']['min_length']} item(s)"
+        return Problem(path, f"needs at least {error['ctx']['min_length']} item(s)")
     if kind == "string_too_short":
-        return f"{path}: must not be empty"
+        return Problem(path, "must not be empty")
     if kind in _EXPECTED:
-        return (
-            f"{path}: invalid type, expected {_EXPECTED[kind]}, got {json_type(error.get('input'))}"
-        )
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{path}: {message}" if path else message
+        got = json_type(error.get("input"))
+        return Problem(path, f"invalid type, expected {_EXPECTED[kind]}, got {got}")
+    return Problem(path, str(error["msg"]).removeprefix("Value error, "))
 
 
-def _describe_union(path: str, expected: list[str], value: Any) -> str:
+def _describe_union(path: str, expected: list[str], value: Any) -> Problem:
     if path == "run_options.ii_check_s3":
         if value is True:
-            return (
-                f"{path}: `true` needs a location; give "
-                '{"bucket": "...", "prefix": "..."} or `false`'
+            return Problem(
+                path, '`true` needs a location; give {"bucket": "...", "prefix": "..."} or `false`'
             )
         if isinstance(value, str) and value.startswith("s3://"):
-            return f'{path}: give the location as {{"bucket": "...", "prefix": "..."}}, not a URL'
+            return Problem(
+                path, 'give the location as {"bucket": "...", "prefix": "..."}, not a URL'
+            )
     choices = " or ".join(dict.fromkeys(expected))
-    return f"{path}: invalid type, expected {choices}, got {json_type(value)}"
+    return Problem(path, f"invalid type, expected {choices}, got {json_type(value)}")
 
 
 # --- the checks ----------------------------------------------------------------------------
@@ -431,19 +432,22 @@ def input_size(raw: Any) -> int:
     return len(json.dumps(raw))
 
 
-def _size_problems(raw: dict[str, Any]) -> list[str]:
+def _size_problems(raw: dict[str, Any]) -> list[Problem]:
     size = input_size(raw)
     if size <= MAX_INPUT_BYTES:
         return []
     largest = max(raw, key=lambda key: input_size(raw[key]))
     return [
-        f"{largest}: makes the execution input {size:,} bytes; at most {MAX_INPUT_BYTES:,} "
-        "fit in what Step Functions carries (256 KiB per state, less room for the run's "
-        "own records)"
+        Problem(
+            largest,
+            f"makes the execution input {size:,} bytes; at most {MAX_INPUT_BYTES:,} fit in "
+            "what Step Functions carries (256 KiB per state, less room for the run's own "
+            "records)",
+        )
     ]
 
 
-def _model_problems(raw: dict[str, Any]) -> tuple[ExecutionRequest | None, list[str]]:
+def _model_problems(raw: dict[str, Any]) -> tuple[ExecutionRequest | None, list[Problem]]:
     try:
         return ExecutionRequest.model_validate(raw), []
     except ValidationError as exc:
@@ -504,12 +508,12 @@ def decode_execution(data: bytes) -> dict[str, Any]:
     except ValueError as exc:  # NaN, or an integer of more digits than Python converts
         raise InvalidExecutionInput(f"not valid JSON: {str(exc).split(';')[0]}") from None
     problems = [
-        f"{path}: duplicate key (JSON readers disagree on which value counts)"
+        Problem(path, "duplicate key (JSON readers disagree on which value counts)")
         for path, node in _nodes(raw, "")
         if isinstance(node, _Object) and node.duplicates
         for path in (_join(path, key) for key in node.duplicates)
     ] + [
-        f"{path}: holds a lone surrogate (\\ud800-\\udfff), which is no character"
+        Problem(path, "holds a lone surrogate (\\ud800-\\udfff), which is no character")
         for path, node in _nodes(raw, "")
         if isinstance(node, str) and not _encodable(node)
     ]
@@ -592,20 +596,23 @@ def _run_instances_shape(ec2_model: Any) -> Any:
     return (ec2_model or _botocore_ec2_model()).operation_model("RunInstances").input_shape
 
 
-def instance_parameter_problems(params: dict[str, Any], ec2_model: Any = None) -> list[str]:
+def instance_parameter_problems(params: dict[str, Any], ec2_model: Any = None) -> list[Problem]:
     """Check RunInstances parameters against EC2's own input shape (shipped in botocore)."""
     problems = [
-        f"instance_parameters.{name}: {reason}"
+        Problem(f"instance_parameters.{name}", reason)
         for name, reason in OWNED_INSTANCE_PARAMETERS.items()
         if name in params
     ]
     if "ImageId" not in params and "LaunchTemplate" not in params:
-        problems.append("instance_parameters.ImageId: required (the AMI to launch)")
+        problems.append(Problem("instance_parameters.ImageId", "required (the AMI to launch)"))
     image = params.get("ImageId")
     if isinstance(image, str) and not _IMAGE_ID.fullmatch(image):
         problems.append(
-            f"instance_parameters.ImageId: {image!r} is not an AMI id "
-            "(ami- and 8 or 17 hex digits) nor resolve:ssm:<parameter>"
+            Problem(
+                "instance_parameters.ImageId",
+                f"{image!r} is not an AMI id (ami- and 8 or 17 hex digits) "
+                "nor resolve:ssm:<parameter>",
+            )
         )
     problems += shape_problems(
         params,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from amirun_core.errors import Problem
+
 _INTEGER_TYPES = ("integer", "long")
 _NUMBER_TYPES = ("double", "float")
 
@@ -76,15 +78,15 @@ def _type_ok(value: Any, shape: Any) -> bool:
 
 def shape_problems(
     value: Any, shape: Any, path: str, skip: frozenset[str] = frozenset()
-) -> list[str]:
+) -> list[Problem]:
     """Every way `value` breaks `shape`, each as 'path: problem'.
 
     `skip`: members of the top structure the caller checks itself.
     """
     if not _type_ok(value, shape):
-        return [f"{path}: invalid type, expected {_expected(shape)}, got {json_type(value)}"]
+        return [Problem(path, f"invalid type, expected {_expected(shape)}, got {json_type(value)}")]
     kind, minimum = shape.type_name, shape.metadata.get("min")
-    problems: list[str] = []
+    problems: list[Problem] = []
     if kind == "structure":
         members = shape.members
         for name, item in value.items():
@@ -93,26 +95,26 @@ def shape_problems(
             if name not in members:
                 hint = difflib.get_close_matches(name, list(members), n=1, cutoff=0.5)
                 suggestion = f" (did you mean {hint[0]}?)" if hint else ""
-                problems.append(f"{path}.{name}: unknown field{suggestion}")
+                problems.append(Problem(f"{path}.{name}", f"unknown field{suggestion}"))
             else:
                 problems += shape_problems(item, members[name], f"{path}.{name}")
         problems += [
-            f"{path}.{name}: required"
+            Problem(f"{path}.{name}", "required")
             for name in shape.required_members
             if name not in value and name not in skip
         ]
     elif kind == "list":
         if minimum is not None and len(value) < minimum:
-            problems.append(f"{path}: needs at least {minimum} item(s)")
+            problems.append(Problem(path, f"needs at least {minimum} item(s)"))
         for index, item in enumerate(value):
             problems += shape_problems(item, shape.member, f"{path}[{index}]")
     elif kind == "map":
         for key, item in value.items():
             problems += shape_problems(item, shape.value, f"{path}.{key}")
     elif minimum is not None and kind == "string" and len(value) < minimum:
-        problems.append(f"{path}: too short, at least {minimum} character(s)")
+        problems.append(Problem(path, f"too short, at least {minimum} character(s)"))
     elif minimum is not None and kind in _INTEGER_TYPES and value < minimum:
-        problems.append(f"{path}: must be at least {minimum}")
+        problems.append(Problem(path, f"must be at least {minimum}"))
     return problems
 
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from amirun.progress import Progress, RunResult
 from amirun_core.errors import InvalidExecutionInput, one_line_cause
+from amirun_core.execution import (
+    MAX_INPUT_BYTES,
+    ExecutionRequest,
+    RunOptions,
+    decode_execution,
+    parse_execution,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: After Ctrl-C or SIGTERM, as shells report a process ended by SIGINT.
+EXIT_INTERRUPTED = 130
 
 
 def usage_error(message: str) -> SystemExit:
@@ -18,16 +26,50 @@ def usage_error(message: str) -> SystemExit:
     return SystemExit(EXIT_USAGE)
 
 
-def load_execution(path: str) -> dict[str, Any]:
+#: Larger files are refused unread: an execution JSON is at most MAX_INPUT_BYTES as
+#: JSON, and even generous indentation does not make it 16 times that.
+MAX_FILE_BYTES = 16 * MAX_INPUT_BYTES
+
+
+def read_execution_file(path: str) -> dict[str, Any]:
+    """The file's JSON object; InvalidExecutionInput (one line) when it cannot be one."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        with Path(path).open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise usage_error(f"{path}: no such file") from None
-    except json.JSONDecodeError as exc:
-        raise usage_error(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise usage_error(f"{path}: the execution JSON must be an object")
-    return data
+        raise InvalidExecutionInput("no such file") from None
+    except IsADirectoryError:
+        raise InvalidExecutionInput("is a directory, not an execution JSON file") from None
+    except PermissionError:
+        raise InvalidExecutionInput("cannot read it: permission denied") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidExecutionInput(f"cannot read it: {reason}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidExecutionInput(
+            f"larger than {MAX_FILE_BYTES:,} bytes: no execution JSON is that big "
+            f"(at most {MAX_INPUT_BYTES:,} bytes as JSON)"
+        )
+    return decode_execution(data)
+
+
+def load_execution(path: str) -> dict[str, Any]:
+    """The file's JSON object, or exit 2 with one line saying why it cannot be read."""
+    try:
+        return read_execution_file(path)
+    except InvalidExecutionInput as exc:
+        raise usage_error(f"{path}: {exc}") from None
+
+
+def validated_execution(path: str) -> tuple[dict[str, Any], ExecutionRequest] | None:
+    """The file's JSON and what it asks for; None, after naming every problem, when
+    it is invalid (the command then exits EXIT_FAILED, launching nothing)."""
+    raw = load_execution(path)
+    try:
+        return raw, parse_execution(raw)
+    except InvalidExecutionInput as exc:
+        print_problems(path, exc, sys.stderr)
+        return None
 
 
 def print_problems(path: str, exc: InvalidExecutionInput, out: TextIO) -> None:
@@ -49,6 +91,17 @@ def progress_printer(out: TextIO) -> Any:
         print(line, file=out, flush=True)
 
     return show
+
+
+def end_of_run(options: RunOptions) -> str:
+    """What happens to the instance once the run is over, as the summaries say it."""
+    if options.ii_terminate_instance:
+        what = "terminate the instance"
+    elif options.ii_cheapo:
+        what = "stop the instance, or terminate it if it runs on spot (EC2 cannot stop those)"
+    else:
+        what = "stop the instance"
+    return what + (" and delete its volumes" if options.ii_delete_volume else "")
 
 
 def print_result(result: RunResult, out: TextIO) -> None:
@@ -75,6 +128,12 @@ def print_result(result: RunResult, out: TextIO) -> None:
                 + (f", about ${cost:.4f} of EC2" if cost is not None else ""),
                 file=out,
             )
+        if output.get("market") == "spot":
+            print(
+                "  spot      the instance is terminated, not stopped (EC2 cannot stop "
+                "a one-time spot instance)",
+                file=out,
+            )
     else:
         error = f": {result.error}" if result.error else ""
         print(f"{result.status} in {result.elapsed_s:.1f} s{error}", file=out)
@@ -82,5 +141,7 @@ def print_result(result: RunResult, out: TextIO) -> None:
             print(f"  cause     {one_line_cause(result.cause)}", file=out)
     for instance_id, state in result.instances.items():
         print(f"  instance  {instance_id} {state}", file=out)
+    if result.volumes_deleted:
+        print(f"  volumes   deleted: {', '.join(result.volumes_deleted)}", file=out)
     for note in result.notes:
         print(f"  note      {note}", file=out)

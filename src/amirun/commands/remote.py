@@ -23,23 +23,20 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from amirun.commands.common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
-    load_execution,
-    print_problems,
     print_result,
     progress_printer,
+    validated_execution,
 )
 from amirun.progress import Progress, RunResult, describe_result
 from amirun_core.aws import error_code
-from amirun_core.errors import InvalidExecutionInput, one_line_cause
-from amirun_core.execution import parse_execution
+from amirun_core.errors import one_line_cause
 from amirun_core.notify import console_url
 
 #: Seconds between two looks at a followed execution.
 POLL_INTERVAL_S = 5.0
-#: Exit code after Ctrl-C while following (the execution goes on).
-EXIT_INTERRUPTED = 130
 #: History events that end a Task's call of its Lambda function, with error and cause.
 _TASK_FAILURES = re.compile(r"^(LambdaFunction|Task)\w*(Failed|TimedOut)$")
 
@@ -158,6 +155,7 @@ def run_result_of(described: dict[str, Any]) -> RunResult:
     if isinstance(output, dict) and output.get("instance_id"):
         cleanup = output.get("cleanup") or {}
         result.instances[output["instance_id"]] = str(cleanup.get("action", ""))
+        result.volumes_deleted = list(cleanup.get("volumes_deleted") or [])
     return result
 
 
@@ -286,12 +284,10 @@ def start_execution(target: Target, name: str, request: dict[str, Any], note: st
 
 @_reported
 def cmd_start(args: argparse.Namespace) -> int:
-    request = load_execution(args.execution)
-    try:
-        parse_execution(request)
-    except InvalidExecutionInput as exc:
-        print_problems(args.execution, exc, sys.stderr)
+    checked = validated_execution(args.execution)
+    if checked is None:
         return EXIT_FAILED
+    request, _ = checked
     target = Target(args)
     sfn = target.client("stepfunctions")
     arn = start_execution(target, args.name or default_name(), request)
@@ -409,19 +405,35 @@ def _target(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    start = sub.add_parser("start", help="start an execution on a deployed stack")
-    start.add_argument("execution")
+    start = sub.add_parser(
+        "start",
+        help="start an execution on a deployed stack",
+        description="Validate an execution JSON (as `amirun validate` does), then start it "
+        "on the deployed stack's state machine. Exit 0 when started (or, with --follow, "
+        "SUCCEEDED); 1 invalid file or failed run; 2 unreadable file or usage error.",
+    )
+    start.add_argument("execution", help="execution JSON file")
     start.add_argument("--name", help="execution name (default: generated)")
     start.add_argument("--follow", action="store_true", help="show progress until it ends")
     _target(start)
     start.set_defaults(func=cmd_start)
 
-    status = sub.add_parser("status", help="how an execution is doing or how it ended")
+    status = sub.add_parser(
+        "status",
+        help="how an execution is doing or how it ended",
+        description="Show an execution's state, its instance and, once it ended, its "
+        "result or error and cause.",
+    )
     status.add_argument("run", help="execution name or ARN")
     _target(status)
     status.set_defaults(func=cmd_status)
 
-    logs = sub.add_parser("logs", help="the command's stdout and stderr from the output bucket")
+    logs = sub.add_parser(
+        "logs",
+        help="the command's stdout and stderr from the output bucket",
+        description="Print the full stdout and stderr of an execution's command, read "
+        "from the stack's output bucket (runs/<execution name>/attempt-<n>/).",
+    )
     logs.add_argument("run", help="execution name or ARN")
     _target(logs)
     logs.set_defaults(func=cmd_logs)

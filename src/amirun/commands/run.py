@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
+import signal
 import sys
 from typing import Any
 
 from amirun.commands.common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
-    load_execution,
+    end_of_run,
     print_result,
     progress_printer,
+    validated_execution,
 )
 
 #: What `pip install 'amirun[rehearse]'` adds: the emulator, and its HTTP server.
@@ -23,6 +27,41 @@ REHEARSE_MODULES = ("moto", "flask", "flask_cors")
 
 def missing_rehearse_modules() -> list[str]:
     return [name for name in REHEARSE_MODULES if importlib.util.find_spec(name) is None]
+
+
+def time_scale(text: str) -> float:
+    """--time-scale: a factor in (0, 1]; more than 1 would slow the workflow down."""
+    value = _number(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 1, not {text}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """--agent-delay, --command-duration, --event-delay: 0 to MAX_DELAY_S seconds."""
+    # From the world, not the runner: checking a flag needs no emulator installed.
+    from amirun.local.world import MAX_DELAY_S
+
+    value = _number(text)
+    if not 0 <= value <= MAX_DELAY_S:
+        raise argparse.ArgumentTypeError(f"must be 0 to {MAX_DELAY_S} seconds, not {text}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text}")
+    return value
+
+
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    # Unwinds the rehearsal like Ctrl-C: the execution is stopped and the commands run
+    # with --exec-commands are killed, their temporary folder removed.
+    raise KeyboardInterrupt
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -36,7 +75,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from amirun.local.runner import RehearsalError, RehearsalOptions, rehearse
 
-    request = load_execution(args.execution)
+    checked = validated_execution(args.execution)
+    if checked is None:
+        return EXIT_FAILED
+    request, parsed = checked
     out = sys.stderr if args.json else sys.stdout
     options = RehearsalOptions(
         exec_commands=args.exec_commands,
@@ -50,9 +92,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     mode = "commands run in a local shell" if args.exec_commands else "commands recorded, not run"
     print(
         f"Rehearsing {args.execution} on the embedded AWS emulator"
-        f" (times x{args.time_scale}, {mode})",
+        f" (times x{args.time_scale}, {mode}); afterwards: {end_of_run(parsed.run_options)}",
         file=out,
     )
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         result = rehearse(
             request, options, on_progress=None if args.quiet else progress_printer(out)
@@ -60,6 +103,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     except RehearsalError as exc:
         print(f"amirun: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("amirun: rehearsal stopped; nothing it started is left running", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print_result(result, out)
     if args.json:
         json.dump(result.to_json(), sys.stdout, indent=2, default=str)
@@ -70,7 +118,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     from amirun.local.world import FAULTS
 
-    run = sub.add_parser("run", help="rehearse an execution on the embedded AWS emulator")
+    run = sub.add_parser(
+        "run",
+        help="rehearse an execution on the embedded AWS emulator",
+        description="Validate an execution JSON, then run it end to end on the embedded "
+        "AWS emulator: the real state machine and handlers, moto for AWS, no account and "
+        "no network. Exit 0 SUCCEEDED; 1 invalid file or failed run; 2 unreadable file, "
+        "bad flag or a rehearsal that cannot start; 130 stopped (Ctrl-C, SIGTERM).",
+    )
     run.add_argument("execution", help="execution JSON file")
     run.add_argument(
         "--exec-commands",
@@ -92,25 +147,25 @@ def register(sub: Any) -> None:
     )
     run.add_argument(
         "--time-scale",
-        type=float,
+        type=time_scale,
         default=0.01,
         help="scale of every wait and time limit (default 0.01: a 30 s poll takes 1 s)",
     )
     run.add_argument(
         "--agent-delay",
-        type=float,
+        type=seconds,
         default=1.5,
         help="seconds until the emulated SSM agent is online (default 1.5)",
     )
     run.add_argument(
         "--command-duration",
-        type=float,
+        type=seconds,
         default=1.5,
         help="seconds a recorded command runs (default 1.5)",
     )
     run.add_argument(
         "--event-delay",
-        type=float,
+        type=seconds,
         default=0.2,
         help="seconds EventBridge takes to deliver an end event to the handler (default 0.2)",
     )

@@ -310,7 +310,11 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     runs = sub.add_parser(
-        "runs", help="the executions of a deployed stack: status, attempts, time, cost"
+        "runs",
+        help="the executions of a deployed stack: status, attempts, time, cost",
+        description="List the executions a deployed stack's state machine started in a "
+        "window, oldest first, one line each: status, error, attempts, duration, instance "
+        "type and market, instance-seconds and estimated cost.",
     )
     runs.add_argument(
         "--since",
@@ -327,7 +331,11 @@ def register(sub: Any) -> None:
     runs.set_defaults(func=cmd_runs)
 
     rerun = sub.add_parser(
-        "rerun", help="start a failed run again: same input, same reference time, new name"
+        "rerun",
+        help="start a failed run again: same input, same reference time, new name",
+        description="Start a failed, timed-out or aborted execution again under a new "
+        "name, with the same input and the same reference time (so DAILY means the same "
+        "day).",
     )
     rerun.add_argument("run", help="execution name or ARN")
     rerun.add_argument("--name", help="name of the new execution (default: <run>-rerun-<hex>)")

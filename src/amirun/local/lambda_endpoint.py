@@ -128,7 +128,10 @@ class LambdaEndpoint:
         self.peak_concurrency = 0
         self.throttled = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._request_handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # Shutting down waits for the server's next look at its flag: look often.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:

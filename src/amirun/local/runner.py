@@ -7,6 +7,7 @@ a local Invoke endpoint; the emulated world fills in what moto leaves out.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import gc
@@ -15,6 +16,7 @@ import json
 import logging
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -25,15 +27,23 @@ from typing import Any
 from unittest import mock
 
 import boto3
+import botocore.session
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from amirun.local.eventbridge import EventBus
 from amirun.local.lambda_endpoint import LAMBDA_CONCURRENCY, Invocation, LambdaEndpoint
-from amirun.local.world import FAULTS, EmulatedWorld, WorldSettings, task_tokens_as_on_aws
+from amirun.local.world import (
+    FAULTS,
+    MAX_DELAY_S,
+    EmulatedWorld,
+    WorldSettings,
+    task_tokens_as_on_aws,
+)
 from amirun.progress import Progress, RunResult, describe_result
 from amirun.project import load_template, load_workflow
 from amirun_core.command import expand_daily
+from amirun_core.errors import one_line_cause
 from amirun_core.execution import STATE_LIMIT_BYTES
 
 REGION = "us-east-1"
@@ -307,19 +317,44 @@ def state_bytes(payload: str) -> int:
     return len(compact.encode("utf-8"))
 
 
+#: History events that end a Lambda call: the call's result line goes right after them,
+#: so it shows under the state that made the call, before the next state's line.
+_CALL_ENDS = re.compile(
+    r"^(LambdaFunction(Succeeded|Failed|TimedOut)|Task(Submitted|Succeeded|Failed|TimedOut))$"
+)
+
+
 class _Follower:
     """Turns history events and invocations into Progress, in order."""
 
     def __init__(
-        self, sfn: Any, arn: str, started: float, emit: Callable[[Progress], None]
+        self,
+        sfn: Any,
+        arn: str,
+        started: float,
+        emit: Callable[[Progress], None],
+        invocations: queue.Queue[Invocation],
     ) -> None:
         self._sfn, self._arn, self._started, self._emit = sfn, arn, started, emit
+        self._invocations = invocations
+        self._pending: collections.deque[Invocation] = collections.deque()
         self._seen = 0
         self.states: list[str] = []
         self.largest_state = 0
+        self.volumes_deleted: list[str] = []
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a Lambda call returns, or `timeout` seconds."""
+        with contextlib.suppress(queue.Empty):
+            self._pending.append(self._invocations.get(timeout=timeout))
+
+    def _next_call(self) -> Invocation | None:
+        while not self._invocations.empty():
+            self._pending.append(self._invocations.get_nowait())
+        return self._pending.popleft() if self._pending else None
 
     def read_history(self) -> None:
         events = self._sfn.get_execution_history(executionArn=self._arn, maxResults=1000)["events"]
@@ -337,22 +372,45 @@ class _Follower:
                     if event["type"].startswith("Wait"):
                         detail = "waiting"
                     self._emit(Progress(self.elapsed(), "state", name, detail))
+            elif _CALL_ENDS.match(event["type"]):
+                # The endpoint reports a call before it answers, so it is queued by now.
+                call = self._next_call()
+                if call is not None:
+                    self.invocation(call)
         self._seen = len(events)
 
+    def flush(self) -> None:
+        """Report the calls no history event claimed (the execution has ended)."""
+        while (call := self._next_call()) is not None:
+            self.invocation(call)
+
     def invocation(self, invocation: Invocation) -> None:
+        if isinstance(invocation.result, dict):
+            self.volumes_deleted += invocation.result.get("volumes_deleted") or []
         if invocation.error:
             self._emit(
                 Progress(
                     self.elapsed(),
                     "error",
                     invocation.function,
-                    f"{invocation.error}: {invocation.message}",
+                    f"{invocation.error}: {one_line_cause(invocation.message)}",
                 )
             )
         else:
             detail = describe_result(invocation.result)
             if detail:
                 self._emit(Progress(self.elapsed(), "result", invocation.function, detail))
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class _ScaledSleep:
@@ -363,6 +421,25 @@ class _ScaledSleep:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds * self._scale)
+
+
+def _regions_from(session: Any) -> Callable[..., list[str]]:
+    """`Session.get_available_regions`, answered by one session, each answer once.
+
+    The answer depends only on botocore's bundled models, the same for every session.
+    """
+    original = botocore.session.Session.get_available_regions
+
+    @functools.cache
+    def regions(service_name: str, partition_name: str, allow_non_regional: bool) -> list[str]:
+        return list(original(session, service_name, partition_name, allow_non_regional))
+
+    def get_available_regions(
+        _: Any, service_name: str, partition_name: str = "aws", allow_non_regional: bool = False
+    ) -> list[str]:
+        return list(regions(service_name, partition_name, allow_non_regional))
+
+    return get_available_regions
 
 
 def _one_client_per_service(create: Callable[..., Any]) -> Callable[..., Any]:
@@ -392,6 +469,12 @@ class EmulatorSession:
         options: RehearsalOptions = RehearsalOptions(),
         on_invoke: Callable[[Invocation], None] | None = None,
     ) -> None:
+        if not 0 < options.time_scale <= 1:
+            raise RehearsalError(f"time scale {options.time_scale}: must be more than 0, at most 1")
+        for name in ("agent_delay_s", "command_duration_s", "event_delay_s"):
+            value = getattr(options, name)
+            if not 0 <= value <= MAX_DELAY_S:
+                raise RehearsalError(f"{name} {value}: must be 0 to {MAX_DELAY_S} seconds")
         unknown = sorted(options.faults - FAULTS.keys())
         if unknown:
             raise RehearsalError(
@@ -411,22 +494,23 @@ class EmulatorSession:
         # Setting up loads a large heap that lives as long as the emulator (service
         # models, parsed ASL, moto's backends): built without the cyclic collector,
         # then kept out of its way, it is not walked again by every collection.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            self._open()
-        except BaseException:
-            self._stack.close()
-            raise
-        finally:
-            if collecting:
-                gc.enable()
+        with _collector_paused():
+            try:
+                self._open()
+            except BaseException:
+                self._stack.close()
+                raise
         gc.freeze()
-        self._stack.callback(gc.unfreeze)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stack.close()
+        # Tearing down frees much of that heap: a full collection in the middle of
+        # it would walk all of it (a second or more). Later collections find it.
+        with _collector_paused():
+            try:
+                self._stack.close()
+            finally:
+                gc.unfreeze()
 
     def _open(self) -> None:
         options, stack = self.options, self._stack
@@ -475,6 +559,15 @@ class EmulatorSession:
         aws.client.cache_clear()
         self.clients = {name: aws.client(name) for name in ("ec2", "ssm", "s3", "iam")}
         self.sfn = boto3.client("stepfunctions")
+        # moto asks a new boto3 Session for the regions of each service it sets up, and
+        # each one loads botocore's endpoint and service models again (about a second).
+        stack.enter_context(
+            mock.patch.object(
+                botocore.session.Session,
+                "get_available_regions",
+                _regions_from(boto3.DEFAULT_SESSION._session),
+            )
+        )
         self.clients["s3"].create_bucket(Bucket=OUTPUT_BUCKET)
         create_command_wait_table(aws.client("dynamodb"))
         command_env = {
@@ -589,22 +682,22 @@ def rehearse(
         name = options.name or f"rehearsal-{datetime.now(UTC):%Y%m%dT%H%M%S}"
         started = time.monotonic()
         arn = session.start(request, name)
-        follower = _Follower(session.sfn, arn, started, emit)
-        while True:
-            # Wake at each Lambda invocation, or at least 4 times a second.
-            try:
-                invocation: Invocation | None = invocations.get(timeout=0.25)
-            except queue.Empty:
-                invocation = None
-            follower.read_history()
-            if invocation is not None:
-                follower.invocation(invocation)
-            described = session.describe(arn)
-            if described["status"] != "RUNNING":
-                while not invocations.empty():
-                    follower.invocation(invocations.get_nowait())
+        follower = _Follower(session.sfn, arn, started, emit, invocations)
+        try:
+            while True:
+                # Wake at each Lambda invocation, or at least 4 times a second.
+                follower.wait(0.25)
                 follower.read_history()
-                break
+                described = session.describe(arn)
+                if described["status"] != "RUNNING":
+                    follower.read_history()
+                    follower.flush()
+                    break
+        except BaseException:
+            # Ctrl-C or SIGTERM: stop the execution, so its thread ends too; leaving
+            # the session then kills the commands run for real (world.close).
+            _stop_if_running(session.sfn, arn)
+            raise
         world = session.world
         result = RehearsalResult(
             status=described["status"],
@@ -623,8 +716,14 @@ def rehearse(
             bus_events=list(session.bus.published),
         )
         result.instances = session.instances_of(arn)
+        result.volumes_deleted = list(dict.fromkeys(follower.volumes_deleted))
         result.notes = _notes(options, result)
         return result
+
+
+def _stop_if_running(sfn: Any, arn: str) -> None:
+    if sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        sfn.stop_execution(executionArn=arn, error="Interrupted", cause="the rehearsal was stopped")
 
 
 @contextlib.contextmanager

@@ -58,6 +58,8 @@ FAULTS: dict[str, str] = {
 #: How often the world's clock moves commands on (wall seconds).
 TICK_S = 0.05
 
+#: Longest emulated agent delay or command duration a rehearsal takes, in seconds.
+MAX_DELAY_S = 3600
 STDOUT_LIMIT = 24_000
 STDERR_LIMIT = 8_000
 #: Attempts per call of an SDK client in standard retry mode, unless configured.
