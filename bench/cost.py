@@ -135,6 +135,21 @@ def poll_loop_definition(definition: str) -> str:
     return json.dumps(asl)
 
 
+def use_poll_loop(session: EmulatorSession) -> None:
+    """Start the session's executions on the previous design's state machine from now on."""
+    workflow = load_workflow()
+    arn_of = {
+        logical_id: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{logical_id}"
+        for logical_id in workflow.functions
+    }
+    session.state_machine_arn = session.sfn.create_state_machine(
+        name=f"{STACK_NAME}-poll-loop",
+        definition=poll_loop_definition(workflow.definition(arn_of)),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-workflow",
+        type="STANDARD",
+    )["stateMachineArn"]
+
+
 def look_interval(design: str, timeout_s: int) -> int:
     if design == "event":
         return timing.command_look_interval(600, timeout_s, 1)
@@ -180,17 +195,7 @@ def rehearse_wait(design: str, duration_s: int, agent_delay_s: float = 0.2) -> M
 
         dynamodb.meta.events.register("before-call.dynamodb", count)
         if design == "poll":
-            workflow = load_workflow()
-            arn_of = {
-                logical_id: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{logical_id}"
-                for logical_id in workflow.functions
-            }
-            session.state_machine_arn = session.sfn.create_state_machine(
-                name=f"{STACK_NAME}-poll-loop",
-                definition=poll_loop_definition(workflow.definition(arn_of)),
-                roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-workflow",
-                type="STANDARD",
-            )["stateMachineArn"]
+            use_poll_loop(session)
         session.prepare(request)
         arn = session.start(request, f"cost-{design}-{duration_s}")
         while session.describe(arn)["status"] == "RUNNING":

@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cost import poll_loop_definition
+from cost import use_poll_loop
 
-from amirun.local.runner import ACCOUNT, REGION, STACK_NAME, EmulatorSession, RehearsalOptions
-from amirun.project import load_workflow
+from amirun.local.runner import EmulatorSession, RehearsalOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "events" / "execution.json"
@@ -45,17 +44,7 @@ def detections(design: str, runs: int, scale: float, event_delay_s: float) -> li
     found: list[float] = []
     with EmulatorSession(options) as session:
         if design == "poll":
-            workflow = load_workflow()
-            arn_of = {
-                logical_id: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{logical_id}"
-                for logical_id in workflow.functions
-            }
-            session.state_machine_arn = session.sfn.create_state_machine(
-                name=f"{STACK_NAME}-poll-loop",
-                definition=poll_loop_definition(workflow.definition(arn_of)),
-                roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-workflow",
-                type="STANDARD",
-            )["stateMachineArn"]
+            use_poll_loop(session)
         session.prepare(request)
         for run in range(runs):
             published = len(session.bus.published)

@@ -8,26 +8,16 @@ settled is logged and dropped: duplicates and late arrivals are harmless.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from amirun_core import aws
-from amirun_core.completion import EndServices, handle_event
+from amirun_core.completion import handle_event, services_from_environment
 from amirun_core.observability import logger, metrics, tracer
 
-DYNAMODB = aws.client("dynamodb")
-SERVICES = EndServices(
-    sfn=aws.client("stepfunctions"),
-    dynamodb=DYNAMODB,
-    table=os.environ["COMMAND_WAIT_TABLE"],
-    ssm=aws.client("ssm"),
-    ec2=aws.client("ec2"),
-    s3=aws.client("s3"),
-)
+SERVICES = services_from_environment()
 
 
 @logger.inject_lambda_context(correlation_id_path='detail."instance-id"')

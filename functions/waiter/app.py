@@ -7,26 +7,16 @@ look if the command already ended, calls SendTaskSuccess/SendTaskFailure.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from amirun_core import aws
-from amirun_core.completion import EndServices, wait_for_end
+from amirun_core.completion import services_from_environment, wait_for_end
 from amirun_core.observability import logger, metrics, token_step
 from amirun_core.state import CommandWait
 
-DYNAMODB = aws.client("dynamodb")
-SERVICES = EndServices(
-    sfn=aws.client("stepfunctions"),
-    dynamodb=DYNAMODB,
-    table=os.environ["COMMAND_WAIT_TABLE"],
-    ssm=aws.client("ssm"),
-    ec2=aws.client("ec2"),
-    s3=aws.client("s3"),
-)
+SERVICES = services_from_environment()
 
 
 @token_step

@@ -174,6 +174,17 @@ def still_running(clients: dict[str, Any]) -> SsmView:
     return SsmView(clients["ssm"], "InProgress")
 
 
+def waiting_run(
+    clients: dict[str, Any], timeout_s: int = 60
+) -> tuple[WorkflowState, CommandRecord, TokenWait, SsmView]:
+    """A command still running, whose end a real task token waits for (the Waiter stored it)."""
+    state, record = sent(clients)
+    token = start_token_wait(clients, timeout_s)
+    ssm = still_running(clients)
+    assert wait(clients, state, token.token).outcome == "running"
+    return state, record, token, ssm
+
+
 # --- WaitForCommandEnd ---------------------------------------------------------
 def test_the_token_is_stored_before_the_look(clients: dict[str, Any]) -> None:
     """A command that ends before the token is written is found by the look; one that
@@ -237,10 +248,7 @@ def test_a_fresh_token_replaces_the_one_that_timed_out(clients: dict[str, Any]) 
 
 # --- CommandEnd: each end event settles the wait like the poller would ------------
 def test_a_success_event_ends_the_wait_with_the_poller_record(clients: dict[str, Any]) -> None:
-    state, record = sent(clients)
-    token = start_token_wait(clients)
-    ssm = still_running(clients)
-    assert wait(clients, state, token.token).outcome == "running"
+    _state, record, token, ssm = waiting_run(clients)
     ssm.now("Success", ResponseCode=0, StandardOutputContent="done\n")
 
     notice = handle(clients, ssm_event(record, "Success"))
@@ -267,10 +275,7 @@ def test_a_success_event_ends_the_wait_with_the_poller_record(clients: dict[str,
 def test_a_failure_event_ends_the_wait_with_the_poller_error(
     clients: dict[str, Any], status: str, details: str, error_name: str, in_cause: str
 ) -> None:
-    state, record = sent(clients)
-    token = start_token_wait(clients)
-    ssm = still_running(clients)
-    wait(clients, state, token.token)
+    _state, record, token, ssm = waiting_run(clients)
     ssm.now(status, StatusDetails=details, ResponseCode=3, StandardErrorContent="boom\n")
 
     notice = handle(clients, ssm_event(record, status))
@@ -286,10 +291,7 @@ def test_an_instance_gone_under_the_command_ends_the_wait_with_instance_lost(
     clients: dict[str, Any],
 ) -> None:
     """SSM still says InProgress (stubbed) after EC2 took the instance back."""
-    state, record = sent(clients)
-    token = start_token_wait(clients)
-    still_running(clients)
-    wait(clients, state, token.token)
+    _state, record, token, _ = waiting_run(clients)
     clients["ec2"].terminate_instances(InstanceIds=[record.instance_id])
 
     notice = handle(clients, ec2_event(record.instance_id, "shutting-down"))
@@ -318,10 +320,7 @@ def test_a_command_past_its_deadline_is_cancelled_and_timed_out(clients: dict[st
 
 # --- Events that must change nothing ---------------------------------------------
 def test_a_duplicate_event_is_ignored(clients: dict[str, Any]) -> None:
-    state, record = sent(clients)
-    token = start_token_wait(clients)
-    ssm = still_running(clients)
-    wait(clients, state, token.token)
+    _state, record, token, ssm = waiting_run(clients)
     ssm.now("Success")
 
     first = handle(clients, ssm_event(record, "Success"))
@@ -333,10 +332,7 @@ def test_a_duplicate_event_is_ignored(clients: dict[str, Any]) -> None:
 
 def test_a_late_event_for_a_token_that_timed_out_is_ignored(clients: dict[str, Any]) -> None:
     """The wait timed out (the safety look moved on); the item still holds the dead token."""
-    state, record = sent(clients)
-    token = start_token_wait(clients, timeout_s=1)
-    ssm = still_running(clients)
-    wait(clients, state, token.token)
+    _state, record, token, ssm = waiting_run(clients, timeout_s=1)
     assert token.outcome()["error"] == "States.Timeout"
     ssm.now("Success")
 
@@ -356,10 +352,7 @@ def test_an_event_for_an_instance_no_run_waits_on_is_ignored(clients: dict[str, 
 
 
 def test_another_command_on_our_instance_is_ignored(clients: dict[str, Any]) -> None:
-    state, record = sent(clients)
-    token = start_token_wait(clients)
-    still_running(clients)
-    wait(clients, state, token.token)
+    _state, record, token, _ = waiting_run(clients)
 
     notice = handle(clients, ssm_event(record, "Failed", command_id="someone-elses-command"))
 
@@ -387,10 +380,7 @@ def test_events_that_are_no_end_are_ignored(clients: dict[str, Any], event: dict
 def test_an_end_event_ssm_does_not_show_yet_leaves_the_wait_to_the_safety_look(
     clients: dict[str, Any],
 ) -> None:
-    state, record = sent(clients)
-    token = start_token_wait(clients)
-    still_running(clients)
-    wait(clients, state, token.token)
+    _state, record, token, _ = waiting_run(clients)
 
     notice = handle(clients, ssm_event(record, "Success"))
 

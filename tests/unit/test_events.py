@@ -284,13 +284,13 @@ def test_waiter_event(
     sent = send_commands(ssm, WorkflowState.model_validate(event["state"]), OUTPUT_BUCKET)
     event["state"]["command"]["command_id"] = sent.command_id
     waiter = load_handler("waiter")
-    create_command_wait_table(waiter.DYNAMODB, COMMAND_WAIT_TABLE)
+    create_command_wait_table(waiter.SERVICES.dynamodb, COMMAND_WAIT_TABLE)
 
     result = invoke(waiter, event, lambda_context)
 
     assert result["outcome"] == "succeeded"
     assert (result["status"], result["exit_code"]) == ("Success", 0)
-    assert find_waiter(waiter.DYNAMODB, COMMAND_WAIT_TABLE, sent.instance_id) is None
+    assert find_waiter(waiter.SERVICES.dynamodb, COMMAND_WAIT_TABLE, sent.instance_id) is None
 
 
 @pytest.mark.parametrize("name", ["settler", "settler-instance-gone"])
@@ -302,7 +302,7 @@ def test_settler_events(
     poller = load_event("poller")
     assert event["detail"]["instance-id"] == poller["command"]["instance_id"]
     settler = load_handler("settler")
-    create_command_wait_table(settler.DYNAMODB, COMMAND_WAIT_TABLE)
+    create_command_wait_table(settler.SERVICES.dynamodb, COMMAND_WAIT_TABLE)
 
     result = invoke(settler, event, lambda_context)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -55,6 +56,18 @@ class EndServices:
     ec2: Any
     #: Reads the end of an output too long for SSM's answer (output bucket, runs/*).
     s3: Any = None
+
+
+def services_from_environment() -> EndServices:
+    """The Waiter's and the Settler's: one client per service, the table the template names."""
+    return EndServices(
+        sfn=aws.client("stepfunctions"),
+        dynamodb=aws.client("dynamodb"),
+        table=os.environ["COMMAND_WAIT_TABLE"],
+        ssm=aws.client("ssm"),
+        ec2=aws.client("ec2"),
+        s3=aws.client("s3"),
+    )
 
 
 @dataclass(frozen=True)
