@@ -19,7 +19,7 @@ class Progress:
 #: What a look at the command's end did with the waiting task token.
 _NOTICE = {
     "succeeded": "ended the wait: command {command} {status}{exit}",
-    "failed": "ended the wait: {error}",
+    "failed": "ended the wait: {error}: {cause}",
     "running": "command {command} {status}: waiting for its end event",
     "already-settled": "end event for command {command}: its wait had already ended",
     "not-waiting": "event for {instance}: no run waits on it",
@@ -35,6 +35,7 @@ def _describe_notice(result: dict[str, Any]) -> str:
         status=result.get("status"),
         exit=f" (exit {code})" if code is not None else "",
         error=result.get("error"),
+        cause=result.get("cause"),
         instance=result.get("instance_id"),
     )
 

@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from amirun_core import aws
 from amirun_core.command import look_at_command
-from amirun_core.errors import AmirunError, AwsThrottled, CommandFailed
+from amirun_core.errors import AmirunError, AwsThrottled, CommandFailed, one_line_cause
 from amirun_core.state import CommandRecord, WorkflowState
 
 #: Run Command's terminal invocation statuses, as its events spell them.
@@ -89,6 +89,8 @@ class Notice:
     status: str | None = None
     exit_code: int | None = None
     error: str | None = None
+    #: The failure's cause, as the wait received it.
+    cause: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,7 +175,8 @@ def settle(services: EndServices, waiter: Waiter) -> Notice:
         )
         outcome: Outcome = "failed" if taken else "already-settled"
         forget(services.dynamodb, services.table, waiter)
-        return Notice(outcome, command.instance_id, command.command_id, error=error)
+        cause = one_line_cause(str(exc))
+        return Notice(outcome, command.instance_id, command.command_id, error=error, cause=cause)
     if not record.done:
         return Notice("running", command.instance_id, command.command_id, record.status)
     taken = _send(

@@ -334,10 +334,17 @@ class _Follower:
         started: float,
         emit: Callable[[Progress], None],
         invocations: queue.Queue[Invocation],
+        *,
+        called_by_states: frozenset[str] = frozenset(),
     ) -> None:
         self._sfn, self._arn, self._started, self._emit = sfn, arn, started, emit
         self._invocations = invocations
+        #: Functions the states call; the others (called by EventBridge) are reported
+        #: when they return, under whatever state is current.
+        self._called_by_states = called_by_states
         self._pending: collections.deque[Invocation] = collections.deque()
+        #: A task-token Task's call ends at TaskSubmitted; its wait's end is no call.
+        self._submitted = False
         self._seen = 0
         self.states: list[str] = []
         self.largest_state = 0
@@ -349,12 +356,31 @@ class _Follower:
     def wait(self, timeout: float) -> None:
         """Sleep until a Lambda call returns, or `timeout` seconds."""
         with contextlib.suppress(queue.Empty):
-            self._pending.append(self._invocations.get(timeout=timeout))
+            self._take(self._invocations.get(timeout=timeout))
+
+    def _take(self, invocation: Invocation) -> None:
+        if invocation.function in self._called_by_states:
+            self._pending.append(invocation)
+        else:
+            self.invocation(invocation)
 
     def _next_call(self) -> Invocation | None:
         while not self._invocations.empty():
-            self._pending.append(self._invocations.get_nowait())
+            self._take(self._invocations.get_nowait())
         return self._pending.popleft() if self._pending else None
+
+    def _ends_a_call(self, event_type: str) -> bool:
+        if event_type == "TaskScheduled":
+            self._submitted = False
+        if not _CALL_ENDS.match(event_type):
+            return False
+        if event_type == "TaskSubmitted":
+            self._submitted = True
+            return True
+        if event_type.startswith("Task") and self._submitted:
+            self._submitted = False
+            return False
+        return True
 
     def read_history(self) -> None:
         events = self._sfn.get_execution_history(executionArn=self._arn, maxResults=1000)["events"]
@@ -372,7 +398,7 @@ class _Follower:
                     if event["type"].startswith("Wait"):
                         detail = "waiting"
                     self._emit(Progress(self.elapsed(), "state", name, detail))
-            elif _CALL_ENDS.match(event["type"]):
+            elif self._ends_a_call(event["type"]):
                 # The endpoint reports a call before it answers, so it is queued by now.
                 call = self._next_call()
                 if call is not None:
@@ -486,6 +512,7 @@ class EmulatorSession:
         self.clients: dict[str, Any] = {}
         self.sfn: Any = None
         self.world: EmulatedWorld
+        self.called_by_states: frozenset[str] = frozenset()
         self.endpoint: LambdaEndpoint
         self.bus: EventBus
         self.state_machine_arn = ""
@@ -614,6 +641,7 @@ class EmulatorSession:
         stack.callback(self.bus.close)
         self.world.start_clock()
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.endpoint.url
+        self.called_by_states = frozenset(workflow.function_substitutions.values())
         self.state_machine_arn = self.sfn.create_state_machine(
             name=f"{STACK_NAME}-workflow",
             definition=workflow.definition(arn_of),
@@ -682,7 +710,9 @@ def rehearse(
         name = options.name or f"rehearsal-{datetime.now(UTC):%Y%m%dT%H%M%S}"
         started = time.monotonic()
         arn = session.start(request, name)
-        follower = _Follower(session.sfn, arn, started, emit, invocations)
+        follower = _Follower(
+            session.sfn, arn, started, emit, invocations, called_by_states=session.called_by_states
+        )
         try:
             while True:
                 # Wake at each Lambda invocation, or at least 4 times a second.
