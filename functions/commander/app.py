@@ -13,11 +13,12 @@ from amirun_core.observability import logger, workflow_step
 from amirun_core.state import WorkflowState
 
 SSM = aws.client("ssm")
+S3 = aws.client("s3")
 OUTPUT_BUCKET = os.environ.get("OUTPUT_BUCKET") or None
 
 
 @workflow_step
 def lambda_handler(state: WorkflowState, context: LambdaContext) -> dict[str, Any]:
-    command = send_commands(SSM, state, OUTPUT_BUCKET)
+    command = send_commands(SSM, state, OUTPUT_BUCKET, S3)
     logger.info("command sent", extra=command.to_json())
     return command.to_json()

@@ -2,6 +2,7 @@
 
 amirun run EXECUTION.json            rehearse on the embedded emulator
 amirun validate EXECUTION.json       check the file, no AWS calls
+amirun render EXECUTION.json [--at TIME] [--json]   the file as it will run (DAILY resolved)
 amirun start EXECUTION.json --stack NAME [--name RUN] [--follow]
 amirun status RUN --stack NAME
 amirun logs RUN --stack NAME
@@ -17,11 +18,11 @@ import signal
 import sys
 from typing import NoReturn
 
-from amirun.commands import remote, run, runs, validate
+from amirun.commands import remote, render, run, runs, validate
 from amirun.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
 
 #: One module per command group, in the order `amirun --help` lists them.
-COMMAND_GROUPS = (run, validate, remote, runs)
+COMMAND_GROUPS = (run, validate, render, remote, runs)
 
 
 class _Parser(argparse.ArgumentParser):

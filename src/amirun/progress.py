@@ -51,6 +51,14 @@ def describe_result(result: Any) -> str:
         return f"command {result['command_id'][:8]} {result.get('status')}" + (
             f" (exit {code})" if code is not None else ""
         )
+    if "daily_date" in result:
+        check = result.get("output_check")
+        where = f"s3://{check['bucket']}/{check['prefix']}" if check else "no output check"
+        reference = f"{result.get('reference')} {result.get('reference_time')}"
+        return f"DAILY = {result['daily_date']} (reference: {reference}); {where}"
+    if "missing" in result:
+        missing = result["missing"]
+        return f"waiting for {', '.join(missing)}" if missing else "inputs all there"
     if "ready" in result:
         return (
             f"instance {result['instance_id']} {result.get('state')} ({result.get('market')}),"

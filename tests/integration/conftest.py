@@ -96,11 +96,11 @@ class Rehearsal:
 
     @property
     def run_date(self) -> str:
-        """What `DAILY` in the first command became (the run's UTC date, YYYYMMDD)."""
-        template = self.request["commands"][0]
-        assert "DAILY" in template, template
-        start = template.index("DAILY")
-        return self.result.sent_commands[0][0][start : start + 8]
+        """What `DAILY` became (YYYYMMDD), as the Resolve step reported it."""
+        (line,) = self.results("ResolverFunction")
+        found = re.match(r"DAILY = (\d{8}) ", line)
+        assert found, line
+        return found.group(1)
 
     def errors(self, function: str) -> list[str]:
         """'ErrorName: message' of each failed invocation of a function (logical id)."""
@@ -247,6 +247,7 @@ def success_path() -> list[str]:
     """The states of a run that succeeds, without waits, choices and repeated polls."""
     return [
         "Prepare",
+        "Resolve",
         "EC2StarterFromAMI",
         "CheckInstanceReady",
         "Commander",

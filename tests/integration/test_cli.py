@@ -90,7 +90,17 @@ def test_run_on_a_missing_file_names_it_as_a_usage_error(
 
 
 @pytest.mark.parametrize(
-    "name", ["basic.json", "exec-upload.json", "execution_gp_example.json", "execution_nrds.json"]
+    "name",
+    [
+        "basic.json",
+        "exec-upload.json",
+        "execution_gp_example.json",
+        "execution_nrds.json",
+        "execution_datastream_example.json",
+        "nextgen/short_range.json",
+        "nextgen/medium_range.json",
+        "nextgen/qkrig.json",
+    ],
 )
 def test_validate_accepts_a_good_file(
     name: str, capsys: pytest.CaptureFixture[str], execution_path: Any
@@ -106,7 +116,7 @@ def test_validate_accepts_a_good_file(
     ("name", "field", "hint"),
     [
         ("invalid-check-s3-typo.json", "run_options.check_s3", "did you mean ii_check_s3?"),
-        ("execution_datastream_example.json", "datastream_command_options", "not supported"),
+        ("invalid-check-s3-true.json", "run_options.ii_check_s3", "no --s3_bucket or --s3_prefix"),
     ],
 )
 def test_validate_refuses_a_bad_file_naming_the_field(
@@ -125,7 +135,7 @@ def test_validate_refuses_a_bad_file_naming_the_field(
 def test_validate_prints_each_problem_whole_on_one_line(
     capsys: pytest.CaptureFixture[str], execution_path: Any
 ) -> None:
-    main(["validate", execution_path("execution_datastream_example.json")])
+    main(["validate", execution_path("invalid-check-s3-true.json")])
     problems = [
         line.removeprefix("  - ")
         for line in capsys.readouterr().err.splitlines()
@@ -133,9 +143,9 @@ def test_validate_prints_each_problem_whole_on_one_line(
     ]
 
     assert problems == [
-        "datastream_command_options: not supported yet; give the commands to run as `commands`",
-        'run_options.ii_check_s3: `true` needs a location; give {"bucket": "...", "prefix": '
-        '"..."} or `false`',
+        "run_options.ii_check_s3: `true` checks the output location the commands give, but "
+        "there is no --s3_bucket or --s3_prefix (any case) in them; add it, or give "
+        '{"bucket": "...", "prefix": "..."}, or false'
     ]
 
 

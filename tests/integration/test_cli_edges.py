@@ -38,7 +38,7 @@ def test_run_validates_first_with_validates_message_and_launches_nothing(
         raise AssertionError("a rehearsal started")
 
     monkeypatch.setattr(runner, "rehearse", no_rehearsal)
-    path = execution_path("execution_datastream_example.json")
+    path = execution_path("invalid-check-s3-true.json")
 
     assert exit_code(["validate", path]) == 1
     validated = capsys.readouterr().err

@@ -14,9 +14,12 @@ import pytest
 pytestmark = pytest.mark.slow
 
 #: The path up to the failing step, then the cleanup and the Fail state.
-FAILED_AT_LAUNCH = ["Prepare", "EC2StarterFromAMI", "EC2Stopper", "RunFailed"]
+FAILED_AT_LAUNCH = ["Prepare", "Resolve", "EC2StarterFromAMI", "EC2Stopper", "RunFailed"]
+#: Refused by Resolve, the first step: nothing else ran.
+REFUSED = ["Prepare", "Resolve", "EC2Stopper", "RunFailed"]
 FAILED_AT_READINESS = [
     "Prepare",
+    "Resolve",
     "EC2StarterFromAMI",
     "CheckInstanceReady",
     "EC2Stopper",
@@ -25,6 +28,7 @@ FAILED_AT_READINESS = [
 #: The command's end (or its instance's) came as an event and ended the wait.
 FAILED_IN_COMMAND = [
     "Prepare",
+    "Resolve",
     "EC2StarterFromAMI",
     "CheckInstanceReady",
     "Commander",
@@ -125,8 +129,8 @@ FAILURES = [
     ("spot_interruption", "InstanceLost", FAILED_IN_COMMAND),
     ("capacity", "InsufficientCapacity", FAILED_AT_LAUNCH),
     ("capacity_cheapo", "InsufficientCapacity", FAILED_AT_LAUNCH),
-    ("invalid_input", "InvalidExecutionInput", FAILED_AT_LAUNCH),
-    ("invalid_instance_parameter", "InvalidExecutionInput", FAILED_AT_LAUNCH),
+    ("invalid_input", "InvalidExecutionInput", REFUSED),
+    ("invalid_instance_parameter", "InvalidExecutionInput", REFUSED),
 ]
 LAUNCHED_NOTHING = ["capacity", "capacity_cheapo", "invalid_input", "invalid_instance_parameter"]
 LAUNCHED_AN_INSTANCE = [name for name, _, _ in FAILURES if name not in LAUNCHED_NOTHING]
@@ -287,7 +291,7 @@ def test_invalid_input_names_the_field_and_suggests_the_right_one(invalid_input:
     assert invalid_input.result.cause.startswith(
         "run_options.check_s3: unknown field (did you mean ii_check_s3?)"
     )
-    assert invalid_input.errors("StarterFunction") == [
+    assert invalid_input.errors("ResolverFunction") == [
         "InvalidExecutionInput: run_options.check_s3: unknown field (did you mean ii_check_s3?)"
     ]
 
@@ -299,7 +303,7 @@ def test_invalid_input_is_not_relaunched(invalid_instance_parameter: Any) -> Non
         "instance_parameters.InstanceTyp: unknown field (did you mean InstanceType?)"
     )
     assert "PrepareRelaunch" not in invalid_instance_parameter.result.states
-    assert len(invalid_instance_parameter.errors("StarterFunction")) == 1
+    assert len(invalid_instance_parameter.errors("ResolverFunction")) == 1
 
 
 def test_a_spot_interruption_is_instance_lost_and_the_instance_stays_terminated(

@@ -43,3 +43,11 @@ def test_calls_were_throttled_and_the_run_went_through(throttled_load: LoadRepor
     assert throttled_load.lambda_invocations >= 5 * EXECUTIONS
     assert throttled_load.lambda_peak_concurrency > 1
     assert throttled_load.lambda_throttled == 0
+
+
+def test_the_steps_metrics_do_not_pile_up_across_invocations(throttled_load: LoadReport) -> None:
+    """Unpublished in a rehearsal, Powertools would keep them and print them at 100 values."""
+    from amirun_core.observability import metrics
+
+    assert throttled_load.lambda_invocations > 0
+    assert not metrics.metric_set

@@ -1,8 +1,7 @@
 """The original project's execution files, unchanged (copies in executions/).
 
-The two `commands` files succeed as they are: their `runuser` commands are
-recorded, not run. The `datastream_command_options` file is refused before
-anything is launched, with a message that names the field.
+All three succeed as they are: their `runuser` commands are recorded, not run;
+the `datastream_command_options` file runs the one command the original built.
 """
 
 from __future__ import annotations
@@ -35,8 +34,8 @@ def datastream_example(rehearsed: Any, execution: Any) -> Any:
     return rehearsed(execution("execution_datastream_example.json"))
 
 
-@pytest.mark.parametrize("scenario", ["gp_example", "nrds"])
-def test_an_original_commands_file_succeeds_unchanged(
+@pytest.mark.parametrize("scenario", ["gp_example", "nrds", "datastream_example"])
+def test_an_original_file_succeeds_unchanged(
     scenario: str, request: pytest.FixtureRequest, at_rest: Any
 ) -> None:
     rehearsal = request.getfixturevalue(scenario)
@@ -47,12 +46,6 @@ def test_an_original_commands_file_succeeds_unchanged(
     at_rest(rehearsal)
     (instance_id,) = rehearsal.launched
     assert result.output["instance_id"] == instance_id
-    # The runuser commands were sent as written (DAILY expanded), and only recorded.
-    expected = [
-        command.replace("DAILY", rehearsal.run_date) if "DAILY" in command else command
-        for command in rehearsal.request["commands"]
-    ]
-    assert result.sent_commands == [expected]
     assert any("recorded, not run" in note for note in result.notes)
 
 
@@ -75,24 +68,30 @@ def test_nrds_runs_on_spot_checks_its_output_and_deletes_its_volume(nrds: Any) -
     assert output["cleanup"]["action"] == "terminated"
     assert output["cleanup"]["volumes_deleted"]
     assert not set(output["cleanup"]["volumes_deleted"]) & set(nrds.volumes)
+
+
+def test_nrds_resolves_the_forcing_file_and_leaves_the_datastream_keyword(nrds: Any) -> None:
     (command,) = nrds.result.sent_commands[0]
-    assert f"-s {nrds.run_date} -n 3" in command
-    assert "DAILY" not in command
+    # Forcing source ..._SHORT_RANGE_00: cycle hour 0, so DAILY is the start's UTC date.
+    assert nrds.run_date == nrds.result.output["daily_date"]
+    assert "-s DAILY -n 3" in command
+    assert f"/v2.2/ngen.{nrds.run_date}/forcing_short_range/00/" in command
+    assert command.count("DAILY") == 1
 
 
-def test_the_datastream_example_is_refused_naming_the_field(datastream_example: Any) -> None:
+def test_the_datastream_example_runs_the_originals_command(datastream_example: Any) -> None:
     result = datastream_example.result
 
-    assert (result.status, result.error) == ("FAILED", "InvalidExecutionInput")
-    assert result.cause.startswith("datastream_command_options: not supported yet")
-    assert "`commands`" in result.cause
-    assert datastream_example.milestones == [
-        "Prepare",
-        "EC2StarterFromAMI",
-        "EC2Stopper",
-        "RunFailed",
+    assert result.sent_commands == [
+        [
+            "runuser -l ec2-user -c 'cd /home/ec2-user/datastream && ./scripts/datastream "
+            "-s 202006200100 -e 202006210000 -C NWM_RETRO_V3 -I Gages-09106150 -i hl "
+            "-v 2.1.1 -d $(pwd)/data/datastream "
+            "-R $(pwd)/configs/ngen/realization_sloth_nom_cfe_pet.json -n 4 "
+            "-S my-bucket -o test_directory'"
+        ]
     ]
-    # Nothing was launched, nothing was sent.
-    assert result.instances == {}
-    assert datastream_example.launched == []
-    assert result.sent_commands == []
+    # ii_check_s3: true; the location is the options' s3_bucket and s3_prefix.
+    location = "s3://my-bucket/test_directory/amirun-rehearsal-output.json"
+    assert result.output["checked_object"]["location"] == location
+    assert result.standin_outputs == [location]

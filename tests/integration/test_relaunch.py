@@ -48,6 +48,7 @@ def test_a_relaunched_run_fails_after_its_last_attempt(fails_twice: Any) -> None
     assert (result.status, result.error) == ("FAILED", "CommandFailed")
     assert fails_twice.milestones == [
         "Prepare",
+        "Resolve",
         *ATTEMPT,
         "PrepareRelaunch",
         *ATTEMPT,
@@ -64,6 +65,10 @@ def test_each_attempt_has_its_own_instance_and_each_ends_at_rest(
     assert first != second
     at_rest(fails_twice)
     assert len(fails_twice.result.sent_commands) == 2
+    # DAILY was resolved once; the relaunch sent the same commands.
+    first_commands, second_commands = fails_twice.result.sent_commands
+    assert first_commands == second_commands
+    assert fails_twice.result.states.count("Resolve") == 1
     assert len(fails_twice.command_statuses) == 2
     assert set(fails_twice.command_statuses.values()) == {"Failed"}
 

@@ -73,6 +73,8 @@ def test_daily_becomes_the_run_date_in_the_commands(terminated: Any) -> None:
     run_date = terminated.run_date
 
     assert run_date.isdigit() and len(run_date) == 8
+    # No forcing source in the commands: DAILY is the day before the start (UTC).
+    assert terminated.result.output["daily_date"] == run_date
     assert terminated.result.sent_commands == [[f'echo "forecast for {run_date}" > forecast.txt']]
 
 

@@ -20,6 +20,8 @@ MUTATING_EC2 = (
     "ec2:CreateTags",
 )
 WORKFLOW_FUNCTIONS = {
+    "ResolverFunction",
+    "InputsFunction",
     "StarterFunction",
     "ReadinessFunction",
     "CommanderFunction",
@@ -154,6 +156,8 @@ def test_actions_on_our_resources_are_scoped(
 
 # What each handler calls (see layers/core/amirun_core): nothing more, nothing less.
 CALLS = {
+    "ResolverFunction": set(),
+    "InputsFunction": {"s3:GetObject", "s3:ListBucket"},
     "StarterFunction": {
         "ec2:RunInstances",
         "ec2:CreateTags",
@@ -162,7 +166,7 @@ CALLS = {
         "iam:CreateServiceLinkedRole",
     },
     "ReadinessFunction": {"ec2:DescribeInstances", "ssm:DescribeInstanceInformation"},
-    "CommanderFunction": {"ssm:SendCommand", "ssm:ListCommands"},
+    "CommanderFunction": {"ssm:SendCommand", "ssm:ListCommands", "s3:PutObject"},
     "PollerFunction": {
         "ssm:GetCommandInvocation",
         "ssm:CancelCommand",

@@ -7,6 +7,7 @@ are answered through botocore `before-call` hooks (`answer`).
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -392,3 +393,42 @@ def test_a_cancel_racing_the_end_of_the_command_still_times_out(ec2: Any, ssm: A
 def test_no_command_in_the_state_is_command_failed(ssm: Any, ec2: Any) -> None:
     with pytest.raises(CommandFailed):
         follow_command(ssm, ec2, make_state())
+
+
+# --- What the run executed, recorded once per run ------------------------------------------
+def test_the_resolved_commands_are_sent_and_recorded_beside_the_output(
+    ec2: Any, ssm: Any, s3: Any
+) -> None:
+    s3.create_bucket(Bucket=OUTPUT_BUCKET)
+    state = ready_state(ec2)
+    resolved = state.resolution().model_dump(mode="json")
+    # Resolved on another day than the start's: the state's resolution is what runs.
+    state = with_records(state, resolved={**resolved, "daily_date": "20240229"})
+
+    record = send_commands(ssm, state, OUTPUT_BUCKET, s3)
+
+    (command,) = ssm.list_commands()["Commands"]
+    kept = [
+        "echo run 20240229 > /tmp/result.txt",
+        f"aws s3 cp /tmp/result.txt s3://{OUTPUT_BUCKET}/daily/20240229/result.txt",
+    ]
+    assert command["Parameters"]["commands"] == kept
+    key = "runs/unit-test/execution.json"
+    assert record.execution_url == f"s3://{OUTPUT_BUCKET}/{key}"
+    assert output_prefix(state).startswith("runs/unit-test/")
+    body = json.loads(s3.get_object(Bucket=OUTPUT_BUCKET, Key=key)["Body"].read())
+    assert body["commands"] == kept
+    assert body["request"] == state.request
+    assert body["daily_date"] == "20240229"
+
+
+def test_a_relaunch_records_the_same_object_again(ec2: Any, ssm: Any, s3: Any) -> None:
+    s3.create_bucket(Bucket=OUTPUT_BUCKET)
+    first = send_commands(ssm, ready_state(ec2), OUTPUT_BUCKET, s3)
+    relaunched, _ = launch(ec2, make_state(make_request(), attempt=2))
+
+    second = send_commands(ssm, relaunched, OUTPUT_BUCKET, s3)
+
+    assert first.execution_url == second.execution_url
+    listed = s3.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix="runs/unit-test/")["Contents"]
+    assert [o["Key"] for o in listed] == ["runs/unit-test/execution.json"]

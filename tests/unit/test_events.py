@@ -10,6 +10,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+import boto3
 import pytest
 from pydantic import BaseModel
 from unit_helpers import (
@@ -29,11 +30,13 @@ from amirun.local.runner import create_command_wait_table
 from amirun_core import aws
 from amirun_core.command import send_commands
 from amirun_core.completion import find_waiter
+from amirun_core.daily import Resolution
 from amirun_core.launch import TAG_EXECUTION, launch_instance
 from amirun_core.state import (
     CheckRecord,
     CleanupRecord,
     CommandRecord,
+    InputsRecord,
     InstanceRecord,
     WorkflowState,
 )
@@ -46,6 +49,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 #: event file -> the function `sam local invoke` runs it with.
 FUNCTION_OF = {
+    "resolver": "resolver",
+    "inputs": "inputs",
     "starter": "starter",
     "readiness": "readiness",
     "commander": "commander",
@@ -132,6 +137,29 @@ def test_execution_events_carry_the_sample_execution_as_their_input(name: str, s
     assert detail["status"] == status
 
 
+def test_resolver_event(load_handler: Handler, lambda_context: FakeLambdaContext) -> None:
+    event = load_event("resolver")
+    resolver = load_handler("resolver")
+
+    result = invoke(resolver, event, lambda_context)
+
+    assert_shape(result, Resolution)
+    # What the other sample events carry: the state after Resolve.
+    assert result == load_event("starter")["resolved"]
+
+
+def test_inputs_event(load_handler: Handler, s3: Any, lambda_context: FakeLambdaContext) -> None:
+    event = load_event("inputs")
+    s3.create_bucket(Bucket="amirun-example-inputs")
+    s3.put_object(Bucket="amirun-example-inputs", Key="forcings/20250531/forcing.nc", Body=b"f")
+    inputs = load_handler("inputs")
+
+    result = invoke(inputs, event, lambda_context)
+
+    assert_shape(result, InputsRecord)
+    assert (result["ready"], result["missing"]) == (True, [])
+
+
 def test_starter_event(
     load_handler: Handler, ec2: Any, iam: Any, lambda_context: FakeLambdaContext
 ) -> None:
@@ -168,6 +196,8 @@ def test_commander_event(
 ) -> None:
     event = load_event("commander")
     instance_id = launch_for(ec2, iam, event)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=OUTPUT_BUCKET)
     commander = load_handler("commander")
 
     result = invoke(commander, event, lambda_context)
@@ -176,10 +206,19 @@ def test_commander_event(
     (command,) = ssm.list_commands(InstanceId=instance_id)["Commands"]
     assert command["CommandId"] == result["command_id"]
     assert (
-        "s3://amirun-example-results/daily/20250601/result.txt"
+        "s3://amirun-example-results/daily/20250531/result.txt"
         in command["Parameters"]["commands"][1]
     )
     assert result["output_url"].startswith(f"s3://{OUTPUT_BUCKET}/runs/example-20250601/")
+    recorded = f"s3://{OUTPUT_BUCKET}/runs/example-20250601/execution.json"
+    assert result["execution_url"] == recorded
+    body = json.loads(
+        s3.get_object(Bucket=OUTPUT_BUCKET, Key="runs/example-20250601/execution.json")[
+            "Body"
+        ].read()
+    )
+    assert body["commands"] == command["Parameters"]["commands"]
+    assert body["daily_date"] == "20250531"
 
 
 def test_poller_event(
@@ -200,13 +239,13 @@ def test_poller_event(
 def test_checker_event(load_handler: Handler, s3: Any, lambda_context: FakeLambdaContext) -> None:
     event = load_event("checker")
     s3.create_bucket(Bucket="amirun-example-results")
-    s3.put_object(Bucket="amirun-example-results", Key="daily/20250601/result.txt", Body=b"ok\n")
+    s3.put_object(Bucket="amirun-example-results", Key="daily/20250531/result.txt", Body=b"ok\n")
     checker = load_handler("checker")
 
     result = invoke(checker, event, lambda_context)
 
     assert_shape(result, CheckRecord)
-    assert result["location"] == "s3://amirun-example-results/daily/20250601/result.txt"
+    assert result["location"] == "s3://amirun-example-results/daily/20250531/result.txt"
 
 
 def test_stopper_event(

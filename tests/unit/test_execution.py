@@ -54,14 +54,6 @@ def test_original_nrds_example_is_accepted_with_its_output_check() -> None:
     assert request.instance_parameters == raw["instance_parameters"]
 
 
-def test_original_datastream_example_is_refused_as_not_supported_yet() -> None:
-    message = rejected(load_original("execution_datastream_example.json"))
-
-    assert "datastream_command_options" in message
-    assert "not supported yet" in message
-    assert "commands" in message  # says what to use instead
-
-
 def test_sample_execution_in_events_is_accepted() -> None:
     request = parse_execution(load_json(EVENTS / "execution.json"))
 
@@ -466,3 +458,18 @@ def test_decoding_keeps_brackets_inside_strings_out_of_the_depth() -> None:
     )
 
     assert raw["commands"][0].endswith("[" * 50)
+
+
+def test_past_a_few_unknown_fields_no_hints_are_looked_for() -> None:
+    """Hundreds of unknown keys are no typo; close matches for each would take seconds."""
+    raw = make_request()
+    raw["run_options"] = {f"ii_check_{i}": 1 for i in range(execution.MAX_HINTS + 1)}
+    raw["instance_parameters"] |= {f"InstanceTyp{i}": 1 for i in range(execution.MAX_HINTS + 1)}
+
+    problems = problems_of(raw)
+
+    assert len(problems) == 2 * (execution.MAX_HINTS + 1)
+    assert all(p.message == "unknown field" for p in problems)
+    raw["run_options"] = {"ii_check_s": 1}
+    [problem, *_] = problems_of(raw)
+    assert problem == "run_options.ii_check_s: unknown field (did you mean ii_check_s3?)"

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from unit_helpers import RUN_DATE, make_request, make_state
+from unit_helpers import RUN_DATE, START_TIME, make_request, make_state
 
 from amirun_core import timing
 from amirun_core.errors import OutputMissing
@@ -41,7 +41,7 @@ def test_an_object_written_after_the_start_passes(s3: Any) -> None:
 
 def test_a_missing_object_is_output_missing_naming_it(s3: Any) -> None:
     s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="daily/20250531/result.txt", Body=b"yesterday")
+    s3.put_object(Bucket=BUCKET, Key="daily/20250530/result.txt", Body=b"the day before")
 
     with pytest.raises(OutputMissing) as caught:
         check_output(s3, checking("daily/DAILY/result.txt"))
@@ -101,3 +101,74 @@ def test_an_old_object_passes_when_freshness_is_not_asked(s3: Any) -> None:
     state = make_state(request, execution={"id": "arn:x", "name": "n", "start_time": started_later})
 
     assert check_output(s3, state).checked is True
+
+
+# --- ii_check_s3: true, the location the commands give ----------------------------------
+def derived(prefix: str = "outputs/ngen.DAILY/short_range/06/VPU_10L", **fields: Any) -> Any:
+    """A state whose Resolve step ran at START_TIME (06:00Z, cycle 06: DAILY = 20250601)."""
+    request = make_request(ii_check_s3=True)
+    request["commands"] = [
+        "datastream -s DAILY --FORCING_SOURCE NWM_V3_SHORT_RANGE_06 "
+        f"--S3_BUCKET {BUCKET} --S3_PREFIX {prefix}"
+    ]
+    resolved = make_state(request).resolution().model_dump(mode="json")
+    return make_state(request, resolved=resolved, **fields)
+
+
+def test_true_passes_with_one_object_under_the_derived_prefix(s3: Any) -> None:
+    s3.create_bucket(Bucket=BUCKET)
+    key = "outputs/ngen.20250601/short_range/06/VPU_10L/x/a.nc"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"a")
+
+    record = check_output(s3, derived())
+
+    assert record.location == f"s3://{BUCKET}/{key}"
+
+
+def test_true_looks_under_the_prefix_as_a_folder(s3: Any) -> None:
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="outputs/ngen.20250601/VPU_10L/a.nc", Body=b"a")
+
+    with pytest.raises(OutputMissing) as caught:
+        check_output(s3, derived("outputs/ngen.DAILY/VPU_1"))
+
+    assert f"s3://{BUCKET}/outputs/ngen.20250601/VPU_1/: no object" in str(caught.value)
+
+
+def test_true_needs_an_object_written_after_the_run_started(s3: Any) -> None:
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="outputs/ngen.20250601/short_range/06/VPU_10L/old", Body=b"")
+    later = timing.now() + timedelta(hours=1)
+    state = derived(execution={"id": "arn:x", "name": "n", "start_time": later})
+
+    with pytest.raises(OutputMissing, match="before this run started"):
+        check_output(s3, state)
+
+
+class _Pages:
+    """A stand-in S3 client whose listing comes in the pages given (moto pages by 1,000)."""
+
+    def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
+        self.pages, self.read = pages, 0
+
+    def get_paginator(self, name: str) -> Any:
+        assert name == "list_objects_v2"
+        return self
+
+    def paginate(self, **_: Any) -> Any:
+        for page in self.pages:
+            self.read += 1
+            yield {"Contents": page}
+
+
+def test_true_stops_at_the_first_fresh_object_among_stale_pages() -> None:
+    """The listing is stubbed: thousands of objects in moto would make a slow test."""
+    start = START_TIME.replace(microsecond=0)
+    old = [{"Key": f"k{i}", "Size": 1, "LastModified": start - timedelta(days=1)} for i in range(3)]
+    fresh = {"Key": "k-new", "Size": 7, "LastModified": start + timedelta(minutes=5)}
+    client = _Pages([old, old, [fresh], old])
+
+    record = check_output(client, derived())
+
+    assert (record.location, record.size) == (f"s3://{BUCKET}/k-new", 7)
+    assert client.read == 3

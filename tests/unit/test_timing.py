@@ -77,16 +77,20 @@ def test_a_worst_case_execution_stays_under_the_history_limit(ec2: Any, ssm: Any
     )
     rounds_per_attempt = math.ceil(WORST_CASE["timeout_s"] / command)
 
+    # The input gate runs once, before the first attempt, for up to 24 h.
+    gate_loops = math.ceil(86_400 / timing.inputs_poll_interval(86_400))
     events = attempts * (
         loops_per_attempt * timing.EVENTS_PER_LOOP
         + rounds_per_attempt * timing.EVENTS_PER_SAFETY_ROUND
         + FIXED_EVENTS_PER_ATTEMPT
     )
+    events += gate_loops * timing.EVENTS_PER_LOOP
 
     assert events < timing.HISTORY_LIMIT, (
         f"{events} history events: {attempts} attempts x {loops_per_attempt} loops and "
-        f"{rounds_per_attempt} safety rounds (ready every {ready} s, command looked at "
-        f"every {command} s, cleanup every {cleanup} s)"
+        f"{rounds_per_attempt} safety rounds, {gate_loops} input gate loops "
+        f"(ready every {ready} s, command looked at every {command} s, cleanup every "
+        f"{cleanup} s)"
     )
 
 

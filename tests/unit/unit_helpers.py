@@ -26,9 +26,10 @@ ORIGINALS = Path(__file__).resolve().parents[1] / "executions"
 
 REGION = "us-east-1"
 EXECUTION_ARN = "arn:aws:states:us-east-1:123456789012:execution:amirun:unit-test"
-#: A fixed start: `DAILY` is 20250601 and anything written during a test is newer.
+#: A fixed start; anything written during a test is newer. The sample commands name no
+#: forcing source, so `DAILY` is the day before the start (the original's rule).
 START_TIME = datetime(2025, 6, 1, 6, 0, 0, 123_000, tzinfo=UTC)
-RUN_DATE = "20250601"
+RUN_DATE = "20250531"
 STACK_NAME = "amirun-unit"
 OUTPUT_BUCKET = "amirun-unit-output"
 COMMAND_WAIT_TABLE = "amirun-unit-command-wait"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,6 @@ from amirun_core.launch import LOST_STATES
 from amirun_core.state import CommandRecord, WorkflowState
 
 DOCUMENT = "AWS-RunShellScript"
-DAILY_TOKEN = "DAILY"
 
 #: SSM statuses after which the command may still succeed.
 WAITING_STATUSES = frozenset({"Pending", "InProgress", "Delayed"})
@@ -56,10 +56,6 @@ SEND_REFUSALS = {
 }
 
 
-def expand_daily(text: str, run_date: str) -> str:
-    return text.replace(DAILY_TOKEN, run_date)
-
-
 def command_comment(state: WorkflowState) -> str:
     """A marker unique to this execution and attempt (SSM Comment: 100 chars max).
 
@@ -74,6 +70,44 @@ def output_prefix(state: WorkflowState) -> str:
     return f"runs/{state.execution.name}/attempt-{state.attempt}"
 
 
+def execution_key(state: WorkflowState) -> str:
+    """Where the resolved execution is recorded: once per run, beside each attempt's output."""
+    return f"runs/{state.execution.name}/execution.json"
+
+
+def record_execution(s3: Any, bucket: str, state: WorkflowState) -> str:
+    """Write what this run executes (DAILY resolved) next to its command output.
+
+    The same content for every attempt (the resolution is kept), so a relaunch
+    rewrites the same object: one per run.
+    """
+    resolution = state.resolution()
+    body = {
+        "execution": state.execution.id,
+        "reference_time": resolution.reference_time.isoformat(),
+        "reference": resolution.reference,
+        "daily_date": resolution.daily_date,
+        "commands": state.resolved_commands(),
+        "output_check": resolution.output_check.model_dump(mode="json")
+        if resolution.output_check
+        else None,
+        "inputs": [item.url for item in resolution.inputs],
+        "request": state.request,
+    }
+    key = execution_key(state)
+    try:
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(body, indent=2).encode(),
+            ContentType="application/json",
+        )
+    except ClientError as exc:
+        aws.raise_if_throttled(exc, "PutObject")
+        raise
+    return f"s3://{bucket}/{key}"
+
+
 def _existing_command(ssm: Any, instance_id: str, comment: str) -> dict[str, Any] | None:
     try:
         commands = ssm.list_commands(InstanceId=instance_id)["Commands"]
@@ -83,8 +117,13 @@ def _existing_command(ssm: Any, instance_id: str, comment: str) -> dict[str, Any
     return next((c for c in commands if c.get("Comment") == comment), None)
 
 
-def send_commands(ssm: Any, state: WorkflowState, output_bucket: str | None) -> CommandRecord:
-    """Send the run's commands with AWS-RunShellScript, at most once per attempt."""
+def send_commands(
+    ssm: Any, state: WorkflowState, output_bucket: str | None, s3: Any = None
+) -> CommandRecord:
+    """Send the run's commands (DAILY resolved) with AWS-RunShellScript, once per attempt.
+
+    With `s3` and an output bucket, the resolved execution is recorded there first.
+    """
     request = read_execution(state.request)
     if state.instance is None:
         raise CommandFailed("no instance to send the commands to")
@@ -93,9 +132,10 @@ def send_commands(ssm: Any, state: WorkflowState, output_bucket: str | None) -> 
     comment = command_comment(state)
     command = _existing_command(ssm, instance_id, comment)
     prefix = output_prefix(state)
+    recorded = record_execution(s3, output_bucket, state) if s3 and output_bucket else None
     if command is None:
         parameters: dict[str, list[str]] = {
-            "commands": [expand_daily(c, state.run_date) for c in request.commands or []],
+            "commands": request.resolved_commands(state.resolution()),
             "executionTimeout": [str(options.timeout_s)],
         }
         if options.working_directory:
@@ -125,6 +165,7 @@ def send_commands(ssm: Any, state: WorkflowState, output_bucket: str | None) -> 
         output_url=f"s3://{output_bucket}/{prefix}/{command['CommandId']}/"
         if output_bucket
         else None,
+        execution_url=recorded,
     )
 
 

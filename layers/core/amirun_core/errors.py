@@ -72,6 +72,10 @@ class InsufficientCapacity(AmirunError):
     """
 
 
+class InputsMissing(AmirunError):
+    """Objects `run_options.inputs` names were still missing at the input deadline."""
+
+
 class PermissionDenied(AmirunError):
     """AWS refused a call for lack of a permission (IAM, a bucket or key policy).
 

@@ -14,13 +14,13 @@ the same rule for editors). A rule that spans fields goes in `_RULES`.
 from __future__ import annotations
 
 import collections
-import difflib
 import functools
 import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -29,11 +29,19 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    WithJsonSchema,
 )
 
+from amirun_core import daily
+from amirun_core.daily import DatastreamCommandOptions, Resolution, Schedule
 from amirun_core.errors import InvalidExecutionInput, Problem
-from amirun_core.shapes import is_integer, json_type, shape_problems, shape_schema
+from amirun_core.shapes import (
+    MAX_HINTS,
+    is_integer,
+    json_type,
+    shape_problems,
+    shape_schema,
+    unknown_field,
+)
 
 #: SSM's own ceiling for AWS-RunShellScript's executionTimeout (48 h).
 MAX_TIMEOUT_S = 172_800
@@ -46,8 +54,8 @@ STATE_LIMIT_BYTES = 262_144
 #: passes STATE_LIMIT_BYTES (States.DataLimitExceeded) and no Catch sees that:
 #: the instance would be left running. The state carries the input once
 #: (`request`) plus the run's own records; `bench/state_size.py` measured those
-#: at 52,227 bytes at most (six failed attempts with the costliest output), so
-#: the other half leaves them 2.5 times that.
+#: at 55,431 bytes at most (six failed attempts with the costliest output), so
+#: the other half leaves them 2.4 times that.
 MAX_INPUT_BYTES = 131_072
 
 #: Deeper than any real execution JSON goes; JSON nested deeper is refused unread.
@@ -152,6 +160,20 @@ BucketName = Annotated[
 ]
 
 
+def _object_key(value: str) -> str:
+    if value.startswith("s3://"):
+        key = value.removeprefix("s3://").partition("/")[2]
+        raise ValueError(
+            "the object key alone, without s3:// and the bucket" + (f' ("{key}")' if key else "")
+        )
+    return value
+
+
+ObjectKey = Annotated[
+    str, AfterValidator(_object_key), Field(json_schema_extra={"pattern": "^(?!s3://)"})
+]
+
+
 # --- the models ------------------------------------------------------------------------
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -161,11 +183,11 @@ class S3Check(_Strict):
     """Where the run's output must be after the command succeeds."""
 
     bucket: BucketName = Field(description="S3 bucket name (no s3://).")
-    prefix: str = Field(
+    prefix: ObjectKey = Field(
         min_length=1,
         description=(
             "Object key that must exist, or a prefix under which at least one object "
-            "must exist. `DAILY` is replaced by the run's UTC date (YYYYMMDD)."
+            "must exist. DAILY becomes the run's DAILY date (see `commands`)."
         ),
     )
     newer_than_start: bool = Field(
@@ -184,11 +206,15 @@ class RunOptions(_Strict):
     ii_delete_volume: bool = Field(
         False, description="Delete the instance's EBS volumes after the run."
     )
-    ii_check_s3: Literal[False] | S3Check = Field(
+    ii_check_s3: bool | S3Check = Field(
         False,
         description=(
-            "`false`: no output check. An object {bucket, prefix}: that object must "
-            "exist after the run or the run fails with OutputMissing."
+            "`false`: no output check. `true`: at least one object must be written under "
+            "the output location the commands give (`--s3_bucket` and `--s3_prefix`, any "
+            "case, the last command's wins; or datastream_command_options' s3_bucket and "
+            "s3_prefix) after the run started, or the run fails with OutputMissing; a file "
+            "that gives no location is refused. An object {bucket, prefix}: that object "
+            "(or one under that prefix) must exist after the run."
         ),
     )
     timeout_s: Integer = Field(
@@ -223,6 +249,27 @@ class RunOptions(_Strict):
     working_directory: str | None = Field(
         None, min_length=1, description="Directory the commands run in."
     )
+    inputs: list[
+        Annotated[
+            str,
+            AfterValidator(daily.s3_url),
+            Field(json_schema_extra={"pattern": "^s3://[^/]+/.+$"}),
+        ]
+    ] = Field(
+        [],
+        max_length=100,
+        description=(
+            "S3 objects (s3://bucket/key, DAILY resolved like the S3 prefix) that must "
+            "exist before an instance is launched. amirun waits for them up to "
+            "inputs_timeout_s, then ends with InputsMissing, having launched nothing."
+        ),
+    )
+    inputs_timeout_s: Integer = Field(
+        3600,
+        ge=0,
+        le=86_400,
+        description="How long to wait for `inputs` to appear, counted from the run's start.",
+    )
 
     @property
     def attempts(self) -> int:
@@ -232,10 +279,6 @@ class RunOptions(_Strict):
     @property
     def output_check(self) -> S3Check | None:
         return self.ii_check_s3 if isinstance(self.ii_check_s3, S3Check) else None
-
-
-def _not_supported_yet(value: Any) -> Any:
-    raise ValueError("not supported yet; give the commands to run as `commands`")
 
 
 class ExecutionRequest(_Strict):
@@ -251,15 +294,36 @@ class ExecutionRequest(_Strict):
         None,  # type: ignore[arg-type]
         min_length=1,
         description=(
-            "Shell commands run in order by SSM Run Command (AWS-RunShellScript). "
-            "`DAILY` is replaced by the run's UTC date (YYYYMMDD)."
+            "Shell commands run in order by SSM Run Command (AWS-RunShellScript). DAILY "
+            "becomes a date (YYYYMMDD) as the original did it: the reference time is "
+            "schedule.scheduled_time, else the execution's start time; the cycle hour "
+            "comes from `--forcing_source` (..._SHORT_RANGE_HH and "
+            "..._ANALYSIS_ASSIM_RESTART_CHRT_HH: HH, ..._MEDIUM_RANGE_HH_M: HH, any other "
+            "source 16, none 24); the date is the reference's UTC date, or the day before "
+            "when the reference's UTC hour is earlier than the cycle hour. It replaces "
+            "DAILY in the `--s3_prefix` value; with a forcing source also in the `-F` "
+            "forcing file (medium-range member m moves that file's cycle back 6*(m-1) "
+            "hours) and nowhere else; without one, every DAILY that is not part of a "
+            "longer word. Resolved once per execution; relaunches keep it."
         ),
     )
-    datastream_command_options: Annotated[
-        dict[str, Any] | None,
-        AfterValidator(lambda v: v if v is None else _not_supported_yet(v)),
-        WithJsonSchema({"type": "null"}),
-    ] = Field(None, description="NextGen datastream options. Not supported yet: use `commands`.")
+    datastream_command_options: DatastreamCommandOptions | None = Field(
+        None,
+        description=(
+            "NextGen datastream options instead of `commands`: amirun runs the one "
+            "command the original built from them (`./scripts/datastream -s ... -e ... "
+            "-C ... -I ... -i ... -v ... -d $(pwd)/data/datastream -R ... -n ...`, plus "
+            "`-S s3_bucket -o s3_prefix` when given). DAILY in it resolves as in "
+            "`commands`."
+        ),
+    )
+    schedule: Schedule | None = Field(
+        None,
+        description=(
+            "The schedule that started the run: `name` tags the instance and volume, "
+            "`scheduled_time` is the run's reference time for DAILY."
+        ),
+    )
     run_options: RunOptions = Field(default_factory=RunOptions)
     instance_parameters: dict[str, Any] = Field(
         description=(
@@ -281,15 +345,96 @@ class ExecutionRequest(_Strict):
         }
     )
 
+    @property
+    def command_list(self) -> list[str]:
+        """The commands the run sends, before DAILY is resolved."""
+        if self.datastream_command_options is not None:
+            return [self.datastream_command_options.command()]
+        return list(self.commands or [])
+
+    def resolved_commands(self, resolution: Resolution) -> list[str]:
+        """The commands as they are sent, DAILY resolved as `resolution` says."""
+        return daily.commands_for(self.command_list, self.datastream_command_options, resolution)
+
+    def resolve(self, start_time: datetime) -> Resolution:
+        """This execution as it runs when started at `start_time` (DAILY resolved)."""
+        scheduled = self.schedule.scheduled_time if self.schedule else None
+        check = self.run_options.ii_check_s3
+        return daily.resolve(
+            commands=self.command_list,
+            options=self.datastream_command_options,
+            check=check.model_dump() if isinstance(check, S3Check) else check,
+            inputs=self.run_options.inputs,
+            reference_time=scheduled or start_time,
+            reference="scheduled_time" if scheduled else "start_time",
+        )
+
 
 def _command_source(raw: dict[str, Any]) -> Iterable[Problem]:
     if "commands" not in raw and not isinstance(raw.get("datastream_command_options"), dict):
         yield Problem("commands", "required (a list of shell commands)")
+    elif "commands" in raw and raw.get("datastream_command_options") is not None:
+        yield Problem(
+            "datastream_command_options",
+            "give either `commands` or `datastream_command_options`, not both",
+        )
+
+
+def _raw_commands(raw: dict[str, Any]) -> list[str]:
+    commands = raw.get("commands")
+    return [c for c in commands if isinstance(c, str)] if isinstance(commands, list) else []
+
+
+def _raw_options(raw: dict[str, Any]) -> dict[str, Any] | None:
+    options = raw.get("datastream_command_options")
+    return options if isinstance(options, dict) else None
+
+
+def _upload_location(raw: dict[str, Any]) -> Iterable[Problem]:
+    options = _raw_options(raw)
+    if options is None or bool(options.get("s3_bucket")) == bool(options.get("s3_prefix")):
+        return
+    missing, given = (
+        ("s3_prefix", "s3_bucket") if options.get("s3_bucket") else ("s3_bucket", "s3_prefix")
+    )
+    yield Problem(
+        f"datastream_command_options.{missing}", f"required with {given} (the upload location)"
+    )
+
+
+def _output_location(raw: dict[str, Any]) -> Iterable[Problem]:
+    """`ii_check_s3: true` takes its location from the commands: there must be one."""
+    run_options = raw.get("run_options")
+    if not isinstance(run_options, dict) or run_options.get("ii_check_s3") is not True:
+        return
+    options = _raw_options(raw)
+    if options is not None:
+        bucket, prefix = options.get("s3_bucket"), options.get("s3_prefix")
+        why = daily.missing_location(
+            bucket if isinstance(bucket, str) else None,
+            prefix if isinstance(prefix, str) else None,
+            "datastream_command_options",
+        )
+    else:
+        why = daily.missing_location(*daily.output_location(_raw_commands(raw), None))
+    if why:
+        yield Problem("run_options.ii_check_s3", why)
+
+
+def _forcing_source(raw: dict[str, Any]) -> Iterable[Problem]:
+    why = daily.check_forcing_source(_raw_commands(raw))
+    if why:
+        yield Problem("commands", why)
 
 
 #: Rules that span fields, over the raw input: each yields 'field: problem' lines.
 #: They run whatever else is wrong, so they must expect any JSON at all.
-_RULES: tuple[Callable[[dict[str, Any]], Iterable[Problem]], ...] = (_command_source,)
+_RULES: tuple[Callable[[dict[str, Any]], Iterable[Problem]], ...] = (
+    _command_source,
+    _upload_location,
+    _output_location,
+    _forcing_source,
+)
 
 
 # --- messages ----------------------------------------------------------------------------
@@ -311,8 +456,10 @@ def _describe_all(errors: list[Any]) -> list[Problem]:
     lines: dict[Problem, None] = {}
     union_types: dict[str, list[str]] = {}
     union_inputs: dict[str, Any] = {}
+    hint = sum(error["type"] == "extra_forbidden" for error in errors) <= MAX_HINTS
     for error in errors:
         path, branch, fields = _walk(tuple(error["loc"]))
+        fields = fields if hint else []
         if branch is not None:
             union_input = _input_at(error, path, branch)
             if isinstance(union_input, dict) and branch[1] is not None:
@@ -389,16 +536,15 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 
 
 def _nested_model_named(tag: str) -> type[BaseModel] | None:
-    models: dict[str, type[BaseModel]] = {"S3Check": S3Check}
+    # pydantic tags a union's model branch with the model's class name.
+    models = {model.__name__: model for model in _Strict.__subclasses__()}
     return models.get(tag)
 
 
 def _describe(error: Any, path: str, fields: list[str]) -> Problem:
     kind = error["type"]
     if kind == "extra_forbidden":
-        name = path.rsplit(".", 1)[-1]
-        hint = difflib.get_close_matches(name, fields, n=1)
-        return Problem(path, "unknown field" + (f" (did you mean {hint[0]}?)" if hint else ""))
+        return unknown_field(path, fields)
     if kind == "missing":
         return Problem(path, "required")
     if kind == "too_short":
@@ -412,15 +558,8 @@ def _describe(error: Any, path: str, fields: list[str]) -> Problem:
 
 
 def _describe_union(path: str, expected: list[str], value: Any) -> Problem:
-    if path == "run_options.ii_check_s3":
-        if value is True:
-            return Problem(
-                path, '`true` needs a location; give {"bucket": "...", "prefix": "..."} or `false`'
-            )
-        if isinstance(value, str) and value.startswith("s3://"):
-            return Problem(
-                path, 'give the location as {"bucket": "...", "prefix": "..."}, not a URL'
-            )
+    if path == "run_options.ii_check_s3" and isinstance(value, str) and value.startswith("s3://"):
+        return Problem(path, 'give the location as {"bucket": "...", "prefix": "..."}, not a URL')
     choices = " or ".join(dict.fromkeys(expected))
     return Problem(path, f"invalid type, expected {choices}, got {json_type(value)}")
 

@@ -8,9 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from amirun_core import aws
-from amirun_core.command import expand_daily
 from amirun_core.errors import OutputMissing
-from amirun_core.execution import read_execution
 from amirun_core.state import CheckRecord, WorkflowState
 
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -34,39 +32,57 @@ def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
         raise OutputMissing(f"cannot read s3://{bucket}/{key}: {aws.describe(exc)}") from exc
 
 
-def _newest_under(s3: Any, bucket: str, prefix: str) -> dict[str, Any] | None:
-    """The most recently written object under `prefix` (first 1,000 keys)."""
+def _fresh_under(s3: Any, bucket: str, prefix: str, since: datetime) -> dict[str, Any] | None:
+    """An object under `prefix` written at or after `since`, else the newest one seen.
+
+    Stops at the first fresh object; a large output tree costs one page.
+    """
+    newest: dict[str, Any] | None = None
     try:
-        contents = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                if item["LastModified"] >= since:
+                    return dict(item)
+                if newest is None or item["LastModified"] > newest["LastModified"]:
+                    newest = dict(item)
     except ClientError as exc:
         aws.raise_if_throttled(exc, "ListObjectsV2")
         aws.raise_if_denied(exc, f"ListObjectsV2 on s3://{bucket}/{prefix}", READ_NEEDS)
         raise OutputMissing(f"cannot list s3://{bucket}/{prefix}: {aws.describe(exc)}") from exc
-    return max(contents, key=lambda o: o["LastModified"], default=None)
+    return newest
 
 
 def check_output(s3: Any, state: WorkflowState) -> CheckRecord:
-    """Find the output object; raise OutputMissing if it is absent or stale."""
-    check = read_execution(state.request).run_options.output_check
+    """Find the output; raise OutputMissing if it is absent or older than the run.
+
+    `ii_check_s3: {bucket, prefix}`: that object, or one under that prefix.
+    `ii_check_s3: true`: at least one object under the location the commands give.
+    """
+    check = state.resolution().output_check
     if check is None:
         return CheckRecord(checked=False)
-    bucket = expand_daily(check.bucket, state.run_date)
-    prefix = expand_daily(check.prefix, state.run_date)
-    location = f"s3://{bucket}/{prefix}"
-    found = _head(s3, bucket, prefix)
-    if found is not None:
-        size, modified = found["ContentLength"], found["LastModified"]
-    else:
-        newest = _newest_under(s3, bucket, prefix)
-        if newest is None:
-            raise OutputMissing(f"{location}: no such object or prefix after the run")
-        size, modified = newest["Size"], newest["LastModified"]
-        location = f"s3://{bucket}/{newest['Key']}"
+    bucket, prefix = check.bucket, check.prefix
     # S3 keeps whole seconds; the execution's start has milliseconds.
     started: datetime = state.execution.start_time.replace(microsecond=0)
-    if check.newer_than_start and modified < started:
+    since = started if check.newer_than_start else datetime.min.replace(tzinfo=started.tzinfo)
+    exact = _head(s3, bucket, prefix) if check.source == "ii_check_s3" else None
+    if exact is not None:
+        found = {
+            "Key": prefix,
+            "Size": exact["ContentLength"],
+            "LastModified": exact["LastModified"],
+        }
+    else:
+        under = _fresh_under(s3, bucket, prefix, since)
+        if under is None:
+            what = "no such object or prefix" if check.source == "ii_check_s3" else "no object"
+            raise OutputMissing(f"{check.location}: {what} after the run")
+        found = under
+    location = f"s3://{bucket}/{found['Key']}"
+    modified: datetime = found["LastModified"]
+    if modified < since:
         raise OutputMissing(
             f"{location} was last written {modified.isoformat()}, before this run "
             f"started ({started.isoformat()}): the run did not write it"
         )
-    return CheckRecord(checked=True, location=location, size=size, last_modified=modified)
+    return CheckRecord(checked=True, location=location, size=found["Size"], last_modified=modified)

@@ -18,6 +18,17 @@ _INTEGER_TYPES = ("integer", "long")
 _NUMBER_TYPES = ("double", "float")
 
 
+#: Past this many unknown fields in one object, no "did you mean": the input is no
+#: typo, and looking for close matches would cost seconds.
+MAX_HINTS = 20
+
+
+def unknown_field(path: str, known: list[str], cutoff: float = 0.6) -> Problem:
+    """'path: unknown field', with the closest of `known` as a hint when one is close."""
+    hint = difflib.get_close_matches(path.rsplit(".", 1)[-1], known, n=1, cutoff=cutoff)
+    return Problem(path, "unknown field" + (f" (did you mean {hint[0]}?)" if hint else ""))
+
+
 def json_type(value: Any) -> str:
     """The JSON name of a value's type, as an error message shows it."""
     if value is None:
@@ -89,13 +100,13 @@ def shape_problems(
     problems: list[Problem] = []
     if kind == "structure":
         members = shape.members
+        hint = sum(name not in members for name in value) <= MAX_HINTS
         for name, item in value.items():
             if name in skip:
                 continue
             if name not in members:
-                hint = difflib.get_close_matches(name, list(members), n=1, cutoff=0.5)
-                suggestion = f" (did you mean {hint[0]}?)" if hint else ""
-                problems.append(Problem(f"{path}.{name}", f"unknown field{suggestion}"))
+                known = list(members) if hint else []
+                problems.append(unknown_field(f"{path}.{name}", known, cutoff=0.5))
             else:
                 problems += shape_problems(item, members[name], f"{path}.{name}")
         problems += [

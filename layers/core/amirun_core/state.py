@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from amirun_core.cost import UsageRecord
+from amirun_core.daily import Resolution
+from amirun_core.execution import read_execution
 
 
 class _Record(BaseModel):
@@ -55,6 +57,9 @@ class CommandRecord(_Record):
     done: bool = False
     wait_seconds: int = 1
     output_url: str | None = Field(None, description="s3:// prefix of the full stdout/stderr.")
+    execution_url: str | None = Field(
+        None, description="s3:// URL of the resolved execution the Commander recorded."
+    )
     stdout_tail: str = ""
     stderr_tail: str = ""
     ended_at: datetime | None = None
@@ -65,6 +70,15 @@ class CheckRecord(_Record):
     location: str | None = None
     size: int | None = None
     last_modified: datetime | None = None
+
+
+class InputsRecord(_Record):
+    """The input gate: do the objects `run_options.inputs` names exist yet?"""
+
+    ready: bool
+    missing: list[str] = []
+    deadline: datetime
+    wait_seconds: int = 1
 
 
 class CaughtError(_Record):
@@ -108,6 +122,10 @@ class WorkflowState(_Record):
 
     request: Any
     execution: ExecutionContext
+    resolved: Resolution | None = Field(
+        None, description="The Resolve step's result: DAILY resolved once for every attempt."
+    )
+    inputs: InputsRecord | None = None
     attempt: int = 1
     past_attempts: list[AttemptRecord] = []
     instance: InstanceRecord | None = None
@@ -116,14 +134,19 @@ class WorkflowState(_Record):
     cleanup: CleanupRecord | None = None
     error: CaughtError | None = None
 
+    def resolution(self) -> Resolution:
+        """The run as Resolve resolved it; an execution from before that step, on the spot."""
+        if self.resolved is not None:
+            return self.resolved
+        return read_execution(self.request).resolve(self.execution.start_time)
+
+    def resolved_commands(self) -> list[str]:
+        """The commands this run sends: the input's, DAILY resolved as Resolve said."""
+        return read_execution(self.request).resolved_commands(self.resolution())
+
     @property
     def schedule_name(self) -> str | None:
         return schedule_name(self.request)
-
-    @property
-    def run_date(self) -> str:
-        """The run's UTC date, YYYYMMDD: what `DAILY` stands for."""
-        return self.execution.start_time.strftime("%Y%m%d")
 
 
 def schedule_name(request: Any) -> str | None:

@@ -26,8 +26,11 @@ EVENTS_PER_SAFETY_ROUND = 14
 COMMAND_LOOK_BUDGET = 150
 READY_POLL_BUDGET = 400
 CLEANUP_POLL_BUDGET = 300
+#: Loops the input gate may spend, once per execution (relaunches skip it).
+INPUTS_POLL_BUDGET = 150
 
 READY_INTERVAL_S = 10
+INPUTS_INTERVAL_S = 60
 CLEANUP_INTERVAL_S = 10
 CLEANUP_TIMEOUT_S = 900
 
@@ -78,3 +81,7 @@ def ready_poll_interval(ready_timeout_s: int, attempts: int) -> int:
 
 def cleanup_poll_interval(attempts: int) -> int:
     return spread_interval(CLEANUP_INTERVAL_S, CLEANUP_TIMEOUT_S, attempts, CLEANUP_POLL_BUDGET)
+
+
+def inputs_poll_interval(inputs_timeout_s: int) -> int:
+    return spread_interval(INPUTS_INTERVAL_S, inputs_timeout_s, 1, INPUTS_POLL_BUDGET)

@@ -15,8 +15,10 @@ from amirun.commands.common import (
     print_problems,
     read_execution_file,
 )
+from amirun.rendering import resolve_at
+from amirun_core.daily import DAILY, output_location
 from amirun_core.errors import InvalidExecutionInput
-from amirun_core.execution import parse_execution
+from amirun_core.execution import ExecutionRequest, S3Check, parse_execution
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -40,11 +42,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print_json(None)
         return EXIT_OK
     options = parsed.run_options
-    check = options.output_check
     print(
-        f"{args.execution}: valid. {len(parsed.commands or [])} command(s), time limit "
-        f"{options.timeout_s} s, then {end_of_run(options)}"
-        + (f"; checks s3://{check.bucket}/{check.prefix}" if check else "; no output check")
+        f"{args.execution}: valid. {len(parsed.command_list)} command(s), time limit "
+        f"{options.timeout_s} s, then {end_of_run(options)}; {check_summary(parsed)}"
     )
     return EXIT_OK
 
@@ -54,6 +54,21 @@ def print_json(exc: InvalidExecutionInput | None) -> None:
     problems = exc.problems if exc else []
     json.dump([{"field": p.field, "message": p.message} for p in problems], sys.stdout, indent=2)
     print()
+
+
+def check_summary(request: ExecutionRequest) -> str:
+    """Where RunChecker will look, DAILY resolved as if the run started now."""
+    resolution = resolve_at(request, None)
+    check = resolution.output_check
+    if check is None:
+        return "no output check"
+    what = "checks" if check.source == "ii_check_s3" else f"checks (from the {check.source})"
+    started_now = (
+        f" if started now (DAILY = {resolution.daily_date})"
+        if DAILY in unresolved_location(request)
+        else ""
+    )
+    return f"{what} s3://{check.bucket}/{check.prefix}{started_now}"
 
 
 def register(sub: Any) -> None:
@@ -71,3 +86,11 @@ def register(sub: Any) -> None:
         "[] when the file is valid",
     )
     validate.set_defaults(func=cmd_validate)
+
+
+def unresolved_location(request: ExecutionRequest) -> str:
+    check = request.run_options.ii_check_s3
+    if isinstance(check, S3Check):
+        return f"{check.bucket}/{check.prefix}"
+    bucket, prefix, _ = output_location(request.command_list, request.datastream_command_options)
+    return f"{bucket}/{prefix}"

@@ -96,6 +96,12 @@ def error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
     }
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog is 5: a burst of Task states calling at once
+    # would have connections refused and retried a second later.
+    request_queue_size = 1024
+
+
 class LambdaEndpoint:
     """Serves Invoke for the given functions, keyed by the name in their ARN.
 
@@ -127,7 +133,7 @@ class LambdaEndpoint:
         #: Most invocations that ran at once, and how many were refused for the limit.
         self.peak_concurrency = 0
         self.throttled = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._request_handler())
+        self._server = _Server(("127.0.0.1", 0), self._request_handler())
         # Shutting down waits for the server's next look at its flag: look often.
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

@@ -42,9 +42,9 @@ from amirun.local.world import (
 )
 from amirun.progress import Progress, RunResult, describe_result
 from amirun.project import load_template, load_workflow
-from amirun_core.command import expand_daily
-from amirun_core.errors import one_line_cause
-from amirun_core.execution import STATE_LIMIT_BYTES
+from amirun_core.daily import Resolution
+from amirun_core.errors import InvalidExecutionInput, one_line_cause
+from amirun_core.execution import STATE_LIMIT_BYTES, read_execution
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -99,6 +99,7 @@ class RehearsalResult(RunResult):
     #: The execution's whole history, and every event the world put on the bus (for bench/).
     history: list[dict[str, Any]] = field(default_factory=list)
     bus_events: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
+    standin_inputs: list[str] = field(default_factory=list)
     #: Bytes of the largest state the execution carried (Step Functions allows
     #: STATE_LIMIT_BYTES), and by how much it exceeded the input.
     largest_state_bytes: int = 0
@@ -256,16 +257,17 @@ def _references(request: dict[str, Any], ec2: Any, iam: Any, s3: Any) -> list[_R
                 lambda: iam.create_instance_profile(InstanceProfileName=profile),
             )
         )
-    target = expected_output(request, datetime.now(UTC).strftime("%Y%m%d"))
-    if target is not None:
-        bucket = target[0]
+    resolution = planned_resolution(request, datetime.now(UTC))
+    buckets = [check.bucket] if resolution and (check := resolution.output_check) else []
+    buckets += [item.bucket for item in resolution.inputs] if resolution else []
+    for bucket in dict.fromkeys(buckets):
         refs.append(
             _Reference(
                 "bucket",
                 bucket,
-                lambda: s3.head_bucket(Bucket=bucket),
+                functools.partial(s3.head_bucket, Bucket=bucket),
                 ("404", "NoSuchBucket"),
-                lambda: s3.create_bucket(Bucket=bucket),
+                functools.partial(s3.create_bucket, Bucket=bucket),
             )
         )
     return refs
@@ -300,14 +302,26 @@ def create_command_wait_table(dynamodb: Any, name: str = COMMAND_WAIT_TABLE) -> 
     )
 
 
-def expected_output(request: dict[str, Any], run_date: str) -> tuple[str, str] | None:
-    check = (request.get("run_options") or {}).get("ii_check_s3")
-    if not isinstance(check, dict):
+def planned_resolution(request: dict[str, Any], start: datetime) -> Resolution | None:
+    """The execution as the workflow resolves it when started at `start` (None if invalid)."""
+    try:
+        return read_execution(request).resolve(start)
+    except InvalidExecutionInput:
         return None
-    bucket, prefix = check.get("bucket"), check.get("prefix")
-    if not isinstance(bucket, str) or not isinstance(prefix, str):
+
+
+#: Name of the stand-in output object under a derived output prefix.
+STANDIN_OUTPUT = "amirun-rehearsal-output.json"
+
+
+def expected_output(resolution: Resolution | None) -> tuple[str, str] | None:
+    """(bucket, key) of a stand-in output that RunChecker accepts."""
+    check = resolution.output_check if resolution else None
+    if check is None:
         return None
-    return expand_daily(bucket, run_date), expand_daily(prefix, run_date)
+    if check.source == "ii_check_s3":
+        return check.bucket, check.prefix
+    return check.bucket, check.prefix + STANDIN_OUTPUT
 
 
 # --- following the execution -----------------------------------------------------------
@@ -437,6 +451,17 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if collecting:
             gc.enable()
+
+
+def _invoked(
+    metrics: Any, on_invoke: Callable[[Invocation], None] | None, invocation: Invocation
+) -> None:
+    # Metrics are not published in a rehearsal (POWERTOOLS_METRICS_DISABLED), and
+    # Powertools then keeps them: at 100 values of one metric it prints them anyway.
+    # Each invocation leaves none behind, as each Lambda environment would publish them.
+    metrics.clear_metrics()
+    if on_invoke is not None:
+        on_invoke(invocation)
 
 
 class _ScaledSleep:
@@ -576,6 +601,7 @@ class EmulatorSession:
         # Imported here so its clients are created inside the emulator.
         from amirun_core import aws
         from amirun_core.observability import logger as step_logger
+        from amirun_core.observability import metrics as step_metrics
 
         # Step logs go to stderr: stdout carries the progress (or --json).
         for handler in step_logger.handlers:
@@ -631,7 +657,7 @@ class EmulatorSession:
             LambdaEndpoint(
                 workflow.functions,
                 arn_of,
-                self._invoked,
+                functools.partial(_invoked, step_metrics, self._reported),
                 lose,
                 concurrency=options.lambda_concurrency,
             )
@@ -649,7 +675,7 @@ class EmulatorSession:
             type="STANDARD",
         )["stateMachineArn"]
 
-    def _invoked(self, invocation: Invocation) -> None:
+    def _reported(self, invocation: Invocation) -> None:
         if self._on_invoke is not None:
             self._on_invoke(invocation)
         self.bus.observe(invocation)
@@ -672,14 +698,19 @@ class EmulatorSession:
 
     def start(self, request: dict[str, Any], name: str) -> str:
         """Start one execution of the workflow; returns its ARN at once."""
-        arn = f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
-        # Known before it starts, so its command's stand-in output is never a guess.
-        run_date = datetime.now(UTC).strftime("%Y%m%d")
-        self.world.expect_output(arn, expected_output(request, run_date))
-        started: str = self.sfn.start_execution(
+        started = self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(request)
-        )["executionArn"]
-        return started
+        )
+        arn: str = started["executionArn"]
+        # Resolve uses the execution's start time: so do the stand-ins. Set long
+        # before the command ends (the instance must launch and its agent register).
+        resolution = planned_resolution(request, started["startDate"])
+        self.world.expect_output(arn, expected_output(resolution))
+        with self.world.emulator_calls():
+            self.world.provide_inputs(
+                [(i.bucket, i.key) for i in resolution.inputs] if resolution else []
+            )
+        return arn
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
         described: dict[str, Any] = self.sfn.describe_execution(executionArn=execution_arn)
@@ -740,6 +771,7 @@ def rehearse(
             standins=standins,
             sent_commands=list(world.sent_commands),
             standin_outputs=list(world.standin_outputs),
+            standin_inputs=list(world.standin_inputs),
             largest_state_bytes=follower.largest_state,
             largest_state_growth=follower.largest_state - state_bytes(json.dumps(request)),
             history=session.history(arn),
@@ -785,6 +817,8 @@ def _notes(options: RehearsalOptions, result: RehearsalResult) -> list[str]:
         notes.append("commands were recorded, not run (--exec-commands runs them)")
     for location in result.standin_outputs:
         notes.append(f"{location} was put in place as a stand-in for the run's output")
+    for location in result.standin_inputs:
+        notes.append(f"{location} was put in place as a stand-in for one of the run's inputs")
     if options.faults:
         notes.append("faults injected: " + ", ".join(sorted(options.faults)))
     if result.largest_state_bytes > STATE_LIMIT_BYTES * 0.9:

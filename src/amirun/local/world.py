@@ -48,6 +48,8 @@ FAULTS: dict[str, str] = {
     "crash": "a step's Lambda crashes with an unexpected error",
     "spot-interruption": "the instance is terminated under the running command",
     "lost-response": "the starter's first response is lost after it launched the instance",
+    "inputs-late": "the objects run_options.inputs names appear after the input gate's second look",
+    "inputs-missing": "the objects run_options.inputs names never appear",
     "stop-refused": "EC2 refuses to stop or terminate the instance (a missing permission)",
     "event-lost": "no end event arrives (EventBridge delivers SSM events best effort): "
     "the safety look finds the end",
@@ -57,6 +59,8 @@ FAULTS: dict[str, str] = {
 
 #: How often the world's clock moves commands on (wall seconds).
 TICK_S = 0.05
+#: Looks at a missing input before it appears, with the `inputs-late` fault.
+LATE_INPUT_LOOKS = 2
 
 #: Longest emulated agent delay or command duration a rehearsal takes, in seconds.
 MAX_DELAY_S = 3600
@@ -160,6 +164,8 @@ class EmulatedWorld:
         self.throttled_calls = 0
         self.sent_commands: list[list[str]] = []
         self.standin_outputs: list[str] = []
+        self.standin_inputs: list[str] = []
+        self._late_inputs: dict[tuple[str, str], int] = {}
 
     def expect_output(self, execution_arn: str, target: tuple[str, str] | None) -> None:
         """The (bucket, key) an execution checks: put in place when its command succeeds."""
@@ -187,6 +193,7 @@ class EmulatedWorld:
                 "before-call.ssm.CancelCommand": self._cancel_command,
             },
         }
+        hooks[self._s3] = {"before-call.s3.HeadObject": self._head_object}
         for client, events in hooks.items():
             service = client.meta.service_model.service_id.hyphenize()
             for operation in {event.rsplit(".", 1)[1] for event in events}:
@@ -217,6 +224,35 @@ class EmulatedWorld:
                 for command in list(self._commands.values()):
                     self._advance(command)
             time.sleep(TICK_S)
+
+    # --- S3: the run's inputs -------------------------------------------------------
+    def provide_inputs(self, objects: list[tuple[str, str]]) -> None:
+        """Put stand-ins for the run's inputs in place now, later, or never (faults)."""
+        if "inputs-missing" in self.settings.faults:
+            return
+        with self._lock:
+            for target in objects:
+                if "inputs-late" in self.settings.faults:
+                    self._late_inputs[target] = 0
+                else:
+                    self._put_standin_input(target)
+
+    def _put_standin_input(self, target: tuple[str, str]) -> None:
+        bucket, key = target
+        with self.emulator_calls():
+            self._s3.put_object(Bucket=bucket, Key=key, Body=b"rehearsal: stand-in input object")
+        self.standin_inputs.append(f"s3://{bucket}/{key}")
+
+    def _head_object(self, context: dict[str, Any], **_: Any) -> None:
+        params = context.get("amirun_params", {})
+        target = (params.get("Bucket", ""), params.get("Key", ""))
+        with self._lock:
+            if target not in self._late_inputs:
+                return
+            self._late_inputs[target] += 1
+            if self._late_inputs[target] > LATE_INPUT_LOOKS:
+                del self._late_inputs[target]
+                self._put_standin_input(target)
 
     def close(self) -> None:
         self._ticking.clear()

@@ -1,0 +1,433 @@
+"""DAILY, the output location and the datastream command: the NextGen conventions.
+
+Execution files generated for NOAA NextGen runs are written once and started
+every day. They say `DAILY` where the run's date goes and keep the output
+location in the command text (`--S3_BUCKET b --S3_PREFIX p`). This module reads
+them the way the system amirun replaces did, as pure functions, so the Resolve
+step, the CLI and the rehearsal all resolve a file the same way:
+
+1. The reference time is the schedule's scheduled time, else the execution's
+   start time.
+2. The cycle hour comes from the forcing source (`--forcing_source` in the
+   commands): `..._SHORT_RANGE_HH` and `..._ANALYSIS_ASSIM_RESTART_CHRT_HH` give
+   HH, `..._MEDIUM_RANGE_HH_M` gives HH; any other source 16; none 24.
+3. The DAILY date is the reference's UTC date, or the day before when the
+   reference's UTC hour is earlier than the cycle hour (so with no forcing
+   source it is always yesterday's date).
+4. The date replaces DAILY in the S3 prefix, wherever that prefix appears.
+5. With a forcing source, the `-F` forcing file is the only other place
+   resolved (`-s DAILY` is a keyword of the datastream CLI). Without one, every
+   DAILY that is not part of a longer word becomes the date.
+6. A medium-range member m > 1 reads the forcing of the cycle 6*(m-1) hours
+   earlier: the `-F` path's `/HH/` folder and `tHHz` move back, and so does its
+   date when that crosses midnight.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
+
+DAILY = "DAILY"
+
+#: Cycle hour with no forcing source: every UTC hour is earlier, so the date is yesterday's.
+NO_FORCING_CYCLE = 24
+#: Cycle hour of a forcing source without one of its own (analysis_assim_extend runs at 16Z).
+OTHER_FORCING_CYCLE = 16
+#: A medium-range member m reads the forcing of the cycle 6*(m-1) hours earlier.
+MEMBER_SHIFT_HOURS = 6
+
+#: `--name` followed by `=`, spaces or a quote; the value runs to the next space or quote.
+_VALUE = r"[=\s'\"]+([^\s'\"]+)"
+#: `-F` as a word of its own (not the end of `--FORCING_SOURCE`, not `rm -f`).
+_FORCING_FILE = re.compile(r"(?<![^\s'\"])-F" + _VALUE)
+_WHOLE_WORD_DAILY = re.compile(r"(?<![A-Za-z0-9])DAILY(?![A-Za-z0-9])")
+_SHORT_RANGE = re.compile(r"SHORT_RANGE_(\d{2})$")
+_MEDIUM_RANGE = re.compile(r"MEDIUM_RANGE_(\d{2})_(\d)$")
+_RESTART = re.compile(r"ANALYSIS_ASSIM_RESTART_CHRT_(\d{2})$")
+#: The cycle folder and the `tHHz` of a forcing file path.
+_CYCLE_IN_PATH = re.compile(r"/(\d{2})/.*?t(\d{2})z")
+#: A value that goes into the datastream command as one shell word inside '...'.
+_SHELL_WORD = re.compile(r"^[^\s']+$")
+
+
+def _option(name: str) -> re.Pattern[str]:
+    return re.compile(rf"--{name}{_VALUE}", re.IGNORECASE)
+
+
+S3_BUCKET_OPTION = _option("s3_bucket")
+S3_PREFIX_OPTION = _option("s3_prefix")
+FORCING_SOURCE_OPTION = _option("forcing_source")
+
+
+def find_option(commands: list[str], pattern: re.Pattern[str]) -> str | None:
+    """The value of an option in the commands: the first in a command, the last command's wins."""
+    found = None
+    for command in commands:
+        match = pattern.search(command)
+        if match:
+            found = match.group(1)
+    return found
+
+
+def forcing_file(commands: list[str]) -> str | None:
+    return find_option(commands, _FORCING_FILE)
+
+
+def cycle_hour(forcing_source: str | None) -> int:
+    """The forecast cycle hour a forcing source stands for (rule 2); ValueError if malformed."""
+    if forcing_source is None:
+        return NO_FORCING_CYCLE
+    source = forcing_source.upper()
+    for kind, pattern, shape in (
+        ("SHORT_RANGE", _SHORT_RANGE, "..._SHORT_RANGE_HH"),
+        ("MEDIUM_RANGE", _MEDIUM_RANGE, "..._MEDIUM_RANGE_HH_M"),
+        ("ANALYSIS_ASSIM_RESTART_CHRT", _RESTART, "..._ANALYSIS_ASSIM_RESTART_CHRT_HH"),
+    ):
+        if kind in source:
+            match = pattern.search(source)
+            if match is None or int(match.group(1)) > 23:
+                raise ValueError(
+                    f"--forcing_source {forcing_source}: a {kind.lower()} source names its "
+                    f"cycle hour, as {shape} (HH 00 to 23)"
+                )
+            return int(match.group(1))
+    return OTHER_FORCING_CYCLE
+
+
+def medium_range_member(forcing_source: str | None) -> int:
+    """The ensemble member of a medium-range forcing source; 1 for any other."""
+    match = _MEDIUM_RANGE.search((forcing_source or "").upper())
+    return int(match.group(2)) if match else 1
+
+
+def daily_date(reference: datetime, cycle: int) -> date:
+    """Rule 3: the reference's UTC date, or the day before if its hour is before the cycle."""
+    utc = reference.astimezone(UTC) if reference.tzinfo else reference
+    return utc.date() - timedelta(days=1) if utc.hour < cycle else utc.date()
+
+
+def shifted_forcing_file(path: str, day: date, member: int) -> str:
+    """Rule 6: the forcing file of member `member` with DAILY resolved to `day`."""
+    shift = MEMBER_SHIFT_HOURS * (member - 1)
+    match = _CYCLE_IN_PATH.search(path)
+    if not shift or match is None:
+        return path.replace(DAILY, f"{day:%Y%m%d}")
+    cycle_start = datetime(day.year, day.month, day.day, int(match.group(1)))
+    shifted = cycle_start - timedelta(hours=shift)
+    hour = f"{shifted.hour:02d}"
+    moved = (
+        path[: match.start(1)]
+        + hour
+        + path[match.end(1) : match.start(2)]
+        + hour
+        + path[match.end(2) :]
+    )
+    return moved.replace(DAILY, f"{shifted:%Y%m%d}")
+
+
+def replace_daily(text: str, day: date) -> str:
+    """Every DAILY in `text` becomes the date (S3 prefixes, checked locations, inputs)."""
+    return text.replace(DAILY, f"{day:%Y%m%d}")
+
+
+def resolve_commands(
+    commands: list[str],
+    day: date,
+    *,
+    forcing_source: str | None,
+    prefix: str | None,
+) -> list[str]:
+    """Rules 4 to 6 on the command text."""
+    resolved = list(commands)
+    if prefix and DAILY in prefix:
+        resolved = [c.replace(prefix, replace_daily(prefix, day)) for c in resolved]
+    if forcing_source is None:
+        return [_WHOLE_WORD_DAILY.sub(f"{day:%Y%m%d}", c) for c in resolved]
+    path = forcing_file(resolved)
+    if path is not None:
+        moved = shifted_forcing_file(path, day, medium_range_member(forcing_source))
+        resolved = [c.replace(path, moved) for c in resolved]
+    return resolved
+
+
+# --- datastream_command_options -------------------------------------------------------------
+class DatastreamCommandOptions(BaseModel):
+    """The NextGen datastream form: amirun turns it into the one command the original ran."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        # The upload location comes whole, for editors as for the validator.
+        json_schema_extra={
+            "dependentRequired": {"s3_bucket": ["s3_prefix"], "s3_prefix": ["s3_bucket"]}
+        },
+    )
+
+    start_time: str = Field(description="`-s`: start time (YYYYMMDDHHMM) or DAILY.")
+    end_time: str = Field(description="`-e`: end time (YYYYMMDDHHMM).")
+    forcing_source: str = Field(description="`-C`: forcing source, e.g. NWM_RETRO_V3.")
+    realization: str = Field(description="`-R`: path or URL of the NextGen realization file.")
+    nprocs: Annotated[
+        int,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "integer", "minimum": 1, "maximum": 1024},
+                    {"type": "string", "pattern": "^\\s*0*[1-9][0-9]*\\s*$"},
+                ]
+            }
+        ),
+    ] = Field(ge=1, le=1024, description='`-n`: processes; a number or a string such as "4".')
+    subset_id_type: str = Field(description="`-i`: kind of subset id, e.g. hl or vpu.")
+    subset_id: str = Field(description="`-I`: subset id, e.g. Gages-09106150 or VPU_01.")
+    hydrofabric_version: str = Field(description="`-v`: hydrofabric version, e.g. 2.2.")
+    s3_bucket: str | None = Field(
+        None,
+        description="`-S`: bucket the datastream uploads to (s3_prefix is then required); "
+        "also the output location `ii_check_s3: true` checks.",
+    )
+    s3_prefix: str | None = Field(
+        None, description="`-o`: prefix the datastream uploads under (with s3_bucket)."
+    )
+
+    @field_validator("nprocs", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        # The original's files give it as a string ("4") as often as a number.
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # JSON Schema counts 4.0 as an integer
+        raise PydanticCustomError(
+            "whole_number",
+            '{value} is not a whole number of processes (e.g. 4 or "4")',
+            {"value": repr(value)},
+        )
+
+    @field_validator(
+        "start_time",
+        "end_time",
+        "forcing_source",
+        "realization",
+        "subset_id_type",
+        "subset_id",
+        "hydrofabric_version",
+        "s3_bucket",
+        "s3_prefix",
+    )
+    @classmethod
+    def _one_shell_word(cls, value: str | None) -> str | None:
+        if value is not None and not _SHELL_WORD.match(value):
+            raise PydanticCustomError(
+                "shell_word", "one word: no spaces or single quotes (it goes into a shell command)"
+            )
+        return value
+
+    def command(self) -> str:
+        """Exactly the command the original Commander built from these options."""
+        command = (
+            "runuser -l ec2-user -c 'cd /home/ec2-user/datastream && ./scripts/datastream"
+            f" -s {self.start_time} -e {self.end_time} -C {self.forcing_source}"
+            f" -I {self.subset_id} -i {self.subset_id_type} -v {self.hydrofabric_version}"
+            f" -d $(pwd)/data/datastream -R {self.realization} -n {self.nprocs}"
+        )
+        if self.s3_bucket:
+            command += f" -S {self.s3_bucket} -o {self.s3_prefix}"
+        return command + "'"
+
+
+class Schedule(BaseModel):
+    """Which schedule started the run, and when it was due: the run's reference time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The schedule's name; tags the instance and volume (amirun:schedule).",
+    )
+    scheduled_time: datetime | None = Field(
+        None,
+        description="When the schedule was due (ISO-8601, UTC when no offset is given), "
+        "e.g. filled by EventBridge Scheduler from <aws.scheduler.scheduled-time>. The "
+        "run's reference time for DAILY; without it, the execution's start time.",
+    )
+
+    @field_validator("scheduled_time", mode="before")
+    @classmethod
+    def _iso_text(cls, value: Any) -> Any:
+        # A number would pass for a Unix time; the field is ISO-8601 text.
+        if value is not None and not isinstance(value, str):
+            raise PydanticCustomError(
+                "iso_time", "an ISO-8601 time as text, e.g. 2026-02-09T12:00:00Z"
+            )
+        return value
+
+    @field_validator("scheduled_time")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+# --- what a run resolves to -------------------------------------------------------------------
+class _Resolved(BaseModel):
+    # Records the state carries; a newer workflow may add fields.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class OutputCheck(_Resolved):
+    """Where RunChecker looks: an object or, under a prefix, at least one object."""
+
+    bucket: str
+    prefix: str
+    newer_than_start: bool = True
+    source: Literal["ii_check_s3", "commands", "datastream_command_options"] = "ii_check_s3"
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+class S3Object(_Resolved):
+    bucket: str
+    key: str
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+class Resolution(_Resolved):
+    """DAILY resolved once for a run; relaunches keep it (the state carries it).
+
+    The commands are not in it: they are the input's, resolved again from
+    `daily_date` when sent (`commands_for`), so the state never carries them
+    twice (Step Functions allows 256 KiB per state).
+    """
+
+    reference_time: datetime
+    reference: Literal["scheduled_time", "start_time"]
+    daily_date: str = Field(description="What DAILY became (YYYYMMDD).")
+    forcing_source: str | None
+    cycle_hour: int
+    output_check: OutputCheck | None
+    inputs: list[S3Object] = []
+
+
+def output_location(
+    commands: list[str], options: DatastreamCommandOptions | None
+) -> tuple[str | None, str | None, Literal["commands", "datastream_command_options"]]:
+    """The output bucket and prefix `ii_check_s3: true` means (still with DAILY in them)."""
+    if options is not None:
+        return options.s3_bucket, options.s3_prefix, "datastream_command_options"
+    return (
+        find_option(commands, S3_BUCKET_OPTION),
+        find_option(commands, S3_PREFIX_OPTION),
+        "commands",
+    )
+
+
+def missing_location(
+    bucket: str | None,
+    prefix: str | None,
+    source: Literal["commands", "datastream_command_options"],
+) -> str | None:
+    """Why `ii_check_s3: true` has no location (from `output_location`), or None."""
+    if bucket and prefix:
+        return None
+    wanted = [name for name, value in (("bucket", bucket), ("prefix", prefix)) if not value]
+    if source == "datastream_command_options":
+        looked = " or ".join(f"datastream_command_options.s3_{n}" for n in wanted)
+        where = "datastream_command_options"
+    else:
+        looked = " or ".join(f"--s3_{n}" for n in wanted) + " (any case)"
+        where = "the commands"
+    return (
+        f"`true` checks the output location {where} give, but there is no {looked} "
+        'in them; add it, or give {"bucket": "...", "prefix": "..."}, or false'
+    )
+
+
+def check_forcing_source(commands: list[str]) -> str | None:
+    """Why the commands' forcing source cannot give a cycle hour, or None."""
+    try:
+        cycle_hour(find_option(commands, FORCING_SOURCE_OPTION))
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def resolve(
+    *,
+    commands: list[str],
+    options: DatastreamCommandOptions | None,
+    check: bool | dict[str, Any],
+    inputs: list[str],
+    reference_time: datetime,
+    reference: Literal["scheduled_time", "start_time"],
+) -> Resolution:
+    """Resolve one execution for a reference time (NEXTGEN rules 1-6; the commands
+    themselves with `commands_for`).
+
+    `commands` are the ones the run sends (with `options`, the one built from
+    them); `check` is `run_options.ii_check_s3` as plain data; `inputs` are
+    `s3://` URLs.
+    """
+    source = find_option(commands, FORCING_SOURCE_OPTION)
+    cycle = cycle_hour(source)
+    day = daily_date(reference_time, cycle)
+    bucket, prefix, origin = output_location(commands, options)
+    output: OutputCheck | None = None
+    if isinstance(check, dict):
+        output = OutputCheck(
+            bucket=replace_daily(check["bucket"], day),
+            prefix=replace_daily(check["prefix"], day),
+            newer_than_start=check.get("newer_than_start", True),
+        )
+    elif check and bucket and prefix:
+        # Under the prefix as a folder: `.../VPU_1` must not pass for `.../VPU_10L`.
+        folder = replace_daily(prefix, day).rstrip("/") + "/"
+        output = OutputCheck(bucket=bucket, prefix=folder, source=origin)
+    return Resolution(
+        reference_time=reference_time,
+        reference=reference,
+        daily_date=f"{day:%Y%m%d}",
+        forcing_source=source,
+        cycle_hour=cycle,
+        output_check=output,
+        inputs=[s3_object(replace_daily(url, day)) for url in inputs],
+    )
+
+
+def commands_for(
+    commands: list[str], options: DatastreamCommandOptions | None, resolution: Resolution
+) -> list[str]:
+    """The commands as they are sent, for a resolution made from the same execution."""
+    _, prefix, _ = output_location(commands, options)
+    day = datetime.strptime(resolution.daily_date, "%Y%m%d").date()
+    return resolve_commands(commands, day, forcing_source=resolution.forcing_source, prefix=prefix)
+
+
+def s3_url(url: str) -> str:
+    """A pydantic check: `url` is an `s3://bucket/key` URL."""
+    s3_object(url)
+    return url
+
+
+def s3_object(url: str) -> S3Object:
+    """`s3://bucket/key` as an S3Object; ValueError when it is not one."""
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    if not url.startswith("s3://") or not bucket or not key:
+        raise PydanticCustomError(
+            "s3_url", "{url} is not an S3 object URL (s3://bucket/key)", {"url": repr(url)}
+        )
+    return S3Object(bucket=bucket, key=key)

@@ -1,0 +1,77 @@
+"""`amirun render`: an execution JSON as the workflow will run it at a reference time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from amirun.commands.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    load_execution,
+    print_problems,
+    usage_error,
+)
+from amirun.rendering import render_execution
+from amirun_core.errors import InvalidExecutionInput
+
+
+def reference_time(text: str) -> datetime:
+    """An ISO-8601 time for --at; UTC when it names no offset."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise usage_error(
+            f"--at {text}: not an ISO-8601 time (e.g. 2026-02-09T03:00:00Z)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    raw = load_execution(args.execution)
+    at = reference_time(args.at) if args.at else None
+    try:
+        rendered = render_execution(raw, at)
+    except InvalidExecutionInput as exc:
+        print_problems(args.execution, exc, sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        json.dump(rendered, sys.stdout, indent=2)
+        print()
+        return EXIT_OK
+    check = rendered["output_check"]
+    fallback = ", on-demand if spot has no capacity" if rendered["on_demand_fallback"] else ""
+    lines = [
+        f"reference  {rendered['reference_time']} (the {rendered['reference'].replace('_', ' ')})",
+        f"DAILY      {rendered['daily_date']} (cycle hour {rendered['cycle_hour']}, "
+        f"forcing source {rendered['forcing_source'] or 'none'})",
+        f"check      s3://{check['bucket']}/{check['prefix']}" if check else "check      none",
+        *(f"input      {url}" for url in rendered["inputs"]),
+        f"market     {rendered['market']}{fallback}",
+        "commands",
+        *(f"  {command}" for command in rendered["commands"]),
+        "instance_parameters",
+        *(
+            f"  {line}"
+            for line in json.dumps(rendered["instance_parameters"], indent=2).splitlines()
+        ),
+    ]
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def register(sub: Any) -> None:
+    render = sub.add_parser(
+        "render", help="show an execution as the workflow will run it (DAILY resolved)"
+    )
+    render.add_argument("execution", help="execution JSON file")
+    render.add_argument(
+        "--at",
+        metavar="TIME",
+        help="reference time, ISO-8601 (default: the file's schedule.scheduled_time, else now)",
+    )
+    render.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    render.set_defaults(func=cmd_render)
