@@ -320,7 +320,9 @@ def test_a_spot_interruption_is_instance_lost_and_the_instance_stays_terminated(
         "was InProgress",
         cause,
     ), cause
-    assert spot_interruption.results("SettlerFunction")[0] == "ended the wait: InstanceLost"
+    assert spot_interruption.results("SettlerFunction")[0].startswith(
+        f"ended the wait: InstanceLost: instance {instance_id} is "
+    )
     # EC2 cannot stop a spot instance: terminated, although a stop was asked for.
     assert not spot_interruption.terminate
     assert spot_interruption.result.instances == {instance_id: "terminated"}
