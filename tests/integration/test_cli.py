@@ -161,3 +161,42 @@ def test_a_rehearsal_after_one_whose_stderr_was_closed_still_runs(basic: Any) ->
 
     with pytest.raises(RehearsalError, match="security group sg-0a1b2c3d4e5f67890"):
         rehearse(basic(), strict)
+
+
+def test_run_schedule_rehearses_one_schedule_of_a_file_at_its_scheduled_time(
+    capsys: pytest.CaptureFixture[str], fast_flags: list[str]
+) -> None:
+    from amirun.project import ROOT
+
+    schedules = str(ROOT / "schedules" / "examples" / "nightly-report.yaml")
+    code = main(
+        [
+            "run",
+            "--schedule",
+            schedules,
+            "nightly-report-large",
+            "--at",
+            "2026-02-09T01:30Z",
+            "--json",
+            *fast_flags,
+        ]
+    )
+    out, err = capsys.readouterr()
+
+    assert code == 0, err
+    assert "Rehearsing schedule nightly-report-large at 2026-02-09T01:30:00Z" in err
+    result = json.loads(out)
+    assert result["status"] == "SUCCEEDED"
+    # No forcing source in the command: DAILY is the day before the scheduled day.
+    assert result["output"]["checked_object"]["location"].startswith(
+        "s3://my-results/reports/large/20260208/"
+    )
+
+
+def test_run_schedule_needs_at_and_no_execution_file(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "x.json", "--schedule", "s.yaml", "NAME", "--at", "2026-02-09"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "amirun: --schedule FILE NAME takes --at TIME and no execution file\n"
+    )

@@ -51,11 +51,17 @@ def allow_statements(node: Any) -> Iterator[dict[str, Any]]:
     """Every Allow statement, inline in SAM Policies or in an IAM resource.
 
     Not a KMS key's own policy: there Resource "*" means that key, and its
-    principals are checked by test_notification_key_policy.
+    principals are checked by test_notification_key_policy. Not a trust policy
+    either: a statement with a Principal says who may assume a role, it grants nothing.
     """
     if isinstance(node, dict) and node.get("Type") == "AWS::KMS::Key":
         return
-    if isinstance(node, dict) and "Action" in node and node.get("Effect") == "Allow":
+    if (
+        isinstance(node, dict)
+        and "Action" in node
+        and node.get("Effect") == "Allow"
+        and "Principal" not in node
+    ):
         yield node
     children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
     for child in children:

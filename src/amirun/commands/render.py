@@ -33,12 +33,17 @@ def reference_time(text: str) -> datetime:
 def cmd_render(args: argparse.Namespace) -> int:
     raw = load_execution(args.execution)
     at = reference_time(args.at) if args.at else None
+    return show_rendered(raw, at, args.execution, as_json=args.json)
+
+
+def show_rendered(raw: dict[str, Any], at: datetime | None, source: str, as_json: bool) -> int:
+    """Print an execution as the workflow will run it (also `amirun schedules render`)."""
     try:
         rendered = render_execution(raw, at)
     except InvalidExecutionInput as exc:
-        print_problems(args.execution, exc, sys.stderr)
+        print_problems(source, exc, sys.stderr)
         return EXIT_FAILED
-    if args.json:
+    if as_json:
         json.dump(rendered, sys.stdout, indent=2)
         print()
         return EXIT_OK

@@ -18,8 +18,10 @@ from amirun.commands.common import (
     end_of_run,
     print_result,
     progress_printer,
+    usage_error,
     validated_execution,
 )
+from amirun.commands.schedules import scheduled_time, validated_schedule
 
 #: What `pip install 'amirun[rehearse]'` adds: the emulator, and its HTTP server.
 REHEARSE_MODULES = ("moto", "flask", "flask_cors")
@@ -75,7 +77,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from amirun.local.runner import RehearsalError, RehearsalOptions, rehearse
 
-    checked = validated_execution(args.execution)
+    if args.schedule:
+        if args.execution or not args.at:
+            raise usage_error("--schedule FILE NAME takes --at TIME and no execution file")
+        path, name = args.schedule
+        checked = validated_schedule(path, name, args.at)
+        label = f"schedule {name} at {args.at}"
+    elif args.execution:
+        checked = validated_execution(args.execution)
+        label = args.execution
+    else:
+        raise usage_error("give an execution JSON file, or --schedule FILE NAME --at TIME")
     if checked is None:
         return EXIT_FAILED
     request, parsed = checked
@@ -91,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     mode = "commands run in a local shell" if args.exec_commands else "commands recorded, not run"
     print(
-        f"Rehearsing {args.execution} on the embedded AWS emulator"
+        f"Rehearsing {label} on the embedded AWS emulator"
         f" (times x{args.time_scale}, {mode}); afterwards: {end_of_run(parsed.run_options)}",
         file=out,
     )
@@ -126,7 +138,19 @@ def register(sub: Any) -> None:
         "no network. Exit 0 SUCCEEDED; 1 invalid file or failed run; 2 unreadable file, "
         "bad flag or a rehearsal that cannot start; 130 stopped (Ctrl-C, SIGTERM).",
     )
-    run.add_argument("execution", help="execution JSON file")
+    run.add_argument("execution", nargs="?", help="execution JSON file")
+    run.add_argument(
+        "--schedule",
+        nargs=2,
+        metavar=("FILE", "NAME"),
+        help="rehearse a schedule of a schedule file instead, as it runs --at TIME",
+    )
+    run.add_argument(
+        "--at",
+        type=scheduled_time,
+        metavar="TIME",
+        help="with --schedule: the scheduled time, ISO 8601 (UTC unless an offset is given)",
+    )
     run.add_argument(
         "--exec-commands",
         action="store_true",

@@ -204,7 +204,8 @@ class EmulatedWorld:
                 )
             for event, handler in events.items():
                 client.meta.events.register(event, handler)
-            if self.settings.throttle_share:
+            # Only the services --throttle is about (EC2, SSM): S3 is hooked for the inputs.
+            if self.settings.throttle_share and service in THROTTLING_ERRORS:
                 retries = client.meta.config.retries or {}
                 self._attempts[service] = retries.get("total_max_attempts", SDK_ATTEMPTS)
                 # Before every other hook: a refused call goes no further.

@@ -1,0 +1,86 @@
+"""Wall time of expanding a schedule file and checking every execution input, median of N.
+
+Each run is a fresh interpreter doing what `amirun schedules expand FILE` does
+(read the YAML and the template, expand the matrix, validate every input with
+the same validator as `amirun validate`), timed in three parts: imports,
+expanding, checking. The whole command's wall time is measured too.
+
+    .venv/bin/python bench/schedules.py [--runs 5] [FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_FILE = ROOT / "schedules" / "examples" / "nextgen-cfe-nom.yaml"
+
+_PROBE = """
+import json, time
+from pathlib import Path
+started = time.perf_counter()
+from amirun.schedules import check, expand
+imported = time.perf_counter()
+schedules = expand([Path({path!r})])
+expanded = time.perf_counter()
+problems = check(schedules)
+checked = time.perf_counter()
+print(json.dumps({{"schedules": len(schedules), "invalid": len(problems),
+    "import_s": imported - started, "expand_s": expanded - imported,
+    "check_s": checked - expanded, "total_s": checked - started}}))
+"""
+
+
+def _probe(path: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(path=str(path))],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
+
+
+def _command(path: Path) -> float:
+    amirun = Path(sys.executable).parent / "amirun"
+    started = time.perf_counter()
+    # Exit 1 (an input is invalid) is timed like exit 0.
+    subprocess.run(
+        [str(amirun), "schedules", "expand", str(path)], capture_output=True, check=False
+    )
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file", nargs="?", type=Path, default=DEFAULT_FILE)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    probes = [_probe(args.file) for _ in range(args.runs)]
+    commands = [_command(args.file) for _ in range(args.runs)]
+    first = probes[0]
+    print(
+        f"{args.file.name}: {first['schedules']:.0f} schedules, {first['invalid']:.0f} invalid;"
+        f" median of {args.runs} runs"
+    )
+    for key, label in (
+        ("import_s", "import amirun.schedules"),
+        ("expand_s", "expand (YAML, matrix, template)"),
+        ("check_s", "validate every input"),
+        ("total_s", "expand + validate, with imports"),
+    ):
+        print(f"  {label:34} {statistics.median(p[key] for p in probes):7.3f} s")
+    print(f"  {'amirun schedules expand (wall)':34} {statistics.median(commands):7.3f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

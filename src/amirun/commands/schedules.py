@@ -1,0 +1,282 @@
+"""`amirun schedules expand | render | plan | apply`: schedule sets declared in files.
+
+amirun schedules expand FILE... [--json] [--inputs]   every schedule, every input checked
+amirun schedules render FILE NAME --at TIME           one schedule's execution at that time
+amirun schedules plan FILE... --stack NAME            what apply would change in the group
+amirun schedules apply FILE... --stack NAME           make the stack's group equal the files
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from amirun import schedule_sync
+from amirun.commands.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    print_problems,
+    usage_error,
+)
+from amirun.commands.remote import Target, _reported
+from amirun.schedules import (
+    Problem,
+    Schedule,
+    ScheduleFileError,
+    check,
+    expand,
+    find,
+)
+from amirun_core.errors import InvalidExecutionInput
+from amirun_core.execution import ExecutionRequest, parse_execution
+
+#: Stack outputs that say where the schedules go (template.yaml declares them).
+GROUP_OUTPUT = "ScheduleGroupName"
+ROLE_OUTPUT = "SchedulerRoleArn"
+DEAD_LETTER_OUTPUT = "ScheduleDeadLetterQueueArn"
+
+
+def _expanded(paths: list[str]) -> list[Schedule]:
+    try:
+        return expand(Path(p) for p in paths)
+    except ScheduleFileError as exc:
+        raise usage_error(str(exc)) from None
+
+
+#: A problem shared by more rows than this is printed once, with a few of them.
+_LISTED_ROWS = 3
+
+
+def _print_problems(problems: list[Problem], total: int) -> None:
+    print(f"{len(problems)} of {total} schedules are invalid:", file=sys.stderr)
+    by_message: dict[str, list[Problem]] = {}
+    for problem in problems:
+        for message in problem.messages:
+            by_message.setdefault(message, []).append(problem)
+    for message, having in by_message.items():
+        if len(having) <= _LISTED_ROWS:
+            for problem in having:
+                print(f"  - {problem.schedule.label()}: {message}", file=sys.stderr)
+            continue
+        examples = "; ".join(p.schedule.label() for p in having[:_LISTED_ROWS])
+        print(f"  - {message}: {len(having)} schedules, e.g. {examples}", file=sys.stderr)
+
+
+def _window(schedule: Schedule) -> str:
+    return "off" if schedule.flexible_window is None else f"{schedule.flexible_window} min"
+
+
+def _table(schedules: list[Schedule]) -> list[str]:
+    rows = [("NAME", "EXPRESSION", "TIME ZONE", "WINDOW", "STATE")]
+    rows += [
+        (
+            s.name,
+            s.expression,
+            s.time_zone,
+            _window(s),
+            "enabled" if s.enabled else "disabled",
+        )
+        for s in schedules
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def cmd_expand(args: argparse.Namespace) -> int:
+    schedules = _expanded(args.files)
+    problems = check(schedules)
+    if args.json:
+        bad = {p.schedule.name: p.messages for p in problems}
+        listed = [{**s.to_json(), "problems": bad.get(s.name, [])} for s in schedules]
+        json.dump(listed, sys.stdout, indent=2)
+        print()
+    else:
+        lines = _table(schedules)
+        print(lines[0])
+        for schedule, line in zip(schedules, lines[1:], strict=True):
+            print(line)
+            if args.inputs:
+                print("    " + json.dumps(schedule.execution, separators=(",", ":")))
+    if problems:
+        _print_problems(problems, len(schedules))
+        return EXIT_FAILED
+    print(
+        f"{len(schedules)} schedules, every execution input valid",
+        file=sys.stderr if args.json else sys.stdout,
+    )
+    return EXIT_OK
+
+
+def scheduled_time(text: str) -> str:
+    """--at as Scheduler writes a scheduled time: UTC, to the second, with a Z."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time; give ISO 8601, e.g. 2026-02-09T06:00Z (UTC unless an"
+            " offset is given)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def schedule_input(path: str, name: str, at: str) -> dict[str, Any]:
+    """One schedule's execution input as Scheduler hands it over at `at` (for render, run)."""
+    schedules = _expanded([path])
+    try:
+        schedule = find(schedules, name)
+    except ScheduleFileError as exc:
+        raise usage_error(f"{path}: {exc}") from None
+    return schedule.input_at(at)
+
+
+def validated_schedule(
+    path: str, name: str, at: str
+) -> tuple[dict[str, Any], ExecutionRequest] | None:
+    """A schedule's input at `at` and what it asks for; None after naming its problems."""
+    request = schedule_input(path, name, at)
+    try:
+        return request, parse_execution(request)
+    except InvalidExecutionInput as exc:
+        print_problems(f"{path}: {name}", exc, sys.stderr)
+        return None
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from amirun.commands.render import show_rendered
+
+    request = schedule_input(args.file, args.name, args.at)
+    # The reference time is the input's schedule.scheduled_time, as when Scheduler fires.
+    return show_rendered(request, None, f"{args.file}: {args.name}", as_json=args.json)
+
+
+# --- plan / apply: the stack's schedule group ---------------------------------------------
+def _plan(args: argparse.Namespace) -> tuple[Any, schedule_sync.Plan] | None:
+    schedules = _expanded(args.files)
+    problems = check(schedules)
+    if problems:
+        _print_problems(problems, len(schedules))
+        print("Nothing was changed: fix the files first.", file=sys.stderr)
+        return None
+    target = Target(args)
+    destination = schedule_sync.Destination(
+        group=target.output(GROUP_OUTPUT),
+        state_machine_arn=target.state_machine_arn,
+        role_arn=target.output(ROLE_OUTPUT),
+        dead_letter_arn=target.output(DEAD_LETTER_OUTPUT),
+    )
+    scheduler = target.client("scheduler")
+    planned = schedule_sync.plan(scheduler, schedules, destination)
+    print(
+        f"Schedule group {planned.group} of stack {args.stack}: {len(schedules)} schedules declared"
+    )
+    for change in planned.changes:
+        print(_change_line(change))
+        for detail in change.details:
+            print(f"      {detail}")
+    return scheduler, planned
+
+
+_SIGNS = {"create": "+", "update": "~", "delete": "-"}
+
+
+def _change_line(change: schedule_sync.Change) -> str:
+    line = f"  {_SIGNS[change.action]} {change.name}"
+    if change.action == "create" and change.request:
+        request = change.request
+        line += f"  {request['ScheduleExpression']} {request['ScheduleExpressionTimezone']}"
+    return line
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """`plan` prints the changes; `apply` prints them and carries them out."""
+    result = _plan(args)
+    if result is None:
+        return EXIT_FAILED
+    scheduler, planned = result
+    if not args.apply:
+        print(f"Plan: {planned.summary()}")
+        return EXIT_OK
+    if not planned.changes:
+        print(f"Nothing to change: {planned.summary()}")
+        return EXIT_OK
+    done: list[schedule_sync.Change] = []
+    try:
+        failures = schedule_sync.apply(scheduler, planned, done.append)
+    except KeyboardInterrupt:
+        print(
+            f"\nStopped after {len(done)} of {len(planned.changes)} changes;"
+            " run apply again to finish",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    for failure in failures:
+        print(
+            f"amirun: {failure.change.action} {failure.change.name}: {failure.message}",
+            file=sys.stderr,
+        )
+    applied = {a: sum(1 for c in done if c.action == a) for a in _SIGNS}
+    print(
+        f"Applied: {applied['create']} created, {applied['update']} changed, "
+        f"{applied['delete']} deleted"
+        + (f"; {len(failures)} failed (run apply again to retry them)" if failures else "")
+    )
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def register(sub: Any) -> None:
+    schedules = sub.add_parser(
+        "schedules",
+        help="schedule sets declared in files: expand, render, plan, apply",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = schedules.add_subparsers(dest="action", required=True)
+
+    files_help = "schedule files, or directories of them (their *.yaml files)"
+    expand_cmd = actions.add_parser(
+        "expand", help="list every schedule the files declare and check every execution input"
+    )
+    expand_cmd.add_argument("files", nargs="+", metavar="FILE", help=files_help)
+    expand_cmd.add_argument("--json", action="store_true", help="everything, inputs too, as JSON")
+    expand_cmd.add_argument(
+        "--inputs", action="store_true", help="print each schedule's execution input too"
+    )
+    expand_cmd.set_defaults(func=cmd_expand)
+
+    render = actions.add_parser(
+        "render", help="one schedule's execution input as it runs at a scheduled time"
+    )
+    render.add_argument("file", metavar="FILE")
+    render.add_argument("name", metavar="NAME", help="the schedule's name")
+    _at(render)
+    render.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    render.set_defaults(func=cmd_render)
+
+    for name, text in (
+        ("plan", "show what apply would create, change and delete"),
+        ("apply", "make the stack's schedule group equal to the files"),
+    ):
+        command = actions.add_parser(name, help=text)
+        command.add_argument("files", nargs="+", metavar="FILE", help=files_help)
+        command.add_argument(
+            "--stack", required=True, help="the deployed amirun stack whose schedule group to sync"
+        )
+        command.add_argument("--region", help="AWS region (default: your AWS configuration)")
+        command.set_defaults(func=_reported(cmd_sync), apply=name == "apply", state_machine=None)
+
+
+def _at(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--at",
+        required=True,
+        type=scheduled_time,
+        metavar="TIME",
+        help="the scheduled time, ISO 8601 (e.g. 2026-02-09T06:00Z; UTC unless an offset is given)",
+    )
