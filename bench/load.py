@@ -68,6 +68,7 @@ def main() -> int:
         ("Lambda invocations", report.lambda_invocations),
         ("Lambda peak concurrency", report.lambda_peak_concurrency),
         ("Lambda throttled", report.lambda_throttled),
+        ("longest invocation", f"{report.lambda_longest_s:.1f} s"),
         ("EC2/SSM attempts throttled", report.throttled_attempts),
         ("  still after SDK retries", report.throttled_calls),
     ]

@@ -203,6 +203,8 @@ def test_rerun_starts_the_same_input_with_its_reference_time(ran: Ran, capsys: C
     assert name is not None, out
     assert re.fullmatch(r"r-fails-rerun-[0-9a-f]{6}", name.group(1))
     again = wait_until_ended(ran.live, name.group(1))
+    # The rerun's input is valid as it stands: this time the command works.
+    assert again["status"] == "SUCCEEDED", again.get("cause")
     request = json.loads(again["input"])
     first = json.loads(original["input"])
     assert {k: v for k, v in request.items() if k != "schedule"} == first

@@ -156,10 +156,8 @@ def test_the_stopper_counts_usage_in_its_metrics_with_the_schedule(
     capsys: pytest.CaptureFixture[str],
     an_hour_later: Any,
 ) -> None:
-    request = make_request(ii_terminate_instance=True)
+    request = {**make_request(ii_terminate_instance=True), "schedule": {"name": "vpu03W-m1"}}
     state, _ = launch(ec2, make_state(request))
-    # The starter's validator does not know `schedule` yet; the stopper reads it raw.
-    state = state.model_copy(update={"request": {**request, "schedule": {"name": "vpu03W-m1"}}})
     stopper = load_handler("stopper")
     event = state.to_json()
     first = stopper.lambda_handler(event, FakeLambdaContext())
@@ -182,14 +180,19 @@ def test_the_stopper_counts_usage_in_its_metrics_with_the_schedule(
     )
 
 
-def test_the_starter_tags_instance_and_volume_with_the_schedule() -> None:
-    request = make_request()
-    state = make_state({**request, "schedule": {"name": "vpu03W-m1"}})
+def test_the_starter_tags_instance_and_volume_with_the_schedule(ec2: Any) -> None:
+    request = {**make_request(), "schedule": {"name": "vpu03W-m1"}}
 
-    params = launch_parameters(parse_execution(request), state, STACK_NAME, spot=False)
+    _, record = launch(ec2, make_state(request))
 
-    for spec in params["TagSpecifications"]:
-        assert {"Key": TAG_SCHEDULE, "Value": "vpu03W-m1"} in spec["Tags"], spec["ResourceType"]
+    instance = ec2.describe_instances(InstanceIds=[record.instance_id])["Reservations"][0]
+    tags = {t["Key"]: t["Value"] for t in instance["Instances"][0]["Tags"]}
+    assert tags[TAG_SCHEDULE] == "vpu03W-m1"
+    params = launch_parameters(
+        parse_execution(request), make_state(request), STACK_NAME, spot=False
+    )
+    (volume,) = [s for s in params["TagSpecifications"] if s["ResourceType"] == "volume"]
+    assert {"Key": TAG_SCHEDULE, "Value": "vpu03W-m1"} in volume["Tags"]
 
 
 def test_no_schedule_no_schedule_tag() -> None:

@@ -79,6 +79,7 @@ def test_one_invocation_past_the_limit_is_throttled_as_lambda_throttles(
     assert sorted(payload["echo"]["n"] for payload, error in held if error is None) == [0, 1]
     assert endpoint.peak_concurrency == 2
     assert endpoint.throttled == 1
+    assert endpoint.longest_s > 0
     # The slots are free again once the held invocations ended.
     assert invoke(endpoint, {"n": 3}) == ({"echo": {"n": 3}}, None)
 

@@ -130,9 +130,11 @@ class LambdaEndpoint:
         self._to_lose = set(lose_first_response_of)
         self.concurrency = concurrency
         self._running = 0
-        #: Most invocations that ran at once, and how many were refused for the limit.
+        #: Most invocations that ran at once, how many were refused for the limit, and
+        #: the longest one (seconds): under load, the emulator shares the CPU among them.
         self.peak_concurrency = 0
         self.throttled = 0
+        self.longest_s = 0.0
         self._server = _Server(("127.0.0.1", 0), self._request_handler())
         # Shutting down waits for the server's next look at its flag: look often.
         self._thread = threading.Thread(
@@ -190,11 +192,13 @@ class LambdaEndpoint:
                 )
             )
             return refused, True
+        started = time.monotonic()
         try:
             return self._run(spec, name, event)
         finally:
             with self._lock:
                 self._running -= 1
+                self.longest_s = max(self.longest_s, time.monotonic() - started)
 
     def _run(self, spec: FunctionSpec, name: str, event: Any) -> tuple[Any, bool]:
         context = LambdaContext(

@@ -37,6 +37,7 @@ class LoadReport:
     lambda_invocations: int = 0
     lambda_peak_concurrency: int = 0
     lambda_throttled: int = 0
+    lambda_longest_s: float = 0.0
     #: Attempts of EC2/SSM calls refused as throttled, and calls still throttled after
     #: the SDK's own retries (the steps' AwsThrottled, retried by the state machine).
     throttled_attempts: int = 0
@@ -94,6 +95,7 @@ def run_load(
         report.lambda_invocations = invocations
         report.lambda_peak_concurrency = session.endpoint.peak_concurrency
         report.lambda_throttled = session.endpoint.throttled
+        report.lambda_longest_s = session.endpoint.longest_s
         report.throttled_attempts = session.world.throttled_attempts
         report.throttled_calls = session.world.throttled_calls
     report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
