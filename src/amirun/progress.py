@@ -16,10 +16,36 @@ class Progress:
     detail: str = ""
 
 
+#: What a look at the command's end did with the waiting task token.
+_NOTICE = {
+    "succeeded": "ended the wait: command {command} {status}{exit}",
+    "failed": "ended the wait: {error}: {cause}",
+    "running": "command {command} {status}: waiting for its end event",
+    "already-settled": "end event for command {command}: its wait had already ended",
+    "not-waiting": "event for {instance}: no run waits on it",
+    "foreign": "event ignored: not the end of a command of this run",
+}
+
+
+def _describe_notice(result: dict[str, Any]) -> str:
+    code = result.get("exit_code")
+    return _NOTICE.get(str(result["outcome"]), "{outcome}").format(
+        outcome=result["outcome"],
+        command=str(result.get("command_id") or "")[:8],
+        status=result.get("status"),
+        exit=f" (exit {code})" if code is not None else "",
+        error=result.get("error"),
+        cause=result.get("cause"),
+        instance=result.get("instance_id"),
+    )
+
+
 def describe_result(result: Any) -> str:
     """One line saying what a step's result means (empty when it says nothing new)."""
     if not isinstance(result, dict):
         return ""
+    if "outcome" in result:
+        return _describe_notice(result)
     if "command_id" in result:
         code = result.get("exit_code")
         return f"command {result['command_id'][:8]} {result.get('status')}" + (

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from cli_helpers import (
+    ACCOUNT,
     EXECUTION_FILE,
     LIVE_STACK,
     REGION,
@@ -29,9 +30,10 @@ from cli_helpers import (
 from moto.server import ThreadedMotoServer
 
 from amirun.commands import remote
+from amirun.local.eventbridge import EventBus
 from amirun.local.lambda_endpoint import LambdaEndpoint
-from amirun.local.runner import prepare_standins
-from amirun.local.world import EmulatedWorld, WorldSettings
+from amirun.local.runner import create_command_wait_table, prepare_standins
+from amirun.local.world import EmulatedWorld, WorldSettings, task_tokens_as_on_aws
 from amirun.project import load_workflow
 from amirun_core import aws
 
@@ -116,12 +118,21 @@ def live(aws_endpoint: str, live_stack_name: str) -> Iterator[Live]:
         fast = WorldSettings(
             pending_s=0.2, agent_delay_s=0.2, command_pending_s=0.2, command_duration_s=0.2
         )
-        world = EmulatedWorld(fast, clients["s3"])
+        table = f"{live_stack_name}-command-wait"
+        env.setenv("COMMAND_WAIT_TABLE", table)
+        create_command_wait_table(aws.client("dynamodb"), table)
+        # The command's end and the instances' stops reach the Settler as events.
+        bus = EventBus(region=REGION, account=ACCOUNT, delay_s=0.05)
+        world = EmulatedWorld(fast, clients["s3"], publish=bus.publish)
         world.install(clients["ec2"], clients["ssm"])
         cleanup.callback(world.close)
+        cleanup.enter_context(task_tokens_as_on_aws())
         endpoint = cleanup.enter_context(
             LambdaEndpoint(workflow.functions, function_arns(live_stack_name))
         )
+        bus.connect(endpoint.invoke)
+        cleanup.callback(bus.close)
+        world.start_clock()
         # moto's executor calls Lambda at localhost:$MOTO_PORT in server mode, or through
         # AWS_ENDPOINT_URL_LAMBDA when moto also mocks in-process (its stubber is on).
         env.setenv("MOTO_PORT", str(urlsplit(endpoint.url).port))

@@ -33,8 +33,10 @@ def test_follow_shows_each_state_and_ends_with_the_summary(succeeded: Followed) 
     assert succeeded.code == 0
     states = state_lines(succeeded.out)
     assert states[:4] == ["Prepare", "Resolve", "EC2StarterFromAMI", "WaitForInstance"]
-    for name in ("CheckInstanceReady", "Commander", "WaitForCommand", "EC2Poller", "RunChecker"):
+    for name in ("CheckInstanceReady", "Commander", "WaitForCommandEnd", "RunChecker"):
         assert name in states
+    # The command's end came as an event: no safety look was needed.
+    assert "EC2Poller" not in states
     assert states[-3:] == ["EC2Stopper", "Summarize", "Succeeded"]
     # The Tasks' results, described as a rehearsal describes them.
     assert " SSM agent Online" in succeeded.out

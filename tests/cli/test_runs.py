@@ -101,9 +101,10 @@ def ran(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Ran:
         path.write_text(json.dumps(live.execution), encoding="utf-8")
         assert main(["start", str(path), "--stack", live.stack.name, "--name", "r-aborted"]) == 0
         arn = execution_arn(live, "r-aborted")
-        # moto can stop an execution only once its worker runs: wait for the command.
-        while remote.last_state(sfn, arn) != "WaitForCommand":
-            threading.Event().wait(0.1)
+        # moto can stop an execution only once its worker runs, and not in a task-token
+        # wait (it fails the wait with States.Timeout): stop it in the readiness wait.
+        while remote.last_state(sfn, arn) != "WaitForInstance":
+            threading.Event().wait(0.05)
         sfn.stop_execution(executionArn=arn)
         wait_until_ended(live, "r-aborted")
     return Ran(live, started)

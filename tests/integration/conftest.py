@@ -251,7 +251,7 @@ def success_path() -> list[str]:
         "EC2StarterFromAMI",
         "CheckInstanceReady",
         "Commander",
-        "EC2Poller",
+        "WaitForCommandEnd",
         "RunChecker",
         "EC2Stopper",
         "Summarize",

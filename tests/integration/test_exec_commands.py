@@ -71,7 +71,8 @@ def test_a_failing_command_reports_its_exit_code_and_stderr(exits_3: Any, at_res
     assert "exit code 3" in result.cause
     assert "stderr: forcing file missing: /data/forcing.nc" in result.cause
     assert result.cause.endswith(f" [attempt 1; instance {instance_id} terminated]")
-    assert exits_3.milestones[-3:] == ["EC2Poller", "EC2Stopper", "RunFailed"]
+    # Its end came as an event: no safety look.
+    assert exits_3.milestones[-3:] == ["WaitForCommandEnd", "EC2Stopper", "RunFailed"]
     at_rest(exits_3)
 
 
@@ -126,8 +127,8 @@ def test_a_long_stderrs_cause_shows_its_real_end_read_from_s3(long_stderr: Any) 
     # One line: stderr's line breaks are shown as " | ".
     assert "\n" not in cause
     assert "step 400: still converging... | FATAL: out of disk" in cause
-    # So is the error the rehearsal shows as the poller fails.
-    (shown,) = long_stderr.errors("PollerFunction")
-    assert shown.startswith("CommandFailed: command ")
+    # So is the error the rehearsal shows as the end event ends the wait.
+    (shown,) = [r for r in long_stderr.results("SettlerFunction") if "CommandFailed" in r]
+    assert shown.startswith("ended the wait: CommandFailed: command ")
     assert "\n" not in shown
     assert "FATAL: out of disk on /scratch" in shown

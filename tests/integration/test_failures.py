@@ -25,16 +25,19 @@ FAILED_AT_READINESS = [
     "EC2Stopper",
     "RunFailed",
 ]
+#: The command's end (or its instance's) came as an event and ended the wait.
 FAILED_IN_COMMAND = [
     "Prepare",
     "Resolve",
     "EC2StarterFromAMI",
     "CheckInstanceReady",
     "Commander",
-    "EC2Poller",
+    "WaitForCommandEnd",
     "EC2Stopper",
     "RunFailed",
 ]
+#: No event: the safety look found the command past its time limit.
+FAILED_AT_SAFETY_LOOK = [*FAILED_IN_COMMAND[:-2], "EC2Poller", "EC2Stopper", "RunFailed"]
 FAILED_AT_CHECK = [*FAILED_IN_COMMAND[:-2], "RunChecker", "EC2Stopper", "RunFailed"]
 
 
@@ -122,7 +125,7 @@ FAILURES = [
     ("output_missing", "OutputMissing", FAILED_AT_CHECK),
     ("ssm_never_online", "InstanceNotReady", FAILED_AT_READINESS),
     ("crash", "InternalError", FAILED_IN_COMMAND),
-    ("command_hangs", "CommandTimedOut", FAILED_IN_COMMAND),
+    ("command_hangs", "CommandTimedOut", FAILED_AT_SAFETY_LOOK),
     ("spot_interruption", "InstanceLost", FAILED_IN_COMMAND),
     ("capacity", "InsufficientCapacity", FAILED_AT_LAUNCH),
     ("capacity_cheapo", "InsufficientCapacity", FAILED_AT_LAUNCH),
@@ -199,7 +202,7 @@ def test_output_missing_cause_names_the_s3_location(output_missing: Any) -> None
 
     assert output_missing.result.cause.startswith(f"{location}: no such object or prefix")
     # The command itself succeeded; only its output is missing.
-    assert output_missing.results("PollerFunction")[-1].endswith("Success (exit 0)")
+    assert output_missing.results("SettlerFunction")[0].endswith("Success (exit 0)")
     assert output_missing.result.standin_outputs == []
     assert location not in output_missing.objects
 
@@ -224,11 +227,12 @@ def test_a_crash_fails_as_internal_error_naming_the_exception_and_stops_the_inst
 
     assert crash.result.error == "InternalError"
     assert crash.result.cause == (
-        "RuntimeError: rehearsal fault: the poller crashed "
+        "RuntimeError: rehearsal fault: the look at the command crashed "
         f"[attempt 1; instance {instance_id} stopped]"
     )
-    assert crash.errors("PollerFunction") == [
-        "InternalError: RuntimeError: rehearsal fault: the poller crashed"
+    # The first look at the command is WaitForCommandEnd's.
+    assert crash.errors("WaiterFunction") == [
+        "InternalError: RuntimeError: rehearsal fault: the look at the command crashed"
     ]
     assert crash.result.instances == {instance_id: "stopped"}
 
@@ -310,8 +314,14 @@ def test_a_spot_interruption_is_instance_lost_and_the_instance_stays_terminated(
     cause = spot_interruption.result.cause
 
     assert spot_interruption.results("StarterFunction")[0].endswith("(spot), SSM agent unknown")
-    assert cause.startswith(
-        f"instance {instance_id} is shutting-down while command {command_id} was InProgress"
+    # EC2's state-change event ended the wait; the look saw the instance going or gone.
+    assert re.match(
+        f"instance {instance_id} is (shutting-down|terminated) while command {command_id} "
+        "was InProgress",
+        cause,
+    ), cause
+    assert spot_interruption.results("SettlerFunction")[0].startswith(
+        f"ended the wait: InstanceLost: instance {instance_id} is "
     )
     # EC2 cannot stop a spot instance: terminated, although a stop was asked for.
     assert not spot_interruption.terminate
@@ -342,7 +352,7 @@ def test_throttling_is_retried_to_success(
     assert throttle.errors("StarterFunction") == [
         "AwsThrottled: RunInstances: RequestLimitExceeded"
     ]
-    assert throttle.errors("PollerFunction") == [
+    assert throttle.errors("WaiterFunction") == [
         "AwsThrottled: GetCommandInvocation: RequestLimitExceeded"
     ]
     assert throttle.milestones == success_path

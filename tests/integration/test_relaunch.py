@@ -8,7 +8,13 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-ATTEMPT = ["EC2StarterFromAMI", "CheckInstanceReady", "Commander", "EC2Poller", "EC2Stopper"]
+ATTEMPT = [
+    "EC2StarterFromAMI",
+    "CheckInstanceReady",
+    "Commander",
+    "WaitForCommandEnd",
+    "EC2Stopper",
+]
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,8 @@ FUNCTIONS = {
     "ReadinessFunction": "readiness",
     "CommanderFunction": "commander",
     "PollerFunction": "poller",
+    "WaiterFunction": "waiter",
+    "SettlerFunction": "settler",
     "CheckerFunction": "checker",
     "StopperFunction": "stopper",
     "SweeperFunction": "sweeper",

@@ -141,3 +141,26 @@ def test_the_time_limit_counts_the_input_gate_and_the_command_wait(
     assert limits.execution_timeout_s() == base + 3600
     monkeypatch.setattr(limits, "COMMAND_WAIT_SAFETY_S", limits.COMMAND_WAIT_SAFETY_S + 600)
     assert limits.execution_timeout_s() == base + 3600 + attempts * 600
+
+
+def test_the_command_end_is_a_task_token_wait_with_a_safety_look(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    wait = states["WaitForCommandEnd"]
+    assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert wait["Parameters"]["FunctionName"] == "${WaiterFunctionArn}"
+    assert wait["Parameters"]["Payload"] == {"task_token.$": "$$.Task.Token", "state.$": "$"}
+    # The safety interval, never past the command's deadline (the steps compute it).
+    assert wait["TimeoutSecondsPath"] == "$.command.wait_seconds"
+    assert wait["ResultPath"] == "$.command"
+    assert wait["Next"] == "RunChecker"
+    timeout, everything = wait["Catch"]
+    assert timeout == {"ErrorEquals": ["States.Timeout"], "ResultPath": None, "Next": "EC2Poller"}
+    assert everything["ErrorEquals"] == ["States.ALL"]
+    assert everything["Next"] == "EC2Stopper"
+    # States.Timeout is the safety look, never retried in place.
+    retried = {e for r in wait["Retry"] for e in r["ErrorEquals"]}
+    assert "States.Timeout" not in retried and "States.ALL" not in retried
+    assert states["Commander"]["Next"] == "WaitForCommandEnd"
+    assert states["EC2Poller"]["Next"] == "IsCommandDone"
+    assert states["IsCommandDone"]["Default"] == "WaitForCommandEnd"
+    assert states["IsCommandDone"]["Choices"][0]["Next"] == "RunChecker"

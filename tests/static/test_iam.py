@@ -26,6 +26,7 @@ WORKFLOW_FUNCTIONS = {
     "ReadinessFunction",
     "CommanderFunction",
     "PollerFunction",
+    "WaiterFunction",
     "CheckerFunction",
     "StopperFunction",
 }
@@ -178,6 +179,27 @@ CALLS = {
         "ec2:DescribeInstances",
         "s3:GetObject",
     },
+    # The poller's look, the token's item, and the end of the wait.
+    "WaiterFunction": {
+        "ssm:GetCommandInvocation",
+        "ssm:CancelCommand",
+        "ec2:DescribeInstances",
+        "s3:GetObject",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+    },
+    "SettlerFunction": {
+        "ssm:GetCommandInvocation",
+        "ssm:CancelCommand",
+        "ec2:DescribeInstances",
+        "s3:GetObject",
+        "dynamodb:GetItem",
+        "dynamodb:DeleteItem",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+    },
     "CheckerFunction": {"s3:GetObject", "s3:ListBucket"},
     "StopperFunction": {
         "ec2:DescribeInstances",
@@ -213,6 +235,32 @@ def test_each_function_gets_its_calls(
     assert all(set(p) == {"Statement"} for p in resources[function]["Properties"]["Policies"])
 
 
+@pytest.mark.parametrize("function", ["WaiterFunction", "SettlerFunction"])
+def test_the_token_table_is_the_only_table_reached(
+    resources: dict[str, Any], function: str
+) -> None:
+    for statement in _policies(resources, function):
+        if any(a.startswith("dynamodb:") for a in as_list(statement["Action"])):
+            assert all(a.startswith("dynamodb:") for a in as_list(statement["Action"]))
+            assert statement["Resource"] == {"Fn::GetAtt": ["CommandWaitTable", "Arn"]}
+
+
+def test_only_the_waiter_and_the_settler_reach_the_token_table(
+    resources: dict[str, Any],
+) -> None:
+    reaching = {
+        name
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::Serverless::Function"
+        and any(
+            a.startswith("dynamodb:")
+            for s in _policies(resources, name)
+            for a in as_list(s["Action"])
+        )
+    }
+    assert reaching == {"WaiterFunction", "SettlerFunction"}
+
+
 OUTPUT_BUCKET_ARN = {
     "Fn::Sub": [
         "arn:${AWS::Partition}:s3:::${Bucket}",
@@ -246,9 +294,10 @@ def test_send_command_with_an_output_bucket_may_name_the_bucket(resources: dict[
     )
 
 
-def test_the_poller_reads_exactly_the_run_output(resources: dict[str, Any]) -> None:
+@pytest.mark.parametrize("function", ["PollerFunction", "WaiterFunction", "SettlerFunction"])
+def test_the_lookers_read_exactly_the_run_output(resources: dict[str, Any], function: str) -> None:
     """The ranged GET of a long output's end: s3:GetObject on runs/* of the output bucket."""
-    assert _granting(_policies(resources, "PollerFunction"), "s3:GetObject") == [RUN_OUTPUT_ARN]
+    assert _granting(_policies(resources, function), "s3:GetObject") == [RUN_OUTPUT_ARN]
 
 
 def test_the_instance_may_read_the_output_buckets_encryption(resources: dict[str, Any]) -> None:

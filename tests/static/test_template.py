@@ -254,3 +254,59 @@ def test_samconfig_environments(template: dict[str, Any]) -> None:
         names = {item.split("=", 1)[0] for item in deploy["parameter_overrides"].split()}
         assert names <= template["Parameters"].keys()
     assert len(stacks) == 3
+
+
+# --- The command's end as an event ------------------------------------------------
+def test_the_token_table_is_on_demand_keyed_by_instance_with_ttl(
+    resources: dict[str, Any],
+) -> None:
+    table = resources["CommandWaitTable"]
+    assert table["Type"] == "AWS::DynamoDB::Table"
+    assert table["DeletionPolicy"] == "Delete"
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    # Both end events name the instance: it is the key the handler looks up.
+    assert props["KeySchema"] == [{"AttributeName": "instance_id", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "instance_id", "AttributeType": "S"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    for function in ("WaiterFunction", "SettlerFunction"):
+        env = resources[function]["Properties"]["Environment"]["Variables"]
+        assert env["COMMAND_WAIT_TABLE"] == {"Ref": "CommandWaitTable"}
+
+
+def test_the_item_the_code_writes_fits_the_table(resources: dict[str, Any]) -> None:
+    """The attribute names the code uses are the table's key and TTL."""
+    source = (ROOT / "layers/core/amirun_core/completion.py").read_text(encoding="utf-8")
+    props = resources["CommandWaitTable"]["Properties"]
+    assert f'"{props["KeySchema"][0]["AttributeName"]}": {{"S":' in source
+    assert f'"{props["TimeToLiveSpecification"]["AttributeName"]}": {{"N":' in source
+
+
+def test_the_settler_hears_command_ends_and_lost_instances(resources: dict[str, Any]) -> None:
+    from amirun_core.command import DOCUMENT
+    from amirun_core.completion import (
+        EC2_DETAIL_TYPE,
+        ENDED_STATUSES,
+        GONE_STATES,
+        SSM_DETAIL_TYPE,
+    )
+
+    settler = resources["SettlerFunction"]["Properties"]
+    patterns = {
+        name: event["Properties"]["Pattern"]
+        for name, event in settler["Events"].items()
+        if event["Type"] == "EventBridgeRule"
+    }
+    assert set(patterns) == {"CommandEnded", "InstanceGone"}
+    ssm = patterns["CommandEnded"]
+    assert ssm["source"] == ["aws.ssm"]
+    assert ssm["detail-type"] == [SSM_DETAIL_TYPE]
+    assert ssm["detail"]["status"] == list(ENDED_STATUSES)
+    assert ssm["detail"]["document-name"] == [DOCUMENT]
+    ec2 = patterns["InstanceGone"]
+    assert ec2["source"] == ["aws.ec2"]
+    assert ec2["detail-type"] == [EC2_DETAIL_TYPE]
+    assert ec2["detail"]["state"] == list(GONE_STATES)
+    # A lost event costs only time (the safety look), so no queue keeps failures.
+    assert settler["EventInvokeConfig"]["MaximumRetryAttempts"] == 2

@@ -87,7 +87,7 @@ def test_commands_go_to_the_instance_with_run_shell_script(ec2: Any, ssm: Any) -
     assert (
         record.output_url == f"s3://{OUTPUT_BUCKET}/runs/unit-test/attempt-1/{record.command_id}/"
     )
-    assert record.wait_seconds == timing.command_poll_interval(30, 5400, 1)
+    assert record.wait_seconds == timing.command_look_interval(600, 5400, 1) == 600
 
 
 def test_the_working_directory_is_passed_when_given(ec2: Any, ssm: Any) -> None:

@@ -15,6 +15,7 @@ import pytest
 from pydantic import BaseModel
 from unit_helpers import (
     AMI,
+    COMMAND_WAIT_TABLE,
     EVENTS,
     OUTPUT_BUCKET,
     STACK_NAME,
@@ -25,8 +26,10 @@ from unit_helpers import (
     load_json,
 )
 
+from amirun.local.runner import create_command_wait_table
 from amirun_core import aws
 from amirun_core.command import send_commands
+from amirun_core.completion import find_waiter
 from amirun_core.daily import Resolution
 from amirun_core.launch import TAG_EXECUTION, launch_instance
 from amirun_core.state import (
@@ -56,11 +59,16 @@ FUNCTION_OF = {
     "stopper": "stopper",
     "stopper-after-failure": "stopper",
     "sweeper": "sweeper",
+    "waiter": "waiter",
+    "settler": "settler",
+    "settler-instance-gone": "settler",
     "reconciler": "reconciler",
     "notifier": "notifier",
 }
 #: EventBridge events (not workflow states): the execution is their detail's input.
 EXECUTION_EVENTS = ("sweeper", "notifier")
+#: Events that carry no execution: a command's or an instance's end, a task token's wrapper.
+END_EVENTS = ("waiter", "settler", "settler-instance-gone")
 
 
 def invoke(module: ModuleType, event: dict[str, Any], context: FakeLambdaContext) -> Any:
@@ -108,7 +116,8 @@ SCHEDULED_EVENTS = ("reconciler",)
 
 
 @pytest.mark.parametrize(
-    "name", sorted(set(FUNCTION_OF) - set(EXECUTION_EVENTS) - set(SCHEDULED_EVENTS))
+    "name",
+    sorted(set(FUNCTION_OF) - set(EXECUTION_EVENTS) - set(SCHEDULED_EVENTS) - set(END_EVENTS)),
 )
 def test_every_event_carries_the_sample_execution(name: str) -> None:
     event = load_event(name)
@@ -301,6 +310,44 @@ def test_sweeper_event(
     assert result == {"execution": detail["executionArn"], "status": "FAILED", "swept": [left]}
     assert instance_state(ec2, left) == "terminated"  # ii_terminate_instance: true
     assert instance_state(ec2, unrelated) == "running"
+
+
+def test_waiter_event(
+    load_handler: Handler, ec2: Any, iam: Any, ssm: Any, lambda_context: FakeLambdaContext
+) -> None:
+    """moto's SSM reports Success at once, so the waiter's one look settles the token;
+    moto's Step Functions (no execution behind the sample token) takes it."""
+    event = load_event("waiter")
+    assert WorkflowState.model_validate(event["state"]).command is not None
+    launch_for(ec2, iam, event["state"])
+    sent = send_commands(ssm, WorkflowState.model_validate(event["state"]), OUTPUT_BUCKET)
+    event["state"]["command"]["command_id"] = sent.command_id
+    waiter = load_handler("waiter")
+    create_command_wait_table(waiter.SERVICES.dynamodb, COMMAND_WAIT_TABLE)
+
+    result = invoke(waiter, event, lambda_context)
+
+    assert result["outcome"] == "succeeded"
+    assert (result["status"], result["exit_code"]) == ("Success", 0)
+    assert find_waiter(waiter.SERVICES.dynamodb, COMMAND_WAIT_TABLE, sent.instance_id) is None
+
+
+@pytest.mark.parametrize("name", ["settler", "settler-instance-gone"])
+def test_settler_events(
+    load_handler: Handler, name: str, lambda_context: FakeLambdaContext
+) -> None:
+    """No run waits on the sample's instance: the event is logged and dropped."""
+    event = load_event(name)
+    poller = load_event("poller")
+    assert event["detail"]["instance-id"] == poller["command"]["instance_id"]
+    settler = load_handler("settler")
+    create_command_wait_table(settler.SERVICES.dynamodb, COMMAND_WAIT_TABLE)
+
+    result = invoke(settler, event, lambda_context)
+
+    assert result["outcome"] == "not-waiting"
+    assert result["instance_id"] == event["detail"]["instance-id"]
+    assert result["error"] is None
 
 
 def test_notifier_event(

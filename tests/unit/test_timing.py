@@ -61,7 +61,7 @@ def test_the_steps_wait_as_timing_says(ec2: Any, ssm: Any) -> None:
     attempts = WORST_CASE["n_retries_allowed"] + 1
 
     assert ready == timing.ready_poll_interval(WORST_CASE["ready_timeout_s"], attempts)
-    assert command == timing.command_poll_interval(
+    assert command == timing.command_look_interval(
         WORST_CASE["poll_interval_s"], WORST_CASE["timeout_s"], attempts
     )
     assert cleanup >= timing.CLEANUP_INTERVAL_S
@@ -72,22 +72,38 @@ def test_a_worst_case_execution_stays_under_the_history_limit(ec2: Any, ssm: Any
     cleanup time limit, polling at the intervals the steps compute."""
     ready, command, cleanup = loop_intervals(ec2, ssm, **WORST_CASE)
     attempts = WORST_CASE["n_retries_allowed"] + 1
-    loops_per_attempt = (
-        math.ceil(WORST_CASE["ready_timeout_s"] / ready)
-        + math.ceil(WORST_CASE["timeout_s"] / command)
-        + math.ceil(timing.CLEANUP_TIMEOUT_S / cleanup)
+    loops_per_attempt = math.ceil(WORST_CASE["ready_timeout_s"] / ready) + math.ceil(
+        timing.CLEANUP_TIMEOUT_S / cleanup
     )
+    rounds_per_attempt = math.ceil(WORST_CASE["timeout_s"] / command)
 
     # The input gate runs once, before the first attempt, for up to 24 h.
     gate_loops = math.ceil(86_400 / timing.inputs_poll_interval(86_400))
-    events = attempts * (loops_per_attempt * timing.EVENTS_PER_LOOP + FIXED_EVENTS_PER_ATTEMPT)
+    events = attempts * (
+        loops_per_attempt * timing.EVENTS_PER_LOOP
+        + rounds_per_attempt * timing.EVENTS_PER_SAFETY_ROUND
+        + FIXED_EVENTS_PER_ATTEMPT
+    )
     events += gate_loops * timing.EVENTS_PER_LOOP
 
     assert events < timing.HISTORY_LIMIT, (
-        f"{events} history events: {attempts} attempts x {loops_per_attempt} loops, "
-        f"{gate_loops} input gate loops "
-        f"(ready every {ready} s, command every {command} s, cleanup every {cleanup} s)"
+        f"{events} history events: {attempts} attempts x {loops_per_attempt} loops and "
+        f"{rounds_per_attempt} safety rounds, {gate_loops} input gate loops "
+        f"(ready every {ready} s, command looked at every {command} s, cleanup every "
+        f"{cleanup} s)"
     )
+
+
+def test_a_48_hour_command_uses_under_a_tenth_of_the_history(ec2: Any, ssm: Any) -> None:
+    """One attempt whose command runs 48 hours and whose end event never comes: only
+    the safety rounds notice it. (The few readiness and stop loops of a real run are
+    in the whole histories bench/cost.py counts.)"""
+    _, command, _ = loop_intervals(ec2, ssm, timeout_s=MAX_TIMEOUT_S)
+    rounds = math.ceil(MAX_TIMEOUT_S / command)
+    events = rounds * timing.EVENTS_PER_SAFETY_ROUND + FIXED_EVENTS_PER_ATTEMPT
+
+    assert rounds <= timing.COMMAND_LOOK_BUDGET
+    assert events < timing.HISTORY_LIMIT / 10, f"{events} events (safety look every {command} s)"
 
 
 @pytest.mark.parametrize("n_retries_allowed", [0, 2, 5])
@@ -103,7 +119,7 @@ def test_each_loop_keeps_to_its_budget(ec2: Any, ssm: Any, n_retries_allowed: in
         ),
         "command": (
             attempts * math.ceil(options["timeout_s"] / command),
-            timing.COMMAND_POLL_BUDGET,
+            timing.COMMAND_LOOK_BUDGET,
         ),
         "cleanup": (
             attempts * math.ceil(timing.CLEANUP_TIMEOUT_S / cleanup),
@@ -115,10 +131,22 @@ def test_each_loop_keeps_to_its_budget(ec2: Any, ssm: Any, n_retries_allowed: in
     assert over == {}, f"loops over budget: {over} (budgets: {loops})"
 
 
-def test_short_jobs_are_polled_at_the_requested_interval(ec2: Any, ssm: Any) -> None:
+def test_short_jobs_are_looked_at_the_requested_interval(ec2: Any, ssm: Any) -> None:
     _, command, _ = loop_intervals(ec2, ssm, timeout_s=600, poll_interval_s=20)
 
     assert command == 20
+
+
+def test_the_safety_look_is_ten_minutes_unless_asked(ec2: Any, ssm: Any) -> None:
+    _, command, _ = loop_intervals(ec2, ssm, timeout_s=3600)
+
+    assert command == 600
+
+
+def test_the_wait_for_the_end_never_passes_the_deadline(ec2: Any, ssm: Any) -> None:
+    _, command, _ = loop_intervals(ec2, ssm, timeout_s=300)
+
+    assert command == 300  # the safety interval is 600 s, the command's limit 300 s
 
 
 # --- AMIRUN_TIME_SCALE ---------------------------------------------------------
@@ -147,7 +175,7 @@ def test_time_scale_shrinks_what_the_steps_record(
     assert (instance.ready_deadline - instance.launched_at).total_seconds() == 6
     assert instance.wait_seconds == 1
     assert (command.deadline - command.sent_at).total_seconds() == 9
-    assert command.wait_seconds == 1
+    assert command.wait_seconds == 6  # the 600 s safety interval
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "1.5", "10"])

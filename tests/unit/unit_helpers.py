@@ -32,6 +32,7 @@ START_TIME = datetime(2025, 6, 1, 6, 0, 0, 123_000, tzinfo=UTC)
 RUN_DATE = "20250531"
 STACK_NAME = "amirun-unit"
 OUTPUT_BUCKET = "amirun-unit-output"
+COMMAND_WAIT_TABLE = "amirun-unit-command-wait"
 AMI = "ami-0a1b2c3d4e5f67890"
 
 #: The environment the template gives every function.
@@ -41,6 +42,7 @@ HANDLER_ENV = {
     "POWERTOOLS_SERVICE_NAME": "amirun",
     "STACK_NAME": STACK_NAME,
     "OUTPUT_BUCKET": OUTPUT_BUCKET,
+    "COMMAND_WAIT_TABLE": COMMAND_WAIT_TABLE,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -154,20 +155,27 @@ def send_commands(
             _refused(exc, output_bucket)
             raise CommandFailed(f"SendCommand refused the command: {aws.describe(exc)}") from exc
     sent = timing.now()
-    interval = timing.command_poll_interval(
-        options.poll_interval_s, options.timeout_s, options.attempts
-    )
+    deadline = sent + timing.scaled(options.timeout_s)
     return CommandRecord(
         command_id=command["CommandId"],
         instance_id=instance_id,
         sent_at=sent,
-        deadline=sent + timing.scaled(options.timeout_s),
-        wait_seconds=timing.wait_seconds(interval),
+        deadline=deadline,
+        wait_seconds=_wait_for_end(state, deadline),
         output_url=f"s3://{output_bucket}/{prefix}/{command['CommandId']}/"
         if output_bucket
         else None,
         execution_url=recorded,
     )
+
+
+def _wait_for_end(state: WorkflowState, deadline: datetime) -> int:
+    """How long WaitForCommandEnd waits for the end event before a safety look."""
+    options = read_execution(state.request).run_options
+    interval = timing.command_look_interval(
+        options.poll_interval_s, options.timeout_s, options.attempts
+    )
+    return timing.wait_seconds_until(deadline, interval)
 
 
 def _refused(exc: ClientError, output_bucket: str | None) -> None:
@@ -249,13 +257,26 @@ def cancel(ssm: Any, record: CommandRecord) -> None:
 
 
 def follow_command(ssm: Any, ec2: Any, state: WorkflowState, s3: Any = None) -> CommandRecord:
-    """One look at the command: keep waiting, succeed, or raise a typed error.
+    """EC2Poller's safety look: keep waiting (until when), succeed, or raise a typed error.
 
     `s3` reads the end of an output too long for GetCommandInvocation.
     """
     if state.command is None:
         raise CommandFailed("no command was sent")
-    record = state.command.model_copy()
+    record = look_at_command(ssm, ec2, state.command, s3)
+    if not record.done:
+        record.wait_seconds = _wait_for_end(state, record.deadline)
+    return record
+
+
+def look_at_command(ssm: Any, ec2: Any, command: CommandRecord, s3: Any = None) -> CommandRecord:
+    """One look at the command: still on its way, ended well, or a typed error.
+
+    The poller, the token wait and the end-event handler all decide with this,
+    so the run ends the same whoever notices the end first. `s3` reads the end
+    of an output too long for GetCommandInvocation.
+    """
+    record = command.model_copy()
     try:
         invocation = ssm.get_command_invocation(
             CommandId=record.command_id, InstanceId=record.instance_id

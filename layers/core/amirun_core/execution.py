@@ -232,7 +232,13 @@ class RunOptions(_Strict):
         description="Wait before a relaunch, doubled each time (late upstream data).",
     )
     poll_interval_s: Integer = Field(
-        30, ge=5, le=3600, description="Shortest wait between two command status checks."
+        600,
+        ge=5,
+        le=3600,
+        description=(
+            "The command's end is an event; a safety look at the command follows "
+            "when none came for this long (longer for long commands)."
+        ),
     )
     ready_timeout_s: Integer = Field(
         600,

@@ -33,8 +33,9 @@ COMMAND_WAIT_SAFETY_S = 600
 #: One Task's worst in-place retrying: Lambda's errors (6 retries, at most 60 s apart),
 #: throttling (8, at most 120 s apart), each try up to the 30 s function timeout.
 TASK_RETRY_ALLOWANCE_S = 1_200
-#: Tasks one attempt runs: starter, readiness, commander, poller, checker, stopper.
-TASKS_PER_ATTEMPT = 6
+#: Tasks one attempt runs: starter, readiness, commander, the command wait (waiter),
+#: poller, checker, stopper.
+TASKS_PER_ATTEMPT = 7
 
 
 def largest(option: str) -> int:
@@ -53,7 +54,7 @@ def execution_timeout_s() -> int:
     command = (
         DELIVERY_TIMEOUT_S
         + command_timeout
-        + timing.command_poll_interval(largest("poll_interval_s"), command_timeout, attempts)
+        + timing.command_look_interval(largest("poll_interval_s"), command_timeout, attempts)
         + COMMAND_WAIT_SAFETY_S
     )
     cleanup = timing.CLEANUP_TIMEOUT_S + timing.cleanup_poll_interval(attempts)

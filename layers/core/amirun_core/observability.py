@@ -11,18 +11,19 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
+from pydantic import BaseModel
 
 from amirun_core import aws
 from amirun_core.cost import UsageRecord
 from amirun_core.errors import AmirunError, InternalError, one_line_cause
-from amirun_core.state import WorkflowState
+from amirun_core.state import CommandWait, WorkflowState
 
 # Most invocations have nothing to count; that is not worth a warning each time.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
@@ -35,7 +36,7 @@ metrics = Metrics()
 CORRELATION_ID_PATH = "execution.id"
 
 
-StepHandler = Callable[[WorkflowState, LambdaContext], dict[str, Any]]
+Model = TypeVar("Model", bound=BaseModel)
 LambdaHandler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
@@ -66,14 +67,24 @@ def error_contract(handler: LambdaHandler) -> LambdaHandler:
     return guarded
 
 
-def workflow_step(handler: StepHandler) -> LambdaHandler:
-    """A workflow Task's handler: takes the parsed workflow state, returns a record."""
-    parsed = error_contract(event_parser(model=WorkflowState)(handler))
-    traced = tracer.capture_lambda_handler(metrics.log_metrics(parsed))
-    wrapped: LambdaHandler = logger.inject_lambda_context(
-        traced, correlation_id_path=CORRELATION_ID_PATH
-    )
-    return wrapped
+def _step(
+    model: type[Model], correlation_id_path: str
+) -> Callable[[Callable[[Model, LambdaContext], dict[str, Any]]], LambdaHandler]:
+    def decorate(handler: Callable[[Model, LambdaContext], dict[str, Any]]) -> LambdaHandler:
+        parsed = error_contract(event_parser(model=model)(handler))
+        traced = tracer.capture_lambda_handler(metrics.log_metrics(parsed))
+        wrapped: LambdaHandler = logger.inject_lambda_context(
+            traced, correlation_id_path=correlation_id_path
+        )
+        return wrapped
+
+    return decorate
+
+
+#: A workflow Task's handler: takes the parsed workflow state, returns a record.
+workflow_step = _step(WorkflowState, CORRELATION_ID_PATH)
+#: A task-token Task's handler: takes the token and the workflow state.
+token_step = _step(CommandWait, f"state.{CORRELATION_ID_PATH}")
 
 
 def count_usage(usage: UsageRecord, schedule: str | None) -> None:

@@ -154,3 +154,10 @@ def schedule_name(request: Any) -> str | None:
     schedule = request.get("schedule") if isinstance(request, dict) else None
     name = schedule.get("name") if isinstance(schedule, dict) else None
     return name if isinstance(name, str) and name else None
+
+
+class CommandWait(_Record):
+    """The input of WaitForCommandEnd: the workflow state and the step's task token."""
+
+    task_token: str = Field(min_length=1, description="$$.Task.Token, ended by SendTask*.")
+    state: WorkflowState

@@ -11,15 +11,19 @@ import math
 import os
 from datetime import UTC, datetime, timedelta
 
-#: The history hard limit of a Standard execution, and the events one Wait +
-#: Task + Choice loop iteration writes.
+#: The history hard limit of a Standard execution, the events one Wait + Task +
+#: Choice loop iteration writes, and the events one safety round of the command
+#: wait writes (the token wait timing out, the poller's look, the Choice).
 HISTORY_LIMIT = 25_000
 EVENTS_PER_LOOP = 9
+EVENTS_PER_SAFETY_ROUND = 14
 
 #: Most loop iterations one execution may spend, over all its attempts, waiting
-#: for the command and for the instance. With the fixed per-attempt states this
-#: keeps a worst-case execution under HISTORY_LIMIT (a unit test checks it).
-COMMAND_POLL_BUDGET = 1_800
+#: for the instance, for the command (safety rounds: its end is an event) and
+#: for the stop. With the fixed per-attempt states this keeps a worst-case
+#: execution under HISTORY_LIMIT, and a 48-hour command under a tenth of it
+#: (unit tests check both).
+COMMAND_LOOK_BUDGET = 150
 READY_POLL_BUDGET = 400
 CLEANUP_POLL_BUDGET = 300
 #: Loops the input gate may spend, once per execution (relaunches skip it).
@@ -57,8 +61,18 @@ def spread_interval(shortest_s: int, window_s: int, attempts: int, budget: int) 
     return max(shortest_s, math.ceil(window_s * attempts / budget))
 
 
-def command_poll_interval(poll_interval_s: int, timeout_s: int, attempts: int) -> int:
-    return spread_interval(poll_interval_s, timeout_s, attempts, COMMAND_POLL_BUDGET)
+def command_look_interval(poll_interval_s: int, timeout_s: int, attempts: int) -> int:
+    """How long to wait for the command's end event before a safety look."""
+    return spread_interval(poll_interval_s, timeout_s, attempts, COMMAND_LOOK_BUDGET)
+
+
+def wait_seconds_until(deadline: datetime, seconds: float) -> int:
+    """`wait_seconds(seconds)`, but never past `deadline` (at least 1 s).
+
+    Rounded up, so the look that follows the wait finds the deadline passed.
+    """
+    remaining = math.ceil((deadline - now()).total_seconds())
+    return max(1, min(wait_seconds(seconds), remaining))
 
 
 def ready_poll_interval(ready_timeout_s: int, attempts: int) -> int:

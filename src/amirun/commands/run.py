@@ -40,7 +40,7 @@ def time_scale(text: str) -> float:
 
 
 def seconds(text: str) -> float:
-    """--agent-delay, --command-duration: 0 to MAX_DELAY_S seconds."""
+    """--agent-delay, --command-duration, --event-delay: 0 to MAX_DELAY_S seconds."""
     # From the world, not the runner: checking a flag needs no emulator installed.
     from amirun.local.world import MAX_DELAY_S
 
@@ -99,6 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
         agent_delay_s=args.agent_delay,
         command_duration_s=args.command_duration,
+        event_delay_s=args.event_delay,
     )
     mode = "commands run in a local shell" if args.exec_commands else "commands recorded, not run"
     print(
@@ -185,6 +186,12 @@ def register(sub: Any) -> None:
         type=seconds,
         default=1.5,
         help="seconds a recorded command runs (default 1.5)",
+    )
+    run.add_argument(
+        "--event-delay",
+        type=seconds,
+        default=0.2,
+        help="seconds EventBridge takes to deliver an end event to the handler (default 0.2)",
     )
     run.add_argument(
         "--json",

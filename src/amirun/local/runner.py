@@ -31,10 +31,17 @@ import botocore.session
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from amirun.local.eventbridge import EventBus
 from amirun.local.lambda_endpoint import LAMBDA_CONCURRENCY, Invocation, LambdaEndpoint
-from amirun.local.world import FAULTS, MAX_DELAY_S, EmulatedWorld, WorldSettings
+from amirun.local.world import (
+    FAULTS,
+    MAX_DELAY_S,
+    EmulatedWorld,
+    WorldSettings,
+    task_tokens_as_on_aws,
+)
 from amirun.progress import Progress, RunResult, describe_result
-from amirun.project import load_workflow
+from amirun.project import load_template, load_workflow
 from amirun_core.daily import Resolution
 from amirun_core.errors import InvalidExecutionInput, one_line_cause
 from amirun_core.execution import STATE_LIMIT_BYTES, read_execution
@@ -43,6 +50,7 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK_NAME = "amirun-rehearsal"
 OUTPUT_BUCKET = "amirun-rehearsal-output"
+COMMAND_WAIT_TABLE = "amirun-rehearsal-command-wait"
 #: Default: a 30 s poll becomes 1 s, a 600 s readiness limit 6 s, 3600 s run limit 36 s.
 DEFAULT_TIME_SCALE = 0.01
 
@@ -72,6 +80,8 @@ class RehearsalOptions:
     time_scale: float = DEFAULT_TIME_SCALE
     agent_delay_s: float = 1.5
     command_duration_s: float = 1.5
+    #: How long EventBridge takes to deliver an event (wall seconds, not scaled).
+    event_delay_s: float = 0.2
     name: str | None = None
     #: Share (0 to 1) of the steps' EC2 and SSM calls refused as throttled.
     throttle_share: float = 0.0
@@ -86,6 +96,9 @@ class RehearsalResult(RunResult):
     standins: list[str] = field(default_factory=list)
     sent_commands: list[list[str]] = field(default_factory=list)
     standin_outputs: list[str] = field(default_factory=list)
+    #: The execution's whole history, and every event the world put on the bus (for bench/).
+    history: list[dict[str, Any]] = field(default_factory=list)
+    bus_events: list[tuple[datetime, dict[str, Any]]] = field(default_factory=list)
     standin_inputs: list[str] = field(default_factory=list)
     #: Bytes of the largest state the execution carried (Step Functions allows
     #: STATE_LIMIT_BYTES), and by how much it exceeded the input.
@@ -134,6 +147,8 @@ def _function_environment(env: dict[str, Any]) -> dict[str, str]:
             resolved[name] = STACK_NAME
         elif name == "OUTPUT_BUCKET":
             resolved[name] = OUTPUT_BUCKET
+        elif name == "COMMAND_WAIT_TABLE":
+            resolved[name] = COMMAND_WAIT_TABLE
         elif name in ("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"):
             resolved[name] = "WARNING"
     return resolved
@@ -273,6 +288,20 @@ def prepare_standins(request: dict[str, Any], clients: dict[str, Any], strict: b
     return [f"{ref.kind} {ref.ident}" for ref in missing]
 
 
+def create_command_wait_table(dynamodb: Any, name: str = COMMAND_WAIT_TABLE) -> None:
+    """The stack's task-token table, with the key and TTL template.yaml gives it."""
+    props = load_template()["Resources"]["CommandWaitTable"]["Properties"]
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode=props["BillingMode"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        KeySchema=props["KeySchema"],
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"]
+    )
+
+
 def planned_resolution(request: dict[str, Any], start: datetime) -> Resolution | None:
     """The execution as the workflow resolves it when started at `start` (None if invalid)."""
     try:
@@ -319,10 +348,17 @@ class _Follower:
         started: float,
         emit: Callable[[Progress], None],
         invocations: queue.Queue[Invocation],
+        *,
+        called_by_states: frozenset[str] = frozenset(),
     ) -> None:
         self._sfn, self._arn, self._started, self._emit = sfn, arn, started, emit
         self._invocations = invocations
+        #: Functions the states call; the others (called by EventBridge) are reported
+        #: when they return, under whatever state is current.
+        self._called_by_states = called_by_states
         self._pending: collections.deque[Invocation] = collections.deque()
+        #: A task-token Task's call ends at TaskSubmitted; its wait's end is no call.
+        self._submitted = False
         self._seen = 0
         self.states: list[str] = []
         self.largest_state = 0
@@ -334,12 +370,31 @@ class _Follower:
     def wait(self, timeout: float) -> None:
         """Sleep until a Lambda call returns, or `timeout` seconds."""
         with contextlib.suppress(queue.Empty):
-            self._pending.append(self._invocations.get(timeout=timeout))
+            self._take(self._invocations.get(timeout=timeout))
+
+    def _take(self, invocation: Invocation) -> None:
+        if invocation.function in self._called_by_states:
+            self._pending.append(invocation)
+        else:
+            self.invocation(invocation)
 
     def _next_call(self) -> Invocation | None:
         while not self._invocations.empty():
-            self._pending.append(self._invocations.get_nowait())
+            self._take(self._invocations.get_nowait())
         return self._pending.popleft() if self._pending else None
+
+    def _ends_a_call(self, event_type: str) -> bool:
+        if event_type == "TaskScheduled":
+            self._submitted = False
+        if not _CALL_ENDS.match(event_type):
+            return False
+        if event_type == "TaskSubmitted":
+            self._submitted = True
+            return True
+        if event_type.startswith("Task") and self._submitted:
+            self._submitted = False
+            return False
+        return True
 
     def read_history(self) -> None:
         events = self._sfn.get_execution_history(executionArn=self._arn, maxResults=1000)["events"]
@@ -357,7 +412,7 @@ class _Follower:
                     if event["type"].startswith("Wait"):
                         detail = "waiting"
                     self._emit(Progress(self.elapsed(), "state", name, detail))
-            elif _CALL_ENDS.match(event["type"]):
+            elif self._ends_a_call(event["type"]):
                 # The endpoint reports a call before it answers, so it is queued by now.
                 call = self._next_call()
                 if call is not None:
@@ -467,7 +522,7 @@ class EmulatorSession:
     ) -> None:
         if not 0 < options.time_scale <= 1:
             raise RehearsalError(f"time scale {options.time_scale}: must be more than 0, at most 1")
-        for name in ("agent_delay_s", "command_duration_s"):
+        for name in ("agent_delay_s", "command_duration_s", "event_delay_s"):
             value = getattr(options, name)
             if not 0 <= value <= MAX_DELAY_S:
                 raise RehearsalError(f"{name} {value}: must be 0 to {MAX_DELAY_S} seconds")
@@ -482,7 +537,9 @@ class EmulatorSession:
         self.clients: dict[str, Any] = {}
         self.sfn: Any = None
         self.world: EmulatedWorld
+        self.called_by_states: frozenset[str] = frozenset()
         self.endpoint: LambdaEndpoint
+        self.bus: EventBus
         self.state_machine_arn = ""
 
     def __enter__(self) -> EmulatorSession:
@@ -565,6 +622,7 @@ class EmulatorSession:
             )
         )
         self.clients["s3"].create_bucket(Bucket=OUTPUT_BUCKET)
+        create_command_wait_table(aws.client("dynamodb"))
         command_env = {
             k: os.environ[k]
             for k in (
@@ -574,6 +632,9 @@ class EmulatorSession:
                 "AWS_DEFAULT_REGION",
             )
         }
+        self.bus = EventBus(
+            region=REGION, account=ACCOUNT, delay_s=options.event_delay_s, faults=options.faults
+        )
         self.world = EmulatedWorld(
             WorldSettings(
                 agent_delay_s=options.agent_delay_s,
@@ -584,9 +645,11 @@ class EmulatorSession:
                 throttle_share=options.throttle_share,
             ),
             self.clients["s3"],
+            publish=self.bus.publish,
         )
         self.world.install(self.clients["ec2"], self.clients["ssm"])
         stack.callback(self.world.close)
+        stack.enter_context(task_tokens_as_on_aws())
         if options.exec_commands:
             command_env["AWS_ENDPOINT_URL"] = stack.enter_context(_emulator_server())
         lose = frozenset({"StarterFunction"} if "lost-response" in options.faults else ())
@@ -594,18 +657,39 @@ class EmulatorSession:
             LambdaEndpoint(
                 workflow.functions,
                 arn_of,
-                functools.partial(_invoked, step_metrics, self._on_invoke),
+                functools.partial(_invoked, step_metrics, self._reported),
                 lose,
                 concurrency=options.lambda_concurrency,
             )
         )
+        self.bus.connect(self.endpoint.invoke)
+        # Deliveries under way finish before the endpoint and the emulator go.
+        stack.callback(self.bus.close)
+        self.world.start_clock()
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.endpoint.url
+        self.called_by_states = frozenset(workflow.function_substitutions.values())
         self.state_machine_arn = self.sfn.create_state_machine(
             name=f"{STACK_NAME}-workflow",
             definition=workflow.definition(arn_of),
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-workflow",
             type="STANDARD",
         )["stateMachineArn"]
+
+    def _reported(self, invocation: Invocation) -> None:
+        if self._on_invoke is not None:
+            self._on_invoke(invocation)
+        self.bus.observe(invocation)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """The execution's whole history (every page)."""
+        events: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+        while True:
+            page = self.sfn.get_execution_history(**params)
+            events.extend(page["events"])
+            if not page.get("nextToken"):
+                return events
+            params["nextToken"] = page["nextToken"]
 
     def prepare(self, request: dict[str, Any]) -> list[str]:
         """Stand in what the execution refers to (see `prepare_standins`)."""
@@ -657,7 +741,9 @@ def rehearse(
         name = options.name or f"rehearsal-{datetime.now(UTC):%Y%m%dT%H%M%S}"
         started = time.monotonic()
         arn = session.start(request, name)
-        follower = _Follower(session.sfn, arn, started, emit, invocations)
+        follower = _Follower(
+            session.sfn, arn, started, emit, invocations, called_by_states=session.called_by_states
+        )
         try:
             while True:
                 # Wake at each Lambda invocation, or at least 4 times a second.
@@ -688,6 +774,8 @@ def rehearse(
             standin_inputs=list(world.standin_inputs),
             largest_state_bytes=follower.largest_state,
             largest_state_growth=follower.largest_state - state_bytes(json.dumps(request)),
+            history=session.history(arn),
+            bus_events=list(session.bus.published),
         )
         result.instances = session.instances_of(arn)
         result.volumes_deleted = list(dict.fromkeys(follower.volumes_deleted))

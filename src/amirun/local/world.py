@@ -6,7 +6,9 @@ clients the handlers use add what matters to amirun: an instance that is
 pending before it runs, an SSM agent that comes online after a delay,
 commands that are Pending and InProgress before they end (optionally run for
 real in a local shell), RunInstances idempotency by ClientToken, and the
-faults a user wants to rehearse.
+faults a user wants to rehearse. Commands move on by themselves (a clock
+thread), and their ends and the instances' stops are published as the
+EventBridge events AWS would send.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from botocore.exceptions import ClientError
 
@@ -48,8 +51,14 @@ FAULTS: dict[str, str] = {
     "inputs-late": "the objects run_options.inputs names appear after the input gate's second look",
     "inputs-missing": "the objects run_options.inputs names never appear",
     "stop-refused": "EC2 refuses to stop or terminate the instance (a missing permission)",
+    "event-lost": "no end event arrives (EventBridge delivers SSM events best effort): "
+    "the safety look finds the end",
+    "event-duplicate": "every end event arrives twice",
+    "event-late": "end events arrive only after the safety look has moved on",
 }
 
+#: How often the world's clock moves commands on (wall seconds).
+TICK_S = 0.05
 #: Looks at a missing input before it appears, with the `inputs-late` fault.
 LATE_INPUT_LOOKS = 2
 
@@ -121,12 +130,23 @@ class _Command:
         return self.ended_at is not None
 
 
+#: Where the world's events go: (source, detail-type, detail naming an instance-id).
+Publish = Callable[[str, str, dict[str, Any]], None]
+
+
+def _no_bus(source: str, detail_type: str, detail: dict[str, Any]) -> None:
+    """Events nobody listens to."""
+
+
 class EmulatedWorld:
     """Hooks installed on boto3 clients; thread-safe, one per emulator session."""
 
-    def __init__(self, settings: WorldSettings, s3: Any) -> None:
+    def __init__(self, settings: WorldSettings, s3: Any, publish: Publish = _no_bus) -> None:
         self.settings = settings
         self._s3 = s3
+        self._publish = publish
+        self._ticking = threading.Event()
+        self._clock: threading.Thread | None = None
         self._ec2: Any = None
         self._lock = threading.RLock()
         self._tokens: dict[str, str] = {}
@@ -193,6 +213,19 @@ class EmulatedWorld:
                     f"before-parameter-build.{service}", self._throttle_share
                 )
 
+    def start_clock(self) -> None:
+        """Move commands on by themselves, so their ends are events, not only answers."""
+        self._ticking.set()
+        self._clock = threading.Thread(target=self._tick, name="amirun-world-clock", daemon=True)
+        self._clock.start()
+
+    def _tick(self) -> None:
+        while self._ticking.is_set():
+            with self._lock, self.emulator_calls():
+                for command in list(self._commands.values()):
+                    self._advance(command)
+            time.sleep(TICK_S)
+
     # --- S3: the run's inputs -------------------------------------------------------
     def provide_inputs(self, objects: list[tuple[str, str]]) -> None:
         """Put stand-ins for the run's inputs in place now, later, or never (faults)."""
@@ -223,6 +256,9 @@ class EmulatedWorld:
                 self._put_standin_input(target)
 
     def close(self) -> None:
+        self._ticking.clear()
+        if self._clock is not None:
+            self._clock.join()
         with self._lock:
             for command in self._commands.values():
                 if command.process and command.process.poll() is None:
@@ -332,7 +368,19 @@ class EmulatedWorld:
             for change in parsed.get("StoppingInstances", []) + parsed.get(
                 "TerminatingInstances", []
             ):
-                self._stopping.setdefault(change["InstanceId"], time.monotonic())
+                instance_id = change["InstanceId"]
+                if instance_id in self._stopping:
+                    continue
+                self._stopping[instance_id] = time.monotonic()
+                # The state EC2 shows first (moto skips it: stopped/terminated at once).
+                state = {"stopped": "stopping", "terminated": "shutting-down"}.get(
+                    change["CurrentState"]["Name"], change["CurrentState"]["Name"]
+                )
+                self._publish(
+                    "aws.ec2",
+                    "EC2 Instance State-change Notification",
+                    {"instance-id": instance_id, "state": state},
+                )
 
     def _after_describe_instances(self, parsed: dict[str, Any], **_: Any) -> None:
         now = time.monotonic()
@@ -449,7 +497,7 @@ class EmulatedWorld:
         params = context.get("amirun_params", {})
         self._throttle_once("GetCommandInvocation")
         if "crash" in self.settings.faults:
-            raise RuntimeError("rehearsal fault: the poller crashed")
+            raise RuntimeError("rehearsal fault: the look at the command crashed")
         with self._lock:
             command = self._commands.get(params.get("CommandId", ""))
             if command is None:
@@ -491,8 +539,9 @@ class EmulatedWorld:
             return
         listing = "".join(f"  {line}\n" for line in command.commands)
         command.stdout = f"(rehearsal: commands recorded, not run)\n{listing}"
-        self._end(command, "Success", "Success", 0)
+        # In place before the end is known (by an event or a look).
         self._put_standin_output(command)
+        self._end(command, "Success", "Success", 0)
 
     def _collect(self, command: _Command) -> None:
         assert command.workdir is not None
@@ -513,6 +562,17 @@ class EmulatedWorld:
                     self._s3.put_object(
                         Bucket=command.output_bucket, Key=f"{key}/{stream}", Body=body.encode()
                     )
+        self._publish(
+            "aws.ssm",
+            "EC2 Command Invocation Status-change Notification",
+            {
+                "command-id": command.command_id,
+                "document-name": "AWS-RunShellScript",
+                "instance-id": command.instance_id,
+                "requested-date-time": command.started_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "status": status,
+            },
+        )
 
     def _put_standin_output(self, command: _Command) -> None:
         target = self._expected.get(command.execution or "", self.settings.expected_output)
@@ -566,6 +626,66 @@ class EmulatedWorld:
             for command in self._commands.values():
                 counts[command.instance_id] = counts.get(command.instance_id, 0) + 1
             return counts
+
+
+@contextlib.contextmanager
+def task_tokens_as_on_aws() -> Iterator[None]:
+    """SendTaskSuccess/SendTaskFailure answered as Step Functions answers them.
+
+    moto 5.2 drops SendTaskFailure's cause (the run's reason: exit code, stderr,
+    where the output is), and takes an outcome for a task already closed
+    (settled, or timed out) without a word; AWS answers TaskTimedOut, which is
+    how a late or duplicate end event learns it came too late.
+    """
+    from moto.core.exceptions import AWSError
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    class TaskTimedOut(AWSError):
+        TYPE = "TaskTimedOut"
+        STATUS = 400
+
+    def refuse_if_closed(backend: Any, token: str) -> None:
+        """TaskTimedOut unless the task that handed out `token` is still waiting.
+
+        moto's history has the token in the TaskScheduled event's parameters
+        (a retried attempt keeps it, in moto); anything after the last such
+        event but the task starting means the task is closed.
+        """
+        for execution in backend._get_executions():
+            if execution.exec_worker is None:
+                continue
+            events = execution.to_history_output()["events"]
+            for index in reversed(range(len(events))):
+                scheduled = events[index].get("taskScheduledEventDetails") or {}
+                if token in (scheduled.get("parameters") or ""):
+                    later = {e["type"] for e in events[index + 1 :]}
+                    if later - {"TaskStarted", "TaskSubmitted"}:
+                        raise TaskTimedOut("the task has already been closed")
+                    return
+
+    def send_task_success(self: StepFunctionResponse) -> EmptyResult:
+        backend: Any = self.stepfunction_backend
+        refuse_if_closed(backend, self._get_param("taskToken"))
+        backend.send_task_success(self._get_param("taskToken"), self._get_param("output"))
+        return EmptyResult()
+
+    def send_task_failure(self: StepFunctionResponse) -> EmptyResult:
+        # The executing backend (moto.stepfunctions.parser) takes a cause; its base does not.
+        backend: Any = self.stepfunction_backend
+        refuse_if_closed(backend, self._get_param("taskToken"))
+        backend.send_task_failure(
+            self._get_param("taskToken"),
+            error=self._get_param("error"),
+            cause=self._get_param("cause"),
+        )
+        return EmptyResult()
+
+    with (
+        mock.patch.object(StepFunctionResponse, "send_task_success", send_task_success),
+        mock.patch.object(StepFunctionResponse, "send_task_failure", send_task_failure),
+    ):
+        yield
 
 
 def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
