@@ -85,6 +85,19 @@ def test_every_task_retries_lambda_errors_and_catches(asl: dict[str, Any]) -> No
             assert isinstance(rate, int | float) and rate >= 1, f"{name}: BackoffRate {rate!r}"
 
 
+def test_the_stopper_outlasts_throttling_the_other_steps_give_up_on(asl: dict[str, Any]) -> None:
+    """Giving up in EC2Stopper leaves an instance billing: it retries longest of all."""
+    stopper = {r["ErrorEquals"][0]: r["MaxAttempts"] for r in asl["States"]["EC2Stopper"]["Retry"]}
+    for name, state in tasks(asl).items():
+        if name == "EC2Stopper":
+            continue
+        for retrier in state["Retry"]:
+            first = retrier["ErrorEquals"][0]
+            if first in stopper:
+                assert stopper[first] > retrier["MaxAttempts"], (name, first)
+    assert min(stopper.values()) >= 20
+
+
 def test_error_names_are_amirun_errors(asl: dict[str, Any]) -> None:
     """A typo in an error name would make a Retry or Catch silently never match."""
     named = set()
