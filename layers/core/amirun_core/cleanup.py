@@ -181,7 +181,8 @@ def stop_instance(ec2: Any, state: WorkflowState) -> CleanupRecord:
     if at_rest and usage is None:
         # Measured when first found at rest: deleting volumes afterwards costs no instance time.
         earlier = [a.usage for a in state.past_attempts if a.usage is not None]
-        usage = instance_usage(instance, timing.now(), earlier)
+        spot = state.instance.spot_price_usd_per_hour if state.instance else None
+        usage = instance_usage(instance, timing.now(), earlier, spot_price=spot)
     done = at_rest
     if at_rest and options.ii_delete_volume:
         done, deleted_now = _release_volumes(ec2, instance["InstanceId"], volume_ids)

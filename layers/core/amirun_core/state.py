@@ -44,6 +44,14 @@ class InstanceRecord(_Record):
     agent: str = "unknown"
     ready: bool = False
     wait_seconds: int = 1
+    instance_type: str | None = Field(None, description="The type that launched.")
+    zone: str | None = Field(None, description="Its Availability Zone.")
+    launch_note: str = Field(
+        "", description="Which pool launched and why the ones tried before it did not."
+    )
+    spot_price_usd_per_hour: float | None = Field(
+        None, description="The spot price in force for the type and zone at launch."
+    )
 
 
 class CommandRecord(_Record):

@@ -719,6 +719,10 @@ class EmulatorSession:
 
     def start(self, request: dict[str, Any], name: str) -> str:
         """Start one execution of the workflow; returns its ARN at once."""
+        if "capacity" in self.options.faults:
+            params = request.get("instance_parameters")
+            first = params.get("InstanceType", "") if isinstance(params, dict) else ""
+            self.world.without_capacity(first if isinstance(first, str) else "")
         started = self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(request)
         )

@@ -39,7 +39,8 @@ from amirun_core.launch import TAG_EXECUTION
 
 #: The faults a rehearsal can inject, and what each stands for on AWS.
 FAULTS: dict[str, str] = {
-    "capacity": "RunInstances fails with InsufficientInstanceCapacity (spot and on-demand)",
+    "capacity": "the file's first instance type has no capacity (spot and on-demand): "
+    "RunInstances fails with InsufficientInstanceCapacity; alternatives launch",
     "throttle": "the first RunInstances and GetCommandInvocation calls are throttled",
     "ssm-never-online": "the instance runs but its SSM agent never comes online",
     "command-fails": "the command ends Failed with exit code 1",
@@ -102,6 +103,8 @@ class WorldSettings:
     command_env: dict[str, str] = field(default_factory=dict)
     #: Share (0 to 1) of the steps' EC2 and SSM calls refused as throttled.
     throttle_share: float = 0.0
+    #: The spot price the world quotes, as a share of the on-demand list price.
+    spot_discount: float = 0.35
 
 
 @dataclass
@@ -166,11 +169,18 @@ class EmulatedWorld:
         self.standin_outputs: list[str] = []
         self.standin_inputs: list[str] = []
         self._late_inputs: dict[tuple[str, str], int] = {}
+        #: Instance types without capacity (the `capacity` fault); "" for a launch naming none.
+        self._no_capacity: set[str] = set()
 
     def expect_output(self, execution_arn: str, target: tuple[str, str] | None) -> None:
         """The (bucket, key) an execution checks: put in place when its command succeeds."""
         with self._lock:
             self._expected[execution_arn] = target
+
+    def without_capacity(self, instance_type: str) -> None:
+        """Leave `instance_type` without capacity, spot and on-demand alike."""
+        with self._lock:
+            self._no_capacity.add(instance_type)
 
     # --- installation -----------------------------------------------------------
     def install(self, ec2: Any, ssm: Any) -> None:
@@ -184,6 +194,7 @@ class EmulatedWorld:
                 "before-call.ec2.TerminateInstances": self._refuse_stop,
                 "after-call.ec2.StopInstances": self._after_stop,
                 "after-call.ec2.TerminateInstances": self._after_stop,
+                "before-call.ec2.DescribeSpotPriceHistory": self._spot_price_history,
             },
             ssm: {
                 "before-call.ssm.DescribeInstanceInformation": self._instance_information,
@@ -311,7 +322,9 @@ class EmulatedWorld:
     def _run_instances(self, context: dict[str, Any], **_: Any) -> Any:
         params = context.get("amirun_params", {})
         self._throttle_once("RunInstances")
-        if "capacity" in self.settings.faults:
+        with self._lock:
+            short = params.get("InstanceType", "") in self._no_capacity
+        if short:
             raise _client_error(
                 "InsufficientInstanceCapacity",
                 f"We currently do not have sufficient {params.get('InstanceType', '')} "
@@ -331,6 +344,26 @@ class EmulatedWorld:
             "OwnerId": found.get("OwnerId", ""),
             "Instances": found["Instances"],
         }
+
+    def _spot_price_history(self, context: dict[str, Any], **_: Any) -> Any:
+        """One price per type and zone, a share of the list price (moto quotes 0.00001)."""
+        from amirun_core.cost import price_table
+
+        params = context.get("amirun_params", {})
+        table = price_table()
+        zone = params.get("AvailabilityZone") or f"{self._ec2.meta.region_name}a"
+        history = [
+            {
+                "InstanceType": name,
+                "AvailabilityZone": zone,
+                "ProductDescription": "Linux/UNIX",
+                "SpotPrice": f"{table.on_demand_per_hour[name] * self.settings.spot_discount:.6f}",
+                "Timestamp": params.get("StartTime") or datetime.now(UTC),
+            }
+            for name in params.get("InstanceTypes", [])
+            if name in table.on_demand_per_hour
+        ]
+        return _Http(), {"SpotPriceHistory": history}
 
     def _after_run_instances(
         self, parsed: dict[str, Any], context: dict[str, Any], **_: Any
