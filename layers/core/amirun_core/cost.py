@@ -60,6 +60,11 @@ class UsageRecord(BaseModel):
     price_basis: str = ""
     run_instance_seconds: int = Field(0, description="This attempt and the ones before it.")
     run_estimated_cost_usd: float | None = None
+    cpu_max: float | None = Field(None, description="Peak CPUUtilization over the command, %.")
+    cpu_avg: float | None = Field(None, description="Average CPUUtilization over the command, %.")
+    mem_max: float | None = Field(
+        None, description="Peak mem_used_percent, when the AMI runs the CloudWatch agent."
+    )
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -72,6 +72,11 @@ class InsufficientCapacity(AmirunError):
     """
 
 
+class InstanceQueueTimeout(AmirunError):
+    """No room (the stack's vCPU limit) or no capacity for the run's types before
+    `run_options.queue_timeout_s`: nothing was launched. Not relaunchable."""
+
+
 class InputsMissing(AmirunError):
     """Objects `run_options.inputs` names were still missing at the input deadline."""
 

@@ -96,6 +96,21 @@ class CaughtError(_Record):
     Cause: str | None = None
 
 
+class RoomRecord(_Record):
+    """ClaimRoom's answer: may the run launch now, and if not, when to look again."""
+
+    granted: bool
+    key: str = Field(description="The claim's key: execution name and attempt.")
+    vcpus: int = 0
+    attempt: int = 1
+    first_look: datetime
+    deadline: datetime
+    wait_seconds: int = 1
+    ahead: int | None = Field(None, description="Waiters with older tickets, at the last look.")
+    waited_s: float = 0.0
+    limited: bool = False
+
+
 class AttemptRecord(_Record):
     attempt: int
     instance_id: str | None
@@ -134,6 +149,10 @@ class WorkflowState(_Record):
         None, description="The Resolve step's result: DAILY resolved once for every attempt."
     )
     inputs: InputsRecord | None = None
+    room: RoomRecord | None = Field(None, description="ClaimRoom: the run's vCPU claim.")
+    launch_refused: CaughtError | None = Field(
+        None, description="The starter's last capacity refusal, while the run waits for room."
+    )
     attempt: int = 1
     past_attempts: list[AttemptRecord] = []
     instance: InstanceRecord | None = None
