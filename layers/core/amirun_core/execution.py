@@ -18,7 +18,7 @@ import functools
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -646,7 +646,16 @@ def decode_execution(data: bytes) -> dict[str, Any]:
         raise InvalidExecutionInput(f"not valid JSON: {exc}") from None
     except ValueError as exc:  # NaN, or an integer of more digits than Python converts
         raise InvalidExecutionInput(f"not valid JSON: {str(exc).split(';')[0]}") from None
-    problems = _decoded_problems(raw)
+    problems = [
+        Problem(path, "duplicate key (JSON readers disagree on which value counts)")
+        for path, node in _nodes(raw, "")
+        if isinstance(node, _Object) and node.duplicates
+        for path in (_join(path, key) for key in node.duplicates)
+    ] + [
+        Problem(path, "holds a lone surrogate (\\ud800-\\udfff), which is no character")
+        for path, node in _nodes(raw, "")
+        if isinstance(node, str) and not _encodable(node)
+    ]
     if problems:
         raise InvalidExecutionInput(*problems)
     if not isinstance(raw, dict):
@@ -661,10 +670,8 @@ class _Object(dict[str, Any]):
 
     def __init__(self, pairs: list[tuple[str, Any]]) -> None:
         super().__init__(pairs)
-        self.duplicates: list[str] = []
-        if len(self) < len(pairs):  # only then was a key given twice
-            counts = collections.Counter(key for key, _ in pairs)
-            self.duplicates = [key for key, count in counts.items() if count > 1]
+        counts = collections.Counter(key for key, _ in pairs)
+        self.duplicates = [key for key, count in counts.items() if count > 1]
 
 
 def _no_constant(name: str) -> Any:
@@ -675,47 +682,19 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-_DUPLICATE_KEY = "duplicate key (JSON readers disagree on which value counts)"
-_LONE_SURROGATE = "holds a lone surrogate (\\ud800-\\udfff), which is no character"
-
-
-def _decoded_problems(raw: Any) -> list[Problem]:
-    """Keys given twice, then strings (keys too) that hold a lone surrogate, in document order.
-
-    One walk over the document; a path is built only for a container or a problem.
-    """
-    duplicates: list[Problem] = []
-    surrogates: list[Problem] = []
-
-    def walk(value: Any, path: str) -> None:
-        if isinstance(value, dict):
-            if isinstance(value, _Object) and value.duplicates:
-                duplicates.extend(Problem(_join(path, k), _DUPLICATE_KEY) for k in value.duplicates)
-            for key, item in value.items():
-                if not _encodable(key):
-                    surrogates.append(Problem(_join(path, "<key>"), _LONE_SURROGATE))
-                if isinstance(item, str):
-                    if not _encodable(item):
-                        surrogates.append(Problem(_join(path, key), _LONE_SURROGATE))
-                elif isinstance(item, dict | list):
-                    walk(item, _join(path, key))
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                if isinstance(item, str):
-                    if not _encodable(item):
-                        surrogates.append(Problem(f"{path}[{index}]", _LONE_SURROGATE))
-                elif isinstance(item, dict | list):
-                    walk(item, f"{path}[{index}]")
-        elif isinstance(value, str) and not _encodable(value):
-            surrogates.append(Problem(path, _LONE_SURROGATE))
-
-    walk(raw, "")
-    return duplicates + surrogates
+def _nodes(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Every value in a JSON document with its path; object keys count as values."""
+    yield path, value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield _join(path, "<key>"), key
+            yield from _nodes(item, _join(path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nodes(item, f"{path}[{index}]")
 
 
 def _encodable(text: str) -> bool:
-    if text.isascii():
-        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -723,19 +702,24 @@ def _encodable(text: str) -> bool:
     return True
 
 
-#: A JSON string, closed or running to the end of the text (a lone trailing backslash stays).
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
-_BRACKETS = re.compile(r"[][{}]")
-
-
 def _nesting_depth(text: str) -> int:
     """The deepest nesting of [ and { outside strings, without parsing (no recursion)."""
     depth = deepest = 0
-    for bracket in _BRACKETS.findall(_JSON_STRING.sub("", text)):
-        if bracket in "[{":
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
             depth += 1
             deepest = max(deepest, depth)
-        else:
+        elif char in "]}":
             depth -= 1
     return deepest
 
