@@ -248,12 +248,15 @@ class RunOptions(_Strict):
     ii_check_s3: bool | S3Check = Field(
         False,
         description=(
-            "`false`: no output check. `true`: at least one object must be written under "
-            "the output location the commands give (`--s3_bucket` and `--s3_prefix`, any "
-            "case, the last command's wins; or datastream_command_options' s3_bucket and "
-            "s3_prefix) after the run started, or the run fails with OutputMissing; a file "
-            "that gives no location is refused. An object {bucket, prefix}: that object "
-            "(or one under that prefix) must exist after the run."
+            "`false`: no output check. `true`: one key under the output location the "
+            "commands give (`--s3_bucket` and `--s3_prefix`, any case, the last command's "
+            "wins; or datastream_command_options' s3_bucket and s3_prefix), as the original "
+            "checks it: PREFIX/merkdir.file when a command runs /scripts/datastream (an "
+            "`echo` parser hint does not count), else "
+            "PREFIX/metadata/forcings_metadata/metadata.csv; it must be written after the "
+            "run started, or the run fails with OutputMissing; a file that gives no "
+            "location is refused. An object {bucket, prefix}: that object (or one under "
+            "that prefix) must exist after the run."
         ),
     )
     timeout_s: Integer = Field(
