@@ -58,6 +58,8 @@ _SHELL_WORD = re.compile(r"^[^\s']+$")
 #: A command that runs the datastream script: `/scripts/datastream` and an argument, as
 #: the original's checker matches it (any case).
 _RUNS_DATASTREAM = re.compile(r"/scripts/datastream[=\s'\"]+[^\s'\"]", re.IGNORECASE)
+#: An S3 object URL as a forcing file path (`-F s3://bucket/key`).
+_S3_URL = re.compile(r"s3://[^/\s]+/\S+$")
 #: A "parser hint": a command that only echoes options for the location's sake.
 _PARSER_HINT = re.compile(r"\s*echo(?:\s|$)")
 
@@ -419,9 +421,6 @@ def missing_forcing_file(commands: list[str], from_options: bool) -> str | None:
         "`true` waits for the forcing file the commands name with -F s3://bucket/key, but "
         f"there is none{found}; add it, or list the file in run_options.inputs, or false"
     )
-
-
-_S3_URL = re.compile(r"s3://[^/\s]+/\S+$")
 
 
 def check_forcing_source(commands: list[str]) -> str | None:

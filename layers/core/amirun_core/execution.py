@@ -193,6 +193,11 @@ _MACHINE_FIELD = (
 )
 
 
+#: The relaunch backoff's options, as the original names them (`retry_delay_s` is the
+#: earlier way to give the same waits: one or the other).
+BACKOFF_OPTIONS = ("retry_backoff_base_s", "retry_backoff_rate", "retry_backoff_max_s")
+
+
 def machine_fields(raw: Any) -> list[str]:
     """The fields of MACHINE_FIELDS an execution JSON carries (ignored, worth a notice)."""
     return [name for name in MACHINE_FIELDS if isinstance(raw, dict) and name in raw]
@@ -226,16 +231,7 @@ class RunOptions(_Strict):
     model_config = ConfigDict(
         # What _backoff_spelling says, for editors: one way to give the relaunch waits.
         json_schema_extra={
-            "not": {
-                "anyOf": [
-                    {"required": ["retry_delay_s", name]}
-                    for name in (
-                        "retry_backoff_base_s",
-                        "retry_backoff_rate",
-                        "retry_backoff_max_s",
-                    )
-                ]
-            }
+            "not": {"anyOf": [{"required": ["retry_delay_s", name]} for name in BACKOFF_OPTIONS]}
         }
     )
 
@@ -546,10 +542,6 @@ def _backoff_spelling(raw: dict[str, Any]) -> Iterable[Problem]:
             f"the earlier spelling of the relaunch backoff; give it or {', '.join(newer)}, "
             "not both",
         )
-
-
-#: The relaunch backoff's options, as the original names them.
-BACKOFF_OPTIONS = ("retry_backoff_base_s", "retry_backoff_rate", "retry_backoff_max_s")
 
 
 def _forcing_file(raw: dict[str, Any]) -> Iterable[Problem]:
