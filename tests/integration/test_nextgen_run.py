@@ -41,7 +41,9 @@ def test_the_datastreams_marker_written_by_the_command_is_the_output(writes_mark
     assert result.output["checked_object"]["location"] == f"{prefix}/merkdir.file"
     assert writes_marker.objects[f"{prefix}/merkdir.file"] == b"tree"
     assert result.standin_outputs == []  # the rehearsal put nothing in its place
-    record = json.loads(writes_marker.objects[f"{prefix}/datastream-metadata/execution.json"])
+    record_url = f"{prefix}/datastream-metadata/execution.json"
+    assert result.output["record_url"] == record_url  # the execution output names it
+    record = json.loads(writes_marker.objects[record_url])
     assert record["commands"] == result.sent_commands[0]
 
 
