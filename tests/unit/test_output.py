@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from unit_helpers import RUN_DATE, START_TIME, make_request, make_state
+from unit_helpers import RUN_DATE, START_TIME, make_request, make_state, with_records
 
 from amirun_core import timing
 from amirun_core.errors import OutputMissing
@@ -201,3 +201,17 @@ def test_a_prefix_check_stops_at_the_first_fresh_object_among_stale_pages() -> N
 
     assert (record.location, record.size) == (f"s3://{BUCKET}/k-new", 7)
     assert client.read == 3
+
+
+def test_a_run_resolved_before_the_key_rule_is_checked_as_it_was(s3: Any) -> None:
+    """An execution in flight across a deploy carries its old resolution (a folder to
+    look under, no `why`): the new checker keeps that run's rule."""
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/ngen-run.tar.gz", Body=b"t")
+    state = derived()
+    old = state.resolution().model_dump(mode="json")
+    old["output_check"] = {"bucket": BUCKET, "prefix": f"{PREFIX}/", "source": "commands"}
+
+    record = check_output(s3, with_records(state, resolved=old))
+
+    assert record.location == f"s3://{BUCKET}/{PREFIX}/ngen-run.tar.gz"
