@@ -18,7 +18,7 @@ the launch idempotent by ClientToken, one token per pool.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -160,7 +160,9 @@ class Pool:
         return f"{self.instance_type} {self.market}{where}"
 
 
-def pools(markets: list[str], types: list[str], subnets: list[str] | None = None) -> list[Pool]:
+def pools(
+    markets: Sequence[str], types: Sequence[str], subnets: Sequence[str] | None = None
+) -> list[Pool]:
     """Every pool in the order tried: each market across every type (and subnet),
     markets in order: spot everywhere before on-demand anywhere."""
     where: list[str | None] = list(subnets) if subnets else [None]

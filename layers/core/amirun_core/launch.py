@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from amirun_core import aws, capacity, timing
+from amirun_core import aws, capacity, relaunch, timing
 from amirun_core.capacity import NoCapacity, Pool
 from amirun_core.errors import (
     InstanceLost,
@@ -80,7 +80,12 @@ def launch_parameters(
         MaxCount=1,
         ClientToken=client_token(state.execution.id, state.attempt, market, alternative),
     )
-    params.setdefault("MetadataOptions", {"HttpTokens": "required", "HttpEndpoint": "enabled"})
+    # IMDSv2; a hop limit of 2 lets the job's containers reach it (AWS's advice for
+    # containers: with 1, Docker's bridge network cannot get a token).
+    params.setdefault(
+        "MetadataOptions",
+        {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
+    )
     if spot:
         params.setdefault(
             "InstanceMarketOptions",
@@ -144,7 +149,7 @@ def launch_instance(
     request = parse_execution(state.request, ec2.meta.service_model)
     options = request.run_options
     types = capacity.check_types(ec2, request.instance_parameters, options.instance_types)
-    markets = ["spot", "on-demand"] if options.ii_cheapo else ["on-demand"]
+    markets = relaunch.markets(options, state.attempt)
     candidates = capacity.pools(markets, types or [""], options.subnets or None)
 
     def params_for(pool: Pool) -> dict[str, Any]:
