@@ -153,3 +153,24 @@ def test_the_reconciler_frees_the_claims_of_ended_executions(dynamodb: Any) -> N
     item = counter(dynamodb)
     assert set(item["holders"]) == {"running#1"}
     assert item["waiting"] == {}
+
+
+def test_capacity_and_throttling_at_launch_wait_for_room_in_the_workflow() -> None:
+    """The starter's InsufficientCapacity, and throttling past its retries, go to the wait
+    loop (WaitForRoom, then ClaimRoom), never straight to a failure."""
+    import json
+
+    from unit_helpers import ROOT
+
+    states = json.loads((ROOT / "statemachine" / "amirun.asl.json").read_text())["States"]
+    first_catch = states["EC2StarterFromAMI"]["Catch"][0]
+    assert first_catch["ErrorEquals"] == ["InsufficientCapacity", "AwsThrottled"]
+    assert first_catch["Next"] == "WaitForRoom"
+    assert states["WaitForRoom"] == {
+        "Type": "Wait",
+        "Comment": states["WaitForRoom"]["Comment"],
+        "SecondsPath": "$.room.wait_seconds",
+        "Next": "ClaimRoom",
+    }
+    assert states["ClaimRoom"]["Next"] == "HasRoom"
+    assert states["PrepareRelaunch"]["Next"] == "ClaimRoom"

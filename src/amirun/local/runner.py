@@ -94,6 +94,9 @@ class RehearsalOptions:
     #: The stack's VcpuLimit and BlockVcpuLimits parameters (0 and "": off).
     vcpu_limit: int = 0
     block_vcpu_limits: str = ""
+    #: (peak CPU %, peak memory %) of a run's command by execution ARN; None: drawn
+    #: from the execution's name (see `world.emulated_utilisation`).
+    utilisation: Callable[[str], tuple[float, float]] | None = None
 
 
 @dataclass(kw_only=True)
@@ -669,6 +672,7 @@ class EmulatorSession:
                 command_env=command_env,
                 throttle_share=options.throttle_share,
                 quota_vcpus=options.quota_vcpus,
+                utilisation=options.utilisation,
             ),
             self.clients["s3"],
             publish=self.bus.publish,
