@@ -45,6 +45,12 @@ def main() -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument("--quota-vcpus", type=int, default=0, help="emulated vCPU quota")
     parser.add_argument("--vcpu-limit", type=int, default=0, help="the stack's VcpuLimit")
+    parser.add_argument(
+        "--queue-timeout",
+        type=int,
+        help="run_options.queue_timeout_s for every run (the rehearsal's clock is scaled: "
+        "a long load on a small machine needs more than the default hour)",
+    )
     args = parser.parse_args()
     if not 0 <= args.throttle < 1:
         parser.error("--throttle must be in [0, 1)")
@@ -55,6 +61,8 @@ def main() -> int:
             print(f"{elapsed:7.1f}s  {done}", file=sys.stderr, flush=True)
 
     request = json.loads(args.execution.read_text(encoding="utf-8"))
+    if args.queue_timeout is not None:
+        request.setdefault("run_options", {})["queue_timeout_s"] = args.queue_timeout
     options = RehearsalOptions(
         time_scale=args.time_scale,
         throttle_share=args.throttle,

@@ -174,3 +174,20 @@ def test_capacity_and_throttling_at_launch_wait_for_room_in_the_workflow() -> No
     }
     assert states["ClaimRoom"]["Next"] == "HasRoom"
     assert states["PrepareRelaunch"]["Next"] == "ClaimRoom"
+
+
+def test_a_waiter_looking_again_writes_nothing_and_a_release_needs_no_version(
+    dynamodb: Any,
+) -> None:
+    """Many runs in line must not starve the releases: a waiter seen lately does not
+    rewrite the counter, and a release removes its entries whatever the version."""
+    take(dynamodb, "a", 8)
+    take(dynamodb, "b", 4)
+    version = counter(dynamodb)["version"]
+
+    assert not take(dynamodb, "b", 4, now=NOW + 5).granted
+    assert counter(dynamodb)["version"] == version
+
+    assert release(dynamodb, RUN_LEDGER_TABLE, {"a#1"}, [Scope(STACK_COUNTER, 8)]) == 1
+    assert counter(dynamodb)["version"] == version + 1
+    assert take(dynamodb, "b", 4, now=NOW + 10).granted

@@ -30,7 +30,7 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from amirun_core import aws, capacity, timing
-from amirun_core.errors import AwsThrottled, InstanceQueueTimeout, one_line_cause
+from amirun_core.errors import InstanceQueueTimeout, one_line_cause
 from amirun_core.execution import read_execution
 from amirun_core.ledger import from_item
 from amirun_core.limits import ROOM_INTERVAL_S, ROOM_POLL_BUDGET
@@ -99,6 +99,14 @@ def room_interval(queue_timeout_s: int, attempts: int) -> int:
 
 def _stale_before(now: float) -> float:
     return now - max(60.0, timing.scaled(STALE_S).total_seconds())
+
+
+def _fresh(entry: Any, now: float) -> bool:
+    """A place in line seen recently enough that it need not be written again."""
+    if not isinstance(entry, dict):
+        return False
+    refresh = max(60.0, timing.scaled(STALE_S).total_seconds()) / 3
+    return now - float(entry.get("seen", 0)) < refresh
 
 
 def _attr(value: Any) -> dict[str, Any]:
@@ -190,9 +198,17 @@ def claim(
             fits = used + sum(int(w["vcpus"]) for w in older) + vcpus <= scope.limit
             granted = granted and fits
             ahead = max(ahead, len(older))
-            counters.append((scope, {**item, "waiting": live, "ticket": ticket}, False))
+            counters.append(
+                (scope, {**item, "waiting": live, "ticket": ticket, "mine": mine}, False)
+            )
         if all(held for _, _, held in counters):
             return Answer(True, 0)
+        if not granted and all(
+            held or _fresh(item["waiting"].get(key) or item.get("mine"), now)
+            for _, item, held in counters
+        ):
+            # Still in line, and seen lately: nothing to write (the line stays quiet).
+            return Answer(False, ahead)
         for scope, item, held in counters:
             if held:
                 continue
@@ -219,29 +235,34 @@ def claim(
 
 
 def release(dynamodb: Any, table: str, keys: set[str], scopes: list[Scope]) -> int:
-    """Drop `keys` from every scope's holders and line; returns how many entries went."""
+    """Drop `keys` from every scope's holders and line; returns how many entries went.
+
+    Removing entries needs no version check (it only ever frees room), so a release
+    never loses a race to the waiters' looks: one unconditional UpdateItem per counter.
+    """
     dropped = 0
     for scope in scopes:
-        for _ in range(WRITE_TRIES):
-            item = _read(dynamodb, table, scope.pk)
-            holders = dict(item.get("holders", {}))
-            waiting = dict(item.get("waiting", {}))
-            gone = (keys & holders.keys()) | (keys & waiting.keys())
-            if not gone:
-                break
-            for key in gone:
-                holders.pop(key, None)
-                waiting.pop(key, None)
-            new = {
-                "holders": holders,
-                "waiting": waiting,
-                "next_ticket": item.get("next_ticket", 0),
-            }
-            if _commit(dynamodb, [_write(scope.pk, table, new, int(item.get("version", 0)))]):
-                dropped += len(gone)
-                break
-        else:
-            raise AwsThrottled(f"the vCPU counter {scope.pk} stayed busy: release again")
+        item = _read(dynamodb, table, scope.pk)
+        present = keys & (set(item.get("holders", {})) | set(item.get("waiting", {})))
+        if not present:
+            continue
+        names = {f"#k{i}": key for i, key in enumerate(sorted(present))}
+        removals = [f"{where}.{alias}" for alias in names for where in ("holders", "waiting")]
+        try:
+            dynamodb.update_item(
+                TableName=table,
+                Key={"pk": {"S": scope.pk}},
+                UpdateExpression="REMOVE " + ", ".join(removals) + " ADD version :one",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":one": {"N": "1"}},
+            )
+        except ClientError as exc:
+            aws.raise_if_throttled(exc, "UpdateItem")
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            continue
+        dropped += len(present)
     return dropped
 
 
