@@ -276,7 +276,7 @@ def test_plan_refuses_invalid_files_before_any_aws_call(
 
     assert code == 1
     err = capsys.readouterr().err
-    assert "hourly-check: expression: 'rate(1 hr)' is not cron(6 fields)" in err
+    assert "hourly-check: expression: 'rate(1 hr)' is not rate(N unit)" in err
     assert err.splitlines()[-1] == "Nothing was changed: fix the files first."
 
 

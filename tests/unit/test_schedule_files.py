@@ -312,7 +312,7 @@ schedules:
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ("schedules: []", "schedules: List should have at least 1 item after validation"),
+        ("schedules: []", "schedules: needs at least one item"),
         (
             "template: run.json\nschedules: [{name: x, expression: rate(1 day), cron: y}]",
             "schedules[0].cron: unknown field",
@@ -411,8 +411,8 @@ schedules:
     )
     (schedule,) = expand([path])
     problems = schedule_problems(schedule)
-    assert problems[0].startswith("name: 1 to 64 letters")
-    assert problems[1].startswith("expression: 'cron(0 1 * *)' is not cron(6 fields)")
+    assert problems[0].startswith("name: 'bad name' is not 1 to 64 letters")
+    assert problems[1].startswith("expression: 'cron(0 1 * *)': cron takes 6 fields")
 
 
 # --- What Scheduler is given -------------------------------------------------------------------
