@@ -43,14 +43,13 @@ def read_regular_file(path: Path | str, limit: int, what: str = "a file") -> byt
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise UnreadableFile(f"cannot read it: {reason}") from None
-    with os.fdopen(descriptor, "rb") as file:
-        mode = os.fstat(descriptor).st_mode
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
         if stat.S_ISDIR(mode):
             raise UnreadableFile(f"is a directory, not {what}")
-        if not stat.S_ISREG(mode):
-            raise UnreadableFile(
-                f"not a regular file (a FIFO, a device or a socket), so not {what}"
-            )
+        raise UnreadableFile(f"not a regular file (a FIFO, a device or a socket), so not {what}")
+    with os.fdopen(descriptor, "rb") as file:
         try:
             data = file.read(limit + 1)
         except OSError as exc:

@@ -51,7 +51,7 @@ _EXECUTION_NAME_CHAR = re.compile(r"[^0-9A-Za-z_-]")
 
 # --- Bounds: a file is refused before it can use much memory or time -------------------------
 #: A schedule file larger than this is refused unread (NextGen's 580 schedules take 3 KB).
-MAX_SCHEDULE_FILE_BYTES = 1_048_576
+MAX_SCHEDULE_FILE_BYTES = 262_144
 #: A template is an execution JSON with placeholders: as big as an execution file may be.
 MAX_TEMPLATE_BYTES = 16 * MAX_INPUT_BYTES
 #: Schedules over all the files given at once (eight times NextGen's daily set of 1,238).
@@ -206,12 +206,13 @@ class Schedule:
     description: str | None = None
 
     def describe_row(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.row.items())
+        return ", ".join(f"{k}={v if v.isprintable() else ascii(v)}" for k, v in self.row.items())
 
     def label(self) -> str:
-        """The schedule and the matrix values of its row."""
+        """The schedule and the matrix values of its row, on one line."""
         row = self.describe_row()
-        return f"{self.name} ({row})" if row else self.name
+        name = self.name if self.name.isprintable() else ascii(self.name)
+        return f"{name} ({row})" if row else name
 
     def input_at(self, scheduled_time: str) -> dict[str, Any]:
         """The execution input as Scheduler hands it over when it fires at `scheduled_time`."""
@@ -399,6 +400,30 @@ def _json_string_content(text: str) -> str:
 
 
 # --- Loading and expanding -------------------------------------------------------------------
+class _TooDeep(Exception):
+    pass
+
+
+class _BoundedLoader(yaml.SafeLoader):  # type: ignore[misc]
+    """PyYAML's safe loader, stopped as soon as the nesting passes MAX_YAML_DEPTH.
+
+    PyYAML's scanner takes time quadratic in the nesting of `[` and `{`, and its
+    composer recurses once per level: a few thousand brackets would take seconds,
+    then overflow the stack.
+    """
+
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        if self.flow_level >= MAX_YAML_DEPTH:
+            raise _TooDeep
+        super().fetch_flow_collection_start(token_class)
+
+    def add_indent(self, column: int) -> bool:
+        if len(self.indents) >= MAX_YAML_DEPTH:
+            raise _TooDeep
+        added: bool = super().add_indent(column)
+        return added
+
+
 def _read_yaml(path: Path) -> Any:
     try:
         data = read_regular_file(path, MAX_SCHEDULE_FILE_BYTES, "a schedule file")
@@ -416,27 +441,30 @@ def _read_yaml(path: Path) -> Any:
             f"{path}: not valid UTF-8 (byte {exc.start}: {data[exc.start : exc.start + 1]!r})"
         ) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise ScheduleFileError(f"{path}: not valid YAML{where}") from None
-    except RecursionError:
+    except (_TooDeep, RecursionError):
         raise ScheduleFileError(
-            f"{path}: YAML nested far deeper than {MAX_YAML_DEPTH} levels"
+            f"{path}: YAML nested more than {MAX_YAML_DEPTH} levels deep"
         ) from None
-    except ValueError as exc:  # an integer of more digits than Python converts
-        raise ScheduleFileError(f"{path}: not valid YAML ({str(exc).split(';')[0]})") from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise ScheduleFileError(
+            f"{path}: not valid YAML: a number of thousands of digits"
+        ) from None
     _check_size(path, raw)
     return raw
 
 
 def _check_size(path: Path, raw: Any) -> None:
-    """Refuse YAML nested too deep or holding too many nodes (aliases repeat them)."""
-    stack: list[tuple[Any, int]] = [(raw, 1)]
+    """Refuse YAML nested too deep, holding too many nodes (aliases repeat them) or
+    text that is no character (a lone surrogate, which YAML's escapes can make)."""
+    stack: list[tuple[Any, int, str]] = [(raw, 1, "")]
     nodes = 0
     while stack:
-        value, depth = stack.pop()
+        value, depth, where = stack.pop()
         nodes += 1
         if nodes > MAX_YAML_NODES:
             raise ScheduleFileError(
@@ -446,9 +474,24 @@ def _check_size(path: Path, raw: Any) -> None:
         if depth > MAX_YAML_DEPTH:
             raise ScheduleFileError(f"{path}: YAML nested more than {MAX_YAML_DEPTH} levels deep")
         if isinstance(value, dict):
-            stack += [(item, depth + 1) for pair in value.items() for item in pair]
+            for key, item in value.items():
+                inner = f"{where}.{key}" if where else str(key)
+                stack += [(key, depth + 1, inner), (item, depth + 1, inner)]
         elif isinstance(value, list):
-            stack += [(item, depth + 1) for item in value]
+            stack += [(item, depth + 1, f"{where}[{i}]") for i, item in enumerate(value)]
+        elif isinstance(value, str) and not _encodable(value):
+            shown = where.encode("utf-8", "backslashreplace").decode("utf-8")
+            raise ScheduleFileError(
+                f"{path}: {shown}: holds a lone surrogate (\\ud800-\\udfff), which is no character"
+            )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def load_file(path: Path) -> ScheduleFile:
@@ -470,9 +513,9 @@ _SHOWN_PROBLEMS = 3
 
 _KINDS = {
     "string_type": "text",
-    "int_type": "a whole number",
+    "int_type": "a number",
     "int_from_float": "a whole number",
-    "int_parsing": "a whole number",
+    "int_parsing": "a number",
     "float_type": "a number",
     "float_parsing": "a number",
     "bool_type": "true or false",
@@ -534,7 +577,8 @@ def _user_problems(errors: list[Any], raw: Any) -> list[str]:
             messages.setdefault(path, str(error["msg"]).removeprefix("Value error, "))
     for path, kinds in expected.items():
         if path not in messages:
-            choices = " or ".join(dict.fromkeys(kinds))
+            unique = list(dict.fromkeys(kinds))
+            choices = ", ".join(unique[:-1]) + " or " + unique[-1] if len(unique) > 1 else unique[0]
             messages[path] = f"expected {choices}, not {_yaml_kind(given[path])}"
     return [f"{path}: {message}" if path else message for path, message in messages.items()]
 
@@ -747,7 +791,9 @@ def _expand_spec(path: Path, spec: ScheduleFile, budget: _Budget) -> list[Schedu
                     )
                 )
             except _Unresolved as exc:
-                values_text = ", ".join(f"{k}={v}" for k, v in row.items())
+                values_text = ", ".join(
+                    f"{k}={v if v.isprintable() else ascii(v)}" for k, v in row.items()
+                )
                 raise ScheduleFileError(f"{where} ({values_text}): {exc}") from None
     return schedules
 
