@@ -17,6 +17,7 @@ import collections
 import functools
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -640,22 +641,22 @@ def decode_execution(data: bytes) -> dict[str, Any]:
     depth = _nesting_depth(text)
     if depth > MAX_DEPTH:
         raise InvalidExecutionInput(f"JSON nested {depth} levels deep; at most {MAX_DEPTH}")
+    odd: list[str] = []  # what calls for a walk over the document: rare, so not always
     try:
-        raw = json.loads(text, object_pairs_hook=_Object, parse_constant=_no_constant)
+        raw = json.loads(
+            text,
+            object_pairs_hook=functools.partial(_Object, odd),
+            parse_constant=_no_constant,
+            parse_float=functools.partial(_finite_float, odd),
+            parse_int=functools.partial(_bounded_int, odd),
+        )
     except json.JSONDecodeError as exc:
         raise InvalidExecutionInput(f"not valid JSON: {exc}") from None
-    except ValueError as exc:  # NaN, or an integer of more digits than Python converts
+    except ValueError as exc:  # NaN, Infinity
         raise InvalidExecutionInput(f"not valid JSON: {str(exc).split(';')[0]}") from None
-    problems = [
-        Problem(path, "duplicate key (JSON readers disagree on which value counts)")
-        for path, node in _nodes(raw, "")
-        if isinstance(node, _Object) and node.duplicates
-        for path in (_join(path, key) for key in node.duplicates)
-    ] + [
-        Problem(path, "holds a lone surrogate (\\ud800-\\udfff), which is no character")
-        for path, node in _nodes(raw, "")
-        if isinstance(node, str) and not _encodable(node)
-    ]
+    if _SURROGATE_ESCAPE.search(text):
+        odd.append("surrogate")
+    problems = [problem for path, node in _nodes(raw, "") if odd for problem in _odd(path, node)]
     if problems:
         raise InvalidExecutionInput(*problems)
     if not isinstance(raw, dict):
@@ -668,10 +669,51 @@ def decode_execution(data: bytes) -> dict[str, Any]:
 class _Object(dict[str, Any]):
     """A JSON object that remembers the keys it was given more than once."""
 
-    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+    def __init__(self, odd: list[str], pairs: list[tuple[str, Any]]) -> None:
         super().__init__(pairs)
         counts = collections.Counter(key for key, _ in pairs)
         self.duplicates = [key for key, count in counts.items() if count > 1]
+        if self.duplicates:
+            odd.append("duplicate")
+
+
+class _Unrepresentable(str):
+    """A number JSON allows but no float or AWS API holds (1e400, thousands of digits)."""
+
+
+#: Digits an integer may have: far more than any field takes, far below Python's own
+#: limit on converting text to an integer (4,300 digits).
+MAX_INTEGER_DIGITS = 40
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _finite_float(odd: list[str], text: str) -> Any:
+    value = float(text)
+    if math.isfinite(value):
+        return value
+    odd.append("number")
+    return _Unrepresentable(text)
+
+
+def _bounded_int(odd: list[str], text: str) -> Any:
+    if len(text.lstrip("-")) <= MAX_INTEGER_DIGITS:
+        return int(text)
+    odd.append("number")
+    return _Unrepresentable(text)
+
+
+def _odd(path: str, node: Any) -> Iterator[Problem]:
+    """What is wrong with one value of the document, as the reader sees it."""
+    if isinstance(node, _Object) and node.duplicates:
+        for key in node.duplicates:
+            yield Problem(
+                _join(path, key), "duplicate key (JSON readers disagree on which value counts)"
+            )
+    elif isinstance(node, _Unrepresentable):
+        shown = node if len(node) <= 24 else f"{node[:20]}... ({len(node):,} characters)"
+        yield Problem(path, f"the number {shown} is beyond what a JSON number can hold here")
+    elif isinstance(node, str) and not _encodable(node):
+        yield Problem(path, "holds a lone surrogate (\\ud800-\\udfff), which is no character")
 
 
 def _no_constant(name: str) -> Any:
@@ -702,21 +744,16 @@ def _encodable(text: str) -> bool:
     return True
 
 
+#: A JSON string (an unterminated one runs to the end), or a bracket.
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\Z)|[\[\]{}]', re.DOTALL)
+
+
 def _nesting_depth(text: str) -> int:
     """The deepest nesting of [ and { outside strings, without parsing (no recursion)."""
     depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
+    for match in _STRING_OR_BRACKET.finditer(text):
+        char = match.group()
+        if char in "[{":
             depth += 1
             deepest = max(deepest, depth)
         elif char in "]}":
