@@ -155,6 +155,31 @@ def resolve_commands(
     return resolved
 
 
+# --- reference times -----------------------------------------------------------------------
+#: The years a reference time may fall in: DAILY is a forecast date, and times far
+#: outside these (year 1, year 9999 with an offset) overflow Python's dates.
+REFERENCE_YEARS = (2000, 2099)
+#: ISO-8601 with a date first: a bare Unix timestamp ("1770000000") is no ISO-8601 time.
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}([T ].*)?", re.DOTALL)
+_ISO_TIME_PATTERN = "^(20[0-9]{2})-[0-9]{2}-[0-9]{2}([T ].*)?$"
+
+
+def parse_reference_time(text: str) -> datetime:
+    """An ISO-8601 time within REFERENCE_YEARS, UTC when it names no offset; ValueError
+    (a message for the user) otherwise."""
+    example = "e.g. 2026-02-09T12:00:00Z"
+    if not _ISO_TIME.fullmatch(text.strip()):
+        raise ValueError(f"{text[:40]!r} is not an ISO-8601 time ({example})")
+    try:
+        value = datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text[:40]!r} is not an ISO-8601 time ({example})") from None
+    low, high = REFERENCE_YEARS
+    if not low <= value.year <= high:
+        raise ValueError(f"{text[:40]!r} is outside the years {low} to {high}")
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 # --- datastream_command_options -------------------------------------------------------------
 class DatastreamCommandOptions(BaseModel):
     """The NextGen datastream form: amirun turns it into the one command the original ran."""
@@ -255,27 +280,27 @@ class Schedule(BaseModel):
     )
     scheduled_time: datetime | None = Field(
         None,
-        description="When the schedule was due (ISO-8601, UTC when no offset is given), "
+        description="When the schedule was due (ISO-8601, UTC when no offset is given, "
+        f"years {REFERENCE_YEARS[0]} to {REFERENCE_YEARS[1]}), "
         "e.g. filled by EventBridge Scheduler from <aws.scheduler.scheduled-time>. The "
         "run's reference time for DAILY; without it, the execution's start time.",
+        json_schema_extra={"pattern": _ISO_TIME_PATTERN},
     )
 
     @field_validator("scheduled_time", mode="before")
     @classmethod
     def _iso_text(cls, value: Any) -> Any:
         # A number would pass for a Unix time; the field is ISO-8601 text.
-        if value is not None and not isinstance(value, str):
+        if value is None:
+            return value
+        if not isinstance(value, str):
             raise PydanticCustomError(
                 "iso_time", "an ISO-8601 time as text, e.g. 2026-02-09T12:00:00Z"
             )
-        return value
-
-    @field_validator("scheduled_time")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
+        try:
+            return parse_reference_time(value)
+        except ValueError as exc:
+            raise PydanticCustomError("iso_time", "{why}", {"why": str(exc)}) from None
 
 
 # --- what a run resolves to -------------------------------------------------------------------

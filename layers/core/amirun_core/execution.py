@@ -34,6 +34,7 @@ from pydantic import (
 
 from amirun_core import daily
 from amirun_core.daily import DatastreamCommandOptions, Resolution, Schedule
+from amirun_core.ec2_limits import OWN_TAG_COUNT, ec2_limit_problems
 from amirun_core.errors import InvalidExecutionInput, Problem
 from amirun_core.shapes import (
     MAX_HINTS,
@@ -74,9 +75,17 @@ OWNED_INSTANCE_PARAMETERS = {
     ),
 }
 
-_IMAGE_ID = re.compile(r"ami-[0-9a-f]{8}(?:[0-9a-f]{9})?|resolve:ssm:\S+")
+#: An AMI id, or an SSM parameter holding one: a parameter name has only letters,
+#: digits, `_ . - /` (https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-su-create.html),
+#: and may end in `:version` or `:label`.
+_IMAGE_ID = re.compile(
+    r"ami-[0-9a-f]{8}(?:[0-9a-f]{9})?|resolve:ssm:[A-Za-z0-9_./-]{1,2048}(?::[A-Za-z0-9_.-]{1,100})?"
+)
 #: The same rule for editors (JSON Schema patterns are not anchored).
-_IMAGE_ID_PATTERN = r"^(ami-[0-9a-f]{8}([0-9a-f]{9})?|resolve:ssm:\S+)$"
+_IMAGE_ID_PATTERN = (
+    r"^(ami-[0-9a-f]{8}([0-9a-f]{9})?"
+    r"|resolve:ssm:[A-Za-z0-9_./-]{1,2048}(:[A-Za-z0-9_.-]{1,100})?)$"
+)
 
 
 # --- strict JSON types ---------------------------------------------------------------
@@ -786,8 +795,9 @@ def instance_parameter_problems(params: dict[str, Any], ec2_model: Any = None) -
         problems.append(
             Problem(
                 "instance_parameters.ImageId",
-                f"{image!r} is not an AMI id (ami- and 8 or 17 hex digits) "
-                "nor resolve:ssm:<parameter>",
+                f"{image[:60]!r} is not an AMI id (ami- and 8 or 17 hex digits) "
+                "nor resolve:ssm:<parameter> (a parameter name has only letters, digits "
+                "and _ . - /)",
             )
         )
     problems += shape_problems(
@@ -796,6 +806,8 @@ def instance_parameter_problems(params: dict[str, Any], ec2_model: Any = None) -
         "instance_parameters",
         skip=frozenset(OWNED_INSTANCE_PARAMETERS),
     )
+    # amirun's own tags are counted as if the run were scheduled (one more tag).
+    problems += ec2_limit_problems(params, OWN_TAG_COUNT)
     return problems
 
 
