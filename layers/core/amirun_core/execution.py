@@ -98,19 +98,31 @@ def _integral(value: Any) -> Any:
 Integer = Annotated[int, BeforeValidator(_integral)]
 
 
+#: Characters that show nothing: zero-width spaces and joiners, direction marks, the
+#: byte order mark, soft hyphen, Hangul fillers, variation selectors. A command made
+#: only of these and spaces is blank, however long.
+_INVISIBLE = (
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+)
+_VISIBLE = re.compile(f"[^\\s{_INVISIBLE}]")
+
+
 def _command(value: str) -> str:
     if "\x00" in value:
         raise ValueError("contains a NUL byte, which no shell command can carry")
-    if not re.search(r"\S", value):
-        raise ValueError("empty command")
+    if not _VISIBLE.search(value):
+        raise ValueError(
+            "empty command" if not value.strip() else "blank: only spaces or invisible characters"
+        )
     return value
 
 
-#: One shell command: not blank, no NUL byte.
+#: One shell command: not blank (spaces and invisible characters only), no NUL byte.
 Command = Annotated[
     str,
     AfterValidator(_command),
-    Field(json_schema_extra={"pattern": "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"}),
+    Field(json_schema_extra={"pattern": f"^[^\\u0000]*[^\\u0000\\s{_INVISIBLE}][^\\u0000]*$"}),
 ]
 
 _RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
@@ -437,6 +449,33 @@ def _forcing_source(raw: dict[str, Any]) -> Iterable[Problem]:
         yield Problem("commands", why)
 
 
+def _input_buckets(raw: dict[str, Any]) -> Iterable[Problem]:
+    """`run_options.inputs` name buckets by S3's naming rules, as `ii_check_s3.bucket`."""
+    run_options = raw.get("run_options")
+    inputs = run_options.get("inputs") if isinstance(run_options, dict) else None
+    if not isinstance(inputs, list):
+        return
+    for index, url in enumerate(inputs):
+        if not isinstance(url, str) or not url.startswith("s3://"):
+            continue  # the model says what is wrong with it
+        bucket = url.removeprefix("s3://").partition("/")[0]
+        if not bucket:
+            continue
+        try:
+            _bucket(bucket)
+        except ValueError as exc:
+            yield Problem(f"run_options.inputs[{index}]", f"bucket {bucket[:70]!r}: {exc}")
+
+
+def _working_directory(raw: dict[str, Any]) -> Iterable[Problem]:
+    run_options = raw.get("run_options")
+    directory = run_options.get("working_directory") if isinstance(run_options, dict) else None
+    if isinstance(directory, str) and "\x00" in directory:
+        yield Problem(
+            "run_options.working_directory", "contains a NUL byte, which no path can carry"
+        )
+
+
 #: Rules that span fields, over the raw input: each yields 'field: problem' lines.
 #: They run whatever else is wrong, so they must expect any JSON at all.
 _RULES: tuple[Callable[[dict[str, Any]], Iterable[Problem]], ...] = (
@@ -444,6 +483,8 @@ _RULES: tuple[Callable[[dict[str, Any]], Iterable[Problem]], ...] = (
     _upload_location,
     _output_location,
     _forcing_source,
+    _input_buckets,
+    _working_directory,
 )
 
 
