@@ -138,10 +138,10 @@ def _volume_problems(mappings: Any) -> Iterator[Problem]:
             VOLUME_SIZES.get(kind, ANY_VOLUME_SIZE) if isinstance(kind, str) else (ANY_VOLUME_SIZE)
         )
         if not low <= size <= high:
-            of = f"a {kind} volume" if kind in VOLUME_SIZES else "a volume"
+            of = f"{kind} volumes" if kind in VOLUME_SIZES else "volumes"
             yield Problem(
                 f"{_WHERE}.BlockDeviceMappings[{i}].Ebs.VolumeSize",
-                f"{size:g} GiB; {of} has {low:,} to {high:,} GiB",
+                f"{size:g} GiB; {of} take {low:,} to {high:,} GiB",
             )
 
 
