@@ -17,6 +17,7 @@ an expression (`$` in a Python regex matches before one).
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,7 @@ _MONTHS = {
 _WEEKDAYS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
 
 
+@functools.lru_cache(maxsize=4096)
 def expression_problem(expression: str) -> str | None:
     """Why Scheduler would refuse `expression`, or None: cron(6 fields), rate(N unit), at(...)."""
     shown = _shown(expression)
