@@ -51,7 +51,7 @@ _EXECUTION_NAME_CHAR = re.compile(r"[^0-9A-Za-z_-]")
 
 # --- Bounds: a file is refused before it can use much memory or time -------------------------
 #: A schedule file larger than this is refused unread (NextGen's 580 schedules take 3 KB).
-MAX_SCHEDULE_FILE_BYTES = 131_072
+MAX_SCHEDULE_FILE_BYTES = 65_536
 #: A template is an execution JSON with placeholders: as big as an execution file may be.
 MAX_TEMPLATE_BYTES = 16 * MAX_INPUT_BYTES
 #: Schedules over all the files given at once (eight times NextGen's daily set of 1,238).
