@@ -350,8 +350,6 @@ def _evaluate(node: ast.expr, scope: dict[str, Any], tables: dict[str, Any], tex
 def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int) and abs(value) >= MAX_RESULT:
-        raise _Unresolved(f"{_shown(value)}: a number beyond {MAX_NUMBER_DIGITS + 3} digits")
     return str(value)
 
 
