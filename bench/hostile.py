@@ -82,8 +82,11 @@ CASES: dict[str, Callable[[Path], str]] = {
         + "1}', expression: 'rate(1 day)'}\n"
     ),
     f"{MAX_TEMPLATE_BYTES:,}-byte template x {MAX_SCHEDULES:,} rows": _big_template,
-    "flow list of 40,000 scalars (120 KB)": lambda folder: (
-        "big: [" + ", ".join(["x"] * 40_000) + "]\n"
+    "block mapping of 3,500 values (59 KB)": lambda folder: (
+        "values:\n" + "".join(f"  v{i:05d}: [{i}]\n" for i in range(3_500)) + _rows(1)
+    ),
+    "flow list of 21,000 scalars (63 KB)": lambda folder: (
+        "big: [" + ", ".join(["x"] * 21_000) + "]\n"
     ),
 }
 
