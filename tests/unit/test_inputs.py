@@ -12,6 +12,21 @@
 
 One gap is by design and tested at the end: the input size bound (Step
 Functions' state limit) is a byte count no JSON Schema keyword expresses.
+
+Files that pin EC2's documented limits (moto enforces none of them), each
+refused before launch (`amirun_core.ec2_limits`):
+
+- tags: 50 per resource with amirun's own, keys 1-128 characters and not
+  `aws:`, values up to 256
+  (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions);
+- volume sizes per type
+  (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_EbsBlockDevice.html);
+- LaunchTemplate by id or name, NetworkInterfaces without instance-level subnet
+  or groups (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RunInstances.html);
+- user data up to 16 KB before base64
+  (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html);
+- `resolve:ssm:` parameter names of letters, digits and `_ . - /`
+  (https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-su-create.html).
 """
 
 from __future__ import annotations
