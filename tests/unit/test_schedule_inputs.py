@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from amirun.cli import main
 from amirun.schedules import (
@@ -182,3 +183,15 @@ def test_rows_are_counted_over_all_the_files_given(tmp_path: Path) -> None:
 
     with pytest.raises(ScheduleFileError, match=r"b\.yaml: schedules\[0\]\.matrix: .*6,000"):
         expand([tmp_path])
+
+
+def test_without_libyaml_the_python_loader_stops_at_the_same_depth(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PyYAML without its C extension: the Python loader stops itself past 32 levels
+    (its scanner is quadratic in `[` nesting, its composer recursive)."""
+    monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+
+    for name in ("yaml-nested-thousands-deep.yaml", "yaml-nested-deep-mappings.yaml"):
+        assert "nested more than 32 levels" in refusal(INPUTS / "invalid" / name)
+    assert refusal(INPUTS / "valid" / "cron-edges.yaml") == ""
