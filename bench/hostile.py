@@ -75,11 +75,13 @@ CASES: dict[str, Callable[[Path], str]] = {
     "nested [ to the size bound": lambda folder: (
         "a: " + "[" * (MAX_SCHEDULE_FILE_BYTES - 10) + "\n"
     ),
-    "${-----...1} of 200,000 minuses": lambda folder: (
-        HEAD
-        + "schedules:\n  - {name: 'job-${"
-        + "-" * 200_000
-        + "1}', expression: 'rate(1 day)'}\n"
+    "${-----...1} of 60,000 minuses": lambda folder: (
+        HEAD + "schedules:\n  - {name: 'job-${" + "-" * 60_000 + "1}', expression: 'rate(1 day)'}\n"
+    ),
+    "a file past the size bound": lambda folder: "# " + "x" * MAX_SCHEDULE_FILE_BYTES + "\n",
+    "a value of 5,000 digits in ${big + 1}": lambda folder: (
+        HEAD + "values: {big: '" + "7" * 5000 + "'}\n"
+        "schedules:\n  - {name: 'job-${big + 1}', expression: 'rate(1 day)'}\n"
     ),
     f"{MAX_TEMPLATE_BYTES:,}-byte template x {MAX_SCHEDULES:,} rows": _big_template,
     "block mapping of 3,500 values (59 KB)": lambda folder: (

@@ -58,7 +58,7 @@ MAX_TEMPLATE_BYTES = 16 * MAX_INPUT_BYTES
 #: Counted from the matrices before anything is expanded.
 MAX_SCHEDULES = 10_000
 #: Execution input text all the schedules may expand to, together.
-MAX_EXPANDED_BYTES = 32 * 1_048_576
+MAX_EXPANDED_BYTES = 16 * 1_048_576
 #: One value, once its placeholders are filled in: no execution input holds more.
 MAX_VALUE_CHARS = MAX_INPUT_BYTES
 #: Nodes (mappings, lists and scalars) a schedule file may hold once read, and its nesting.
