@@ -304,8 +304,7 @@ schedules:
     problems = check(schedules)
 
     assert [str(p) for p in problems] == [
-        "job-a-5 (what=a, timeout=5): run_options.timeout_s: "
-        "Input should be greater than or equal to 60"
+        "job-a-5 (what=a, timeout=5): run_options.timeout_s: must be at least 60, not 5"
     ]
 
 

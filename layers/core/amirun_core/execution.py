@@ -721,6 +721,15 @@ def _nested_model_named(tag: str) -> type[BaseModel] | None:
     return models.get(tag)
 
 
+#: pydantic's bound errors, in words: (the bound's name in the error, the words).
+_BOUNDS = {
+    "greater_than_equal": ("ge", "at least"),
+    "less_than_equal": ("le", "at most"),
+    "greater_than": ("gt", "more than"),
+    "less_than": ("lt", "less than"),
+}
+
+
 def _describe(error: Any, path: str, fields: list[str]) -> Problem:
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -731,6 +740,14 @@ def _describe(error: Any, path: str, fields: list[str]) -> Problem:
         return Problem(path, f"needs at least {error['ctx']['min_length']} item(s)")
     if kind == "string_too_short":
         return Problem(path, "must not be empty")
+    if kind in ("string_too_long", "too_long"):
+        unit = "characters" if kind == "string_too_long" else "item(s)"
+        return Problem(path, f"too long: at most {error['ctx']['max_length']:,} {unit}")
+    if kind in _BOUNDS:
+        name, words = _BOUNDS[kind]
+        limit, given = error["ctx"][name], error.get("input")
+        shown = f", not {given!r}" if isinstance(given, int | float) else ""
+        return Problem(path, f"must be {words} {limit:,}{shown}")
     if kind in _EXPECTED:
         got = json_type(error.get("input"))
         return Problem(path, f"invalid type, expected {_EXPECTED[kind]}, got {got}")
