@@ -219,7 +219,8 @@ def event_target(event: dict[str, Any]) -> tuple[str, str | None] | None:
     kind = event.get("detail-type")
     if kind == SSM_DETAIL_TYPE and detail.get("status") in ENDED_STATUSES:
         command_id = detail.get("command-id")
-        return instance_id, command_id if isinstance(command_id, str) else None
+        # A command end names its command; one that does not is no event of SSM's.
+        return (instance_id, command_id) if isinstance(command_id, str) else None
     if kind == EC2_DETAIL_TYPE and detail.get("state") in GONE_STATES:
         return instance_id, None
     return None
