@@ -852,7 +852,7 @@ def decode_execution(data: bytes) -> dict[str, Any]:
         raise InvalidExecutionInput(f"not valid JSON: {str(exc).split(';')[0]}") from None
     if _SURROGATE_ESCAPE.search(text):
         odd.append("surrogate")
-    problems = [problem for path, node in _nodes(raw, "") if odd for problem in _odd(path, node)]
+    problems = [p for path, node in _nodes(raw, "") for p in _odd(path, node)] if odd else []
     if problems:
         raise InvalidExecutionInput(*problems)
     if not isinstance(raw, dict):
