@@ -51,3 +51,29 @@ def test_a_quota_refusal_is_a_wait_not_a_failure(under_the_quota_only: LoadRepor
     assert report.all_good, report.failures
     assert report.quota_refusals > 0
     assert report.peak_vcpus <= LIMIT
+
+
+def test_a_run_larger_than_the_stacks_limit_ends_at_once_naming_both(
+    capsys: pytest.CaptureFixture[str], execution_path: Any, fast_flags: list[str]
+) -> None:
+    """`amirun run --vcpu-limit 1`: a t4g.small (2 vCPUs) could never start; nothing waits."""
+    from amirun.cli import main
+
+    code = main(["run", execution_path("basic.json"), "--vcpu-limit", "1", *fast_flags])
+    out, _ = capsys.readouterr()
+
+    assert code == 1
+    assert "InstanceQueueTimeout" in out
+    assert "the run needs 2 vCPUs, more than the limit of capacity#stack (1)" in out
+    assert "  instance  " not in out
+
+
+def test_a_negative_quota_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], execution_path: Any
+) -> None:
+    from amirun.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["run", execution_path("basic.json"), "--quota-vcpus", "-1"])
+    assert exited.value.code == 2
+    assert "--quota-vcpus: -1: must be 0 or more" in capsys.readouterr().err
