@@ -267,6 +267,7 @@ def success_path() -> list[str]:
     return [
         "Prepare",
         "Resolve",
+        "ClaimRoom",
         "EC2StarterFromAMI",
         "CheckInstanceReady",
         "Commander",

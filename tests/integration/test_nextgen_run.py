@@ -116,20 +116,18 @@ def test_a_late_forcing_file_holds_the_launch_until_it_comes(forcing_late: Any) 
 
 # --- the relaunch plan ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def no_capacity(rehearsed: Any, basic: Any) -> Any:
+def interrupted_twice(rehearsed: Any, basic: Any) -> Any:
     # base 50 s x 2^1 = 100 s before the relaunch: a one-second Wait at the time scale 0.01.
+    # A capacity shortage waits for capacity instead of relaunching; an interruption relaunches.
     request = basic(ii_cheapo=True, n_retries_allowed=1, retry_backoff_base_s=50)
     request["run_options"].pop("retry_delay_s", None)
-    return rehearsed(request, faults={"capacity"})
+    return rehearsed(request, faults={"spot-interruption"})
 
 
-def test_the_last_attempt_launches_on_demand_only(no_capacity: Any) -> None:
-    """Attempt 1 tries spot, then on-demand; attempt 2, the last, on-demand alone."""
-    result = no_capacity.result
+def test_the_last_attempt_launches_on_demand_only(interrupted_twice: Any) -> None:
+    """Attempt 1 launches on spot; attempt 2, the last, on-demand."""
+    result = interrupted_twice.result
 
-    assert (result.status, result.error) == ("FAILED", "InsufficientCapacity")
+    assert (result.status, result.error) == ("FAILED", "InstanceLost")
     assert result.states.count("WaitBeforeRelaunch") == 1
-    first, last = no_capacity.errors("StarterFunction")
-    assert "spot: InsufficientInstanceCapacity" in first
-    assert "on-demand: InsufficientInstanceCapacity" in first
-    assert "spot:" not in last and "on-demand: InsufficientInstanceCapacity" in last
+    assert list(interrupted_twice.markets.values()) == ["spot", "on-demand"]

@@ -9,6 +9,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ATTEMPT = [
+    "ClaimRoom",
     "EC2StarterFromAMI",
     "CheckInstanceReady",
     "Commander",
@@ -114,14 +115,13 @@ def test_a_relaunch_can_succeed_and_keeps_the_failed_attempt(
     assert fails_then_succeeds.milestones.count("EC2StarterFromAMI") == 2
 
 
-def test_capacity_is_relaunchable_and_the_delay_doubles(capacity_with_delays: Any) -> None:
+def test_capacity_is_a_wait_not_a_relaunch(capacity_with_delays: Any) -> None:
+    """No capacity is waited out within queue_timeout_s (0.6 s here), then the run ends
+    InstanceQueueTimeout: relaunching would not find capacity sooner."""
     result = capacity_with_delays.result
 
-    assert (result.error, result.instances) == ("InsufficientCapacity", {})
-    assert capacity_with_delays.results("StopperFunction") == [
-        "no instance to stop; relaunch as attempt 2 in 1 s",
-        "no instance to stop; relaunch as attempt 3 in 2 s",
-        "no instance to stop",
-    ]
-    assert result.cause.endswith(" [attempt 3; no instance]")
-    assert result.states.count("PrepareRelaunch") == 2
+    assert (result.error, result.instances) == ("InstanceQueueTimeout", {})
+    assert capacity_with_delays.results("StopperFunction") == ["no instance to stop"]
+    assert result.cause.endswith(" [attempt 1; no instance]")
+    assert "PrepareRelaunch" not in result.states
+    assert "WaitForRoom" in result.states

@@ -23,6 +23,7 @@ PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 FUNCTIONS = {
     "ResolverFunction": "resolver",
     "InputsFunction": "inputs",
+    "RoomFunction": "room",
     "StarterFunction": "starter",
     "ReadinessFunction": "readiness",
     "CommanderFunction": "commander",

@@ -22,6 +22,7 @@ MUTATING_EC2 = (
 WORKFLOW_FUNCTIONS = {
     "ResolverFunction",
     "InputsFunction",
+    "RoomFunction",
     "StarterFunction",
     "ReadinessFunction",
     "CommanderFunction",
@@ -164,10 +165,14 @@ def test_actions_on_our_resources_are_scoped(
 CALLS = {
     "ResolverFunction": set(),
     "InputsFunction": {"s3:GetObject", "s3:ListBucket"},
+    "RoomFunction": {"ec2:DescribeInstanceTypes", "dynamodb:GetItem", "dynamodb:UpdateItem"},
     "StarterFunction": {
         "ec2:RunInstances",
         "ec2:CreateTags",
         "ec2:DescribeInstances",
+        "ec2:DescribeInstanceTypes",
+        "ec2:DescribeImages",
+        "ec2:DescribeSpotPriceHistory",
         "iam:PassRole",
         "iam:CreateServiceLinkedRole",
     },
@@ -208,6 +213,9 @@ CALLS = {
         "ec2:TerminateInstances",
         "ec2:DetachVolume",
         "ec2:DeleteVolume",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "cloudwatch:GetMetricStatistics",
     },
     "SweeperFunction": {"ec2:DescribeInstances", "ec2:StopInstances", "ec2:TerminateInstances"},
     "ReconcilerFunction": {
@@ -215,6 +223,8 @@ CALLS = {
         "states:DescribeExecution",
         "ec2:StopInstances",
         "ec2:TerminateInstances",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
     },
     "NotifierFunction": {
         "ec2:DescribeInstances",
@@ -249,7 +259,7 @@ def test_only_the_waiter_and_the_settler_reach_the_token_table(
     resources: dict[str, Any],
 ) -> None:
     reaching = {
-        name
+        name: {json.dumps(s["Resource"]) for s in _policies(resources, name)}
         for name, resource in resources.items()
         if resource["Type"] == "AWS::Serverless::Function"
         and any(
@@ -258,7 +268,18 @@ def test_only_the_waiter_and_the_settler_reach_the_token_table(
             for a in as_list(s["Action"])
         )
     }
-    assert reaching == {"WaiterFunction", "SettlerFunction"}
+    token_table = json.dumps({"Fn::GetAtt": ["CommandWaitTable", "Arn"]})
+    assert {n for n, arns in reaching.items() if token_table in arns} == {
+        "WaiterFunction",
+        "SettlerFunction",
+    }
+    # The vCPU counters live in the ledger: claimed, released, and freed by the reconciler.
+    ledger = json.dumps({"Fn::GetAtt": ["RunLedgerTable", "Arn"]})
+    assert {n for n, arns in reaching.items() if ledger in arns} == {
+        "RoomFunction",
+        "StopperFunction",
+        "ReconcilerFunction",
+    }
 
 
 OUTPUT_BUCKET_ARN = {

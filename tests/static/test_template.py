@@ -73,7 +73,12 @@ def test_the_reconciler_runs_on_its_schedule(resources: dict[str, Any]) -> None:
     (event,) = props["Events"].values()
     assert event["Type"] == "Schedule"
     assert event["Properties"]["Schedule"] == {"Ref": "ReconcileSchedule"}
-    assert props["Environment"]["Variables"] == {"STACK_NAME": {"Ref": "AWS::StackName"}}
+    assert props["Environment"]["Variables"] == {
+        "STACK_NAME": {"Ref": "AWS::StackName"},
+        "RUN_LEDGER_TABLE": {"Ref": "RunLedgerTable"},
+        "VCPU_LIMIT": {"Ref": "VcpuLimit"},
+        "BLOCK_VCPU_LIMITS": {"Ref": "BlockVcpuLimits"},
+    }
 
 
 def test_exactly_these_functions(resources: dict[str, Any]) -> None:

@@ -73,6 +73,11 @@ class InsufficientCapacity(AmirunError):
     """
 
 
+class InstanceQueueTimeout(AmirunError):
+    """No room (the stack's vCPU limit) or no capacity for the run's types before
+    `run_options.queue_timeout_s`: nothing was launched. Not relaunchable."""
+
+
 class InputsMissing(AmirunError):
     """Objects the input gate waits for (`run_options.inputs`, the `-F` forcing file with
     `ii_check_forcing`) were still missing at their deadline; nothing was launched."""

@@ -380,6 +380,50 @@ class RunOptions(_Strict):
         description="How long to wait for the forcing file, counted from the run's start.",
     )
 
+    instance_types: list[
+        Annotated[
+            str,
+            Field(
+                pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$",
+                json_schema_extra={"pattern": r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"},
+            ),
+        ]
+    ] = Field(
+        [],
+        max_length=10,
+        description=(
+            "Alternatives to instance_parameters.InstanceType, tried in order when a type "
+            "has no capacity (with ii_cheapo: spot across every type first, then "
+            "on-demand). Each must run the AMI's architecture; checked before launch."
+        ),
+    )
+    subnets: list[
+        Annotated[
+            str,
+            Field(
+                pattern=r"^subnet-[0-9a-f]{8,17}$",
+                json_schema_extra={"pattern": r"^subnet-[0-9a-f]{8,17}$"},
+            ),
+        ]
+    ] = Field(
+        [],
+        max_length=6,
+        description=(
+            "Subnets (in other Availability Zones) to try for each type, in order; "
+            "instead of instance_parameters.SubnetId."
+        ),
+    )
+    queue_timeout_s: Integer = Field(
+        3600,
+        ge=60,
+        le=21_600,
+        description=(
+            "When the stack limits concurrent vCPUs: how long the run may wait for room "
+            "(and for capacity) before it ends with InstanceQueueTimeout, having "
+            "launched nothing."
+        ),
+    )
+
     @property
     def attempts(self) -> int:
         """The most attempts one execution may make: the first and its relaunches."""
@@ -545,6 +589,24 @@ def _output_location(raw: dict[str, Any]) -> Iterable[Problem]:
         yield Problem("run_options.ii_check_s3", why)
 
 
+def _alternatives(raw: dict[str, Any]) -> Iterable[Problem]:
+    """Alternatives need a first type; subnets replace the parameters' own network."""
+    options = raw.get("run_options")
+    params = raw.get("instance_parameters")
+    if not isinstance(options, dict) or not isinstance(params, dict):
+        return
+    if options.get("instance_types") and "InstanceType" not in params:
+        yield Problem(
+            "run_options.instance_types",
+            "needs instance_parameters.InstanceType (the first choice)",
+        )
+    if options.get("subnets") and "NetworkInterfaces" in params:
+        yield Problem(
+            "run_options.subnets",
+            "give the subnet in instance_parameters.NetworkInterfaces or here, not both",
+        )
+
+
 def _forcing_source(raw: dict[str, Any]) -> Iterable[Problem]:
     why = daily.check_forcing_source(_raw_commands(raw))
     if why:
@@ -609,6 +671,7 @@ _RULES: tuple[Callable[[dict[str, Any]], Iterable[Problem]], ...] = (
     _upload_location,
     _output_location,
     _forcing_source,
+    _alternatives,
     _input_buckets,
     _working_directory,
     _backoff_spelling,

@@ -9,7 +9,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from amirun_core import aws, relaunch, timing
+from amirun_core import aws, capacity, relaunch, timing
+from amirun_core.capacity import NoCapacity, Pool
 from amirun_core.ec2_limits import OWN_TAG_PREFIX, integral_numbers
 from amirun_core.errors import (
     InstanceLost,
@@ -27,28 +28,19 @@ TAG_STACK = "amirun:stack"
 #: The schedule that started the run, for cost-allocation reports.
 TAG_SCHEDULE = "amirun:schedule"
 
-#: Launch errors that another capacity pool (or a later try) may not hit.
-CAPACITY_CODES = frozenset(
-    {
-        "InsufficientInstanceCapacity",
-        "InsufficientCapacity",
-        "SpotMaxPriceTooLow",
-        "MaxSpotInstanceCountExceeded",
-        "InsufficientHostCapacity",
-    }
-)
-
 #: Instance states from which a run can no longer succeed.
 LOST_STATES = frozenset({"shutting-down", "terminated", "stopping", "stopped"})
 
 
-def client_token(execution_id: str, attempt: int, market: str) -> str:
-    """RunInstances' idempotency token: one per execution, attempt and market.
+def client_token(execution_id: str, attempt: int, market: str, pool: str = "") -> str:
+    """RunInstances' idempotency token: one per execution, attempt, market and pool.
 
     A retried launch reuses it, so EC2 returns the instance it already launched
-    instead of launching a second one. 64 hex characters, EC2's maximum.
+    instead of launching a second one. 64 hex characters, EC2's maximum. `pool`
+    is empty for the first choice of type and subnet, and names an alternative.
     """
-    return hashlib.sha256(f"{execution_id}|{attempt}|{market}".encode()).hexdigest()
+    key = f"{execution_id}|{attempt}|{market}" + (f"|{pool}" if pool else "")
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def ownership_tags(state: WorkflowState, stack_name: str) -> list[dict[str, str]]:
@@ -63,15 +55,31 @@ def ownership_tags(state: WorkflowState, stack_name: str) -> list[dict[str, str]
 
 
 def launch_parameters(
-    request: ExecutionRequest, state: WorkflowState, stack_name: str, *, spot: bool
+    request: ExecutionRequest,
+    state: WorkflowState,
+    stack_name: str,
+    *,
+    spot: bool,
+    pool: Pool | None = None,
 ) -> dict[str, Any]:
-    """The user's RunInstances parameters plus what amirun guarantees."""
+    """The user's RunInstances parameters plus what amirun guarantees.
+
+    `pool`: the instance type and subnet to use instead of the parameters' own.
+    """
     params = copy.deepcopy(request.instance_parameters)
     market = "spot" if spot else "on-demand"
+    alternative = ""
+    if pool is not None:
+        if pool.instance_type != params.get("InstanceType"):
+            alternative = pool.instance_type
+            params["InstanceType"] = pool.instance_type
+        if pool.subnet is not None:
+            alternative += f"@{pool.subnet}"
+            params["SubnetId"] = pool.subnet
     params.update(
         MinCount=1,
         MaxCount=1,
-        ClientToken=client_token(state.execution.id, state.attempt, market),
+        ClientToken=client_token(state.execution.id, state.attempt, market, alternative),
     )
     # IMDSv2; a hop limit of 2 lets the job's containers reach it (AWS's advice for
     # containers: with 1, Docker's bridge network cannot get a token).
@@ -154,38 +162,56 @@ def launch_instance(
 ) -> InstanceRecord:
     """Validate the request, then launch exactly one instance for this attempt.
 
-    `role_pattern` is the stack's InstanceRoleNamePattern, named when PassRole is refused.
+    The first pool with capacity wins (`capacity.pools`: spot across the run's
+    types, then on-demand). `role_pattern` is the stack's InstanceRoleNamePattern,
+    named when PassRole is refused.
     """
     request = parse_execution(state.request, ec2.meta.service_model)
-    markets = relaunch.markets(request.run_options, state.attempt)
-    capacity_errors: list[str] = []
-    for market in markets:
-        params = launch_parameters(request, state, stack_name, spot=market == "spot")
-        try:
-            response = ec2.run_instances(**params)
-        except ClientError as exc:
-            aws.raise_if_throttled(exc, "RunInstances")
-            if aws.error_code(exc) in CAPACITY_CODES:
-                capacity_errors.append(f"{market}: {aws.describe(exc)}")
-                continue
-            _refused_launch(exc, params, role_pattern)
-            raise LaunchRejected(f"RunInstances refused the launch: {aws.describe(exc)}") from exc
-        instance = response["Instances"][0]
-        launched = timing.now()
-        options = request.run_options
-        return InstanceRecord(
-            instance_id=instance["InstanceId"],
-            attempt=state.attempt,
-            client_token=params["ClientToken"],
-            market=market,
-            launched_at=launched,
-            ready_deadline=launched + timing.scaled(options.ready_timeout_s),
-            state=instance.get("State", {}).get("Name", "pending"),
-            wait_seconds=timing.wait_seconds(
-                timing.ready_poll_interval(options.ready_timeout_s, options.attempts)
-            ),
+    options = request.run_options
+    types = capacity.check_types(ec2, request.instance_parameters, options.instance_types)
+    markets = relaunch.markets(options, state.attempt)
+    candidates = capacity.pools(markets, types or [""], options.subnets or None)
+
+    def params_for(pool: Pool) -> dict[str, Any]:
+        return launch_parameters(
+            request,
+            state,
+            stack_name,
+            spot=pool.market == "spot",
+            pool=pool if pool.instance_type else None,
         )
-    raise InsufficientCapacity("; ".join(capacity_errors))
+
+    def refused(exc: ClientError, params: dict[str, Any]) -> None:
+        _refused_launch(exc, params, role_pattern)
+        raise LaunchRejected(f"RunInstances refused the launch: {aws.describe(exc)}") from exc
+
+    try:
+        launched = capacity.launch_first_available(ec2, candidates, params_for, refused)
+    except NoCapacity as exc:
+        raise InsufficientCapacity(str(exc)) from exc
+    instance = launched.response["Instances"][0]
+    launched_at = timing.now()
+    zone = instance.get("Placement", {}).get("AvailabilityZone")
+    instance_type = str(instance.get("InstanceType") or launched.pool.instance_type or "")
+    price = None
+    if launched.pool.market == "spot" and zone and instance_type:
+        price = capacity.spot_price(ec2, instance_type, zone, launched_at)
+    return InstanceRecord(
+        instance_id=instance["InstanceId"],
+        attempt=state.attempt,
+        client_token=launched.params["ClientToken"],
+        market="spot" if launched.pool.market == "spot" else "on-demand",
+        launched_at=launched_at,
+        ready_deadline=launched_at + timing.scaled(options.ready_timeout_s),
+        state=instance.get("State", {}).get("Name", "pending"),
+        wait_seconds=timing.wait_seconds(
+            timing.ready_poll_interval(options.ready_timeout_s, options.attempts)
+        ),
+        instance_type=instance_type or None,
+        zone=zone,
+        launch_note=launched.note,
+        spot_price_usd_per_hour=price,
+    )
 
 
 def check_readiness(ec2: Any, ssm: Any, state: WorkflowState) -> InstanceRecord:

@@ -44,6 +44,14 @@ class InstanceRecord(_Record):
     agent: str = "unknown"
     ready: bool = False
     wait_seconds: int = 1
+    instance_type: str | None = Field(None, description="The type that launched.")
+    zone: str | None = Field(None, description="Its Availability Zone.")
+    launch_note: str = Field(
+        "", description="Which pool launched and why the ones tried before it did not."
+    )
+    spot_price_usd_per_hour: float | None = Field(
+        None, description="The spot price in force for the type and zone at launch."
+    )
 
 
 class CommandRecord(_Record):
@@ -92,6 +100,21 @@ class CaughtError(_Record):
     Cause: str | None = None
 
 
+class RoomRecord(_Record):
+    """ClaimRoom's answer: may the run launch now, and if not, when to look again."""
+
+    granted: bool
+    key: str = Field(description="The claim's key: execution name and attempt.")
+    vcpus: int = 0
+    attempt: int = 1
+    first_look: datetime
+    deadline: datetime
+    wait_seconds: int = 1
+    ahead: int | None = Field(None, description="Waiters with older tickets, at the last look.")
+    waited_s: float = 0.0
+    limited: bool = False
+
+
 class AttemptRecord(_Record):
     attempt: int
     instance_id: str | None
@@ -130,6 +153,10 @@ class WorkflowState(_Record):
         None, description="The Resolve step's result: DAILY resolved once for every attempt."
     )
     inputs: InputsRecord | None = None
+    room: RoomRecord | None = Field(None, description="ClaimRoom: the run's vCPU claim.")
+    launch_refused: CaughtError | None = Field(
+        None, description="The starter's last capacity refusal, while the run waits for room."
+    )
     attempt: int = 1
     past_attempts: list[AttemptRecord] = []
     instance: InstanceRecord | None = None

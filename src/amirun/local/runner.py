@@ -38,6 +38,7 @@ from amirun.local.world import (
     MAX_DELAY_S,
     EmulatedWorld,
     WorldSettings,
+    atomic_dynamodb_writes,
     task_tokens_as_on_aws,
 )
 from amirun.progress import Progress, RunResult, describe_result
@@ -88,6 +89,14 @@ class RehearsalOptions:
     throttle_share: float = 0.0
     #: Lambda invocations that may run at once, like an account's concurrency limit.
     lambda_concurrency: int = LAMBDA_CONCURRENCY
+    #: The emulated account's vCPU quota (0: none): launches past it get VcpuLimitExceeded.
+    quota_vcpus: int = 0
+    #: The stack's VcpuLimit and BlockVcpuLimits parameters (0 and "": off).
+    vcpu_limit: int = 0
+    block_vcpu_limits: str = ""
+    #: (peak CPU %, peak memory %) of a run's command by execution ARN; None: drawn
+    #: from the execution's name (see `world.emulated_utilisation`).
+    utilisation: Callable[[str], tuple[float, float]] | None = None
 
 
 @dataclass(kw_only=True)
@@ -590,6 +599,8 @@ class EmulatorSession:
         env: dict[str, str] = {}
         for spec in workflow.functions.values():
             env.update(_function_environment(spec.environment))
+        env["VCPU_LIMIT"] = str(options.vcpu_limit)
+        env["BLOCK_VCPU_LIMITS"] = options.block_vcpu_limits
         # The executor logs every absent path an IsPresent test looks at; the run's
         # own outcome says what matters.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
@@ -660,6 +671,8 @@ class EmulatorSession:
                 exec_commands=options.exec_commands,
                 command_env=command_env,
                 throttle_share=options.throttle_share,
+                quota_vcpus=options.quota_vcpus,
+                utilisation=options.utilisation,
             ),
             self.clients["s3"],
             publish=self.bus.publish,
@@ -667,6 +680,7 @@ class EmulatorSession:
         self.world.install(self.clients["ec2"], self.clients["ssm"])
         stack.callback(self.world.close)
         stack.enter_context(task_tokens_as_on_aws())
+        stack.enter_context(atomic_dynamodb_writes())
         if options.exec_commands:
             command_env["AWS_ENDPOINT_URL"] = stack.enter_context(_emulator_server())
         lose = frozenset({"StarterFunction"} if "lost-response" in options.faults else ())
@@ -715,6 +729,10 @@ class EmulatorSession:
 
     def start(self, request: dict[str, Any], name: str) -> str:
         """Start one execution of the workflow; returns its ARN at once."""
+        if "capacity" in self.options.faults:
+            params = request.get("instance_parameters")
+            first = params.get("InstanceType", "") if isinstance(params, dict) else ""
+            self.world.without_capacity(first if isinstance(first, str) else "")
         started = self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(request)
         )

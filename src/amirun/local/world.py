@@ -14,6 +14,7 @@ EventBridge events AWS would send.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -39,7 +40,8 @@ from amirun_core.launch import TAG_EXECUTION
 
 #: The faults a rehearsal can inject, and what each stands for on AWS.
 FAULTS: dict[str, str] = {
-    "capacity": "RunInstances fails with InsufficientInstanceCapacity (spot and on-demand)",
+    "capacity": "the file's first instance type has no capacity (spot and on-demand): "
+    "RunInstances fails with InsufficientInstanceCapacity; alternatives launch",
     "throttle": "the first RunInstances and GetCommandInvocation calls are throttled",
     "ssm-never-online": "the instance runs but its SSM agent never comes online",
     "command-fails": "the command ends Failed with exit code 1",
@@ -102,6 +104,14 @@ class WorldSettings:
     command_env: dict[str, str] = field(default_factory=dict)
     #: Share (0 to 1) of the steps' EC2 and SSM calls refused as throttled.
     throttle_share: float = 0.0
+    #: The spot price the world quotes, as a share of the on-demand list price.
+    spot_discount: float = 0.35
+    #: The account's vCPU quota (0: none): launches past it fail with VcpuLimitExceeded.
+    quota_vcpus: int = 0
+    #: What an instance's command uses, published as CloudWatch would (CPUUtilization,
+    #: and mem_used_percent as the agent would): (peak CPU %, peak memory %) by the
+    #: execution's ARN; None: drawn from the execution's name, the same every time.
+    utilisation: Callable[[str], tuple[float, float]] | None = None
 
 
 @dataclass
@@ -166,11 +176,23 @@ class EmulatedWorld:
         self.standin_outputs: list[str] = []
         self.standin_inputs: list[str] = []
         self._late_inputs: dict[tuple[str, str], int] = {}
+        #: Instance types without capacity (the `capacity` fault); "" for a launch naming none.
+        self._no_capacity: set[str] = set()
+        #: vCPUs of the instances not yet stopped, by ClientToken, for the emulated quota.
+        self._quota_use: dict[str, int] = {}
+        self._token_of: dict[str, str] = {}
+        self.peak_vcpus = 0
+        self.quota_refusals = 0
 
     def expect_output(self, execution_arn: str, target: tuple[str, str] | None) -> None:
         """The (bucket, key) an execution checks: put in place when its command succeeds."""
         with self._lock:
             self._expected[execution_arn] = target
+
+    def without_capacity(self, instance_type: str) -> None:
+        """Leave `instance_type` without capacity, spot and on-demand alike."""
+        with self._lock:
+            self._no_capacity.add(instance_type)
 
     # --- installation -----------------------------------------------------------
     def install(self, ec2: Any, ssm: Any) -> None:
@@ -184,6 +206,7 @@ class EmulatedWorld:
                 "before-call.ec2.TerminateInstances": self._refuse_stop,
                 "after-call.ec2.StopInstances": self._after_stop,
                 "after-call.ec2.TerminateInstances": self._after_stop,
+                "before-call.ec2.DescribeSpotPriceHistory": self._spot_price_history,
             },
             ssm: {
                 "before-call.ssm.DescribeInstanceInformation": self._instance_information,
@@ -311,7 +334,9 @@ class EmulatedWorld:
     def _run_instances(self, context: dict[str, Any], **_: Any) -> Any:
         params = context.get("amirun_params", {})
         self._throttle_once("RunInstances")
-        if "capacity" in self.settings.faults:
+        with self._lock:
+            short = params.get("InstanceType", "") in self._no_capacity
+        if short:
             raise _client_error(
                 "InsufficientInstanceCapacity",
                 f"We currently do not have sufficient {params.get('InstanceType', '')} "
@@ -322,6 +347,7 @@ class EmulatedWorld:
         with self._lock:
             instance_id = self._tokens.get(token) if token else None
         if instance_id is None:
+            self._take_quota(token or "", params.get("InstanceType", "m1.small"))
             return None  # moto launches it
         # EC2 returns the instance the token already launched (moto would launch another).
         with self.emulator_calls():
@@ -331,6 +357,47 @@ class EmulatedWorld:
             "OwnerId": found.get("OwnerId", ""),
             "Instances": found["Instances"],
         }
+
+    def _take_quota(self, token: str, instance_type: str) -> None:
+        """The account's vCPU quota: VcpuLimitExceeded past it, as EC2 answers."""
+        if not self.settings.quota_vcpus:
+            return
+        from amirun_core.capacity import describe_types
+
+        with self.emulator_calls():
+            vcpus = describe_types(self._ec2, [instance_type])[instance_type].vcpus
+        with self._lock:
+            used = sum(self._quota_use.values())
+            if used + vcpus > self.settings.quota_vcpus:
+                self.quota_refusals += 1
+                raise _client_error(
+                    "VcpuLimitExceeded",
+                    f"You have requested more vCPU capacity than your current vCPU limit of "
+                    f"{self.settings.quota_vcpus} allows (rehearsal quota).",
+                    "RunInstances",
+                )
+            self._quota_use[token] = vcpus
+            self.peak_vcpus = max(self.peak_vcpus, used + vcpus)
+
+    def _spot_price_history(self, context: dict[str, Any], **_: Any) -> Any:
+        """One price per type and zone, a share of the list price (moto quotes 0.00001)."""
+        from amirun_core.cost import price_table
+
+        params = context.get("amirun_params", {})
+        table = price_table()
+        zone = params.get("AvailabilityZone") or f"{self._ec2.meta.region_name}a"
+        history = [
+            {
+                "InstanceType": name,
+                "AvailabilityZone": zone,
+                "ProductDescription": "Linux/UNIX",
+                "SpotPrice": f"{table.on_demand_per_hour[name] * self.settings.spot_discount:.6f}",
+                "Timestamp": params.get("StartTime") or datetime.now(UTC),
+            }
+            for name in params.get("InstanceTypes", [])
+            if name in table.on_demand_per_hour
+        ]
+        return _Http(), {"SpotPriceHistory": history}
 
     def _after_run_instances(
         self, parsed: dict[str, Any], context: dict[str, Any], **_: Any
@@ -352,6 +419,7 @@ class EmulatedWorld:
                 self._launched.setdefault(instance["InstanceId"], time.monotonic())
                 if token:
                     self._tokens[token] = instance["InstanceId"]
+                    self._token_of[instance["InstanceId"]] = token
                 if execution:
                     self._execution_of[instance["InstanceId"]] = execution
 
@@ -372,6 +440,7 @@ class EmulatedWorld:
                 if instance_id in self._stopping:
                     continue
                 self._stopping[instance_id] = time.monotonic()
+                self._quota_use.pop(self._token_of.get(instance_id, ""), None)
                 # The state EC2 shows first (moto skips it: stopped/terminated at once).
                 state = {"stopped": "stopping", "terminated": "shutting-down"}.get(
                     change["CurrentState"]["Name"], change["CurrentState"]["Name"]
@@ -562,6 +631,7 @@ class EmulatedWorld:
                     self._s3.put_object(
                         Bucket=command.output_bucket, Key=f"{key}/{stream}", Body=body.encode()
                     )
+        self._publish_utilisation(command)
         self._publish(
             "aws.ssm",
             "EC2 Command Invocation Status-change Notification",
@@ -573,6 +643,31 @@ class EmulatedWorld:
                 "status": status,
             },
         )
+
+    def _publish_utilisation(self, command: _Command) -> None:
+        """The instance's CPU (and memory) over the command, as CloudWatch would hold it."""
+        execution = command.execution or command.instance_id
+        cpu, memory = (self.settings.utilisation or emulated_utilisation)(execution)
+        moments = [command.started_at, command.ended_at or datetime.now(UTC)]
+        dimensions = [{"Name": "InstanceId", "Value": command.instance_id}]
+        cloudwatch = aws.client("cloudwatch")
+        for namespace, name, peak in (
+            ("AWS/EC2", "CPUUtilization", cpu),
+            ("CWAgent", "mem_used_percent", memory),
+        ):
+            cloudwatch.put_metric_data(
+                Namespace=namespace,
+                MetricData=[
+                    {
+                        "MetricName": name,
+                        "Dimensions": dimensions,
+                        "Timestamp": moment,
+                        "Value": value,
+                        "Unit": "Percent",
+                    }
+                    for moment, value in zip(moments, (peak * 0.5, peak), strict=True)
+                ],
+            )
 
     def _put_standin_output(self, command: _Command) -> None:
         target = self._expected.get(command.execution or "", self.settings.expected_output)
@@ -626,6 +721,32 @@ class EmulatedWorld:
             for command in self._commands.values():
                 counts[command.instance_id] = counts.get(command.instance_id, 0) + 1
             return counts
+
+
+@contextlib.contextmanager
+def atomic_dynamodb_writes() -> Iterator[None]:
+    """DynamoDB's conditional writes are atomic; moto's, run in concurrent threads, are not.
+
+    moto checks a write's condition and then applies it without a lock, so two
+    Lambdas claiming the last vCPUs at once could both pass. One lock over its
+    write operations makes each check-and-write one step, as on AWS.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+
+    def atomic(original: Callable[..., Any]) -> Callable[..., Any]:
+        def write(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(*args, **kwargs)
+
+        return write
+
+    with contextlib.ExitStack() as stack:
+        for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+            original = getattr(DynamoDBBackend, name)
+            stack.enter_context(mock.patch.object(DynamoDBBackend, name, atomic(original)))
+        yield
 
 
 @contextlib.contextmanager
@@ -686,6 +807,13 @@ def task_tokens_as_on_aws() -> Iterator[None]:
         mock.patch.object(StepFunctionResponse, "send_task_failure", send_task_failure),
     ):
         yield
+
+
+def emulated_utilisation(execution: str) -> tuple[float, float]:
+    """(peak CPU %, peak memory %) of a run, drawn from its execution's name (stable)."""
+    name = execution.rsplit(":", 1)[-1]
+    digest = hashlib.sha256(name.encode()).digest()
+    return 5.0 + digest[0] % 90, 10.0 + digest[1] % 80
 
 
 def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
