@@ -51,6 +51,7 @@ ACCOUNT = "123456789012"
 STACK_NAME = "amirun-rehearsal"
 OUTPUT_BUCKET = "amirun-rehearsal-output"
 COMMAND_WAIT_TABLE = "amirun-rehearsal-command-wait"
+RUN_LEDGER_TABLE = "amirun-rehearsal-run-ledger"
 #: Default: a 30 s poll becomes 1 s, a 600 s readiness limit 6 s, 3600 s run limit 36 s.
 DEFAULT_TIME_SCALE = 0.01
 
@@ -149,6 +150,8 @@ def _function_environment(env: dict[str, Any]) -> dict[str, str]:
             resolved[name] = OUTPUT_BUCKET
         elif name == "COMMAND_WAIT_TABLE":
             resolved[name] = COMMAND_WAIT_TABLE
+        elif name == "RUN_LEDGER_TABLE":
+            resolved[name] = RUN_LEDGER_TABLE
         elif name in ("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"):
             resolved[name] = "WARNING"
     return resolved
@@ -260,6 +263,7 @@ def _references(request: dict[str, Any], ec2: Any, iam: Any, s3: Any) -> list[_R
     resolution = planned_resolution(request, datetime.now(UTC))
     buckets = [check.bucket] if resolution and (check := resolution.output_check) else []
     buckets += [item.bucket for item in resolution.inputs] if resolution else []
+    buckets += [resolution.record.bucket] if resolution and resolution.record else []
     for bucket in dict.fromkeys(buckets):
         refs.append(
             _Reference(
@@ -288,18 +292,35 @@ def prepare_standins(request: dict[str, Any], clients: dict[str, Any], strict: b
     return [f"{ref.kind} {ref.ident}" for ref in missing]
 
 
-def create_command_wait_table(dynamodb: Any, name: str = COMMAND_WAIT_TABLE) -> None:
-    """The stack's task-token table, with the key and TTL template.yaml gives it."""
-    props = load_template()["Resources"]["CommandWaitTable"]["Properties"]
+def create_table(dynamodb: Any, resource: str, name: str) -> None:
+    """One of the stack's tables, with the keys, indexes and TTL template.yaml gives it."""
+    props = load_template()["Resources"][resource]["Properties"]
     dynamodb.create_table(
         TableName=name,
-        BillingMode=props["BillingMode"],
-        AttributeDefinitions=props["AttributeDefinitions"],
-        KeySchema=props["KeySchema"],
+        **{
+            key: props[key]
+            for key in (
+                "BillingMode",
+                "AttributeDefinitions",
+                "KeySchema",
+                "GlobalSecondaryIndexes",
+            )
+            if key in props
+        },
     )
     dynamodb.update_time_to_live(
         TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"]
     )
+
+
+def create_command_wait_table(dynamodb: Any, name: str = COMMAND_WAIT_TABLE) -> None:
+    """The stack's task-token table."""
+    create_table(dynamodb, "CommandWaitTable", name)
+
+
+def create_ledger_table(dynamodb: Any, name: str = RUN_LEDGER_TABLE) -> None:
+    """The stack's slot ledger."""
+    create_table(dynamodb, "RunLedgerTable", name)
 
 
 def planned_resolution(request: dict[str, Any], start: datetime) -> Resolution | None:
@@ -310,18 +331,13 @@ def planned_resolution(request: dict[str, Any], start: datetime) -> Resolution |
         return None
 
 
-#: Name of the stand-in output object under a derived output prefix.
-STANDIN_OUTPUT = "amirun-rehearsal-output.json"
-
-
 def expected_output(resolution: Resolution | None) -> tuple[str, str] | None:
-    """(bucket, key) of a stand-in output that RunChecker accepts."""
+    """(bucket, key) of a stand-in output that RunChecker accepts: the key it checks
+    (with `ii_check_s3: true`, the datastream's merkdir.file or the forcing metadata)."""
     check = resolution.output_check if resolution else None
     if check is None:
         return None
-    if check.source == "ii_check_s3":
-        return check.bucket, check.prefix
-    return check.bucket, check.prefix + STANDIN_OUTPUT
+    return check.bucket, check.prefix
 
 
 # --- following the execution -----------------------------------------------------------
@@ -623,6 +639,7 @@ class EmulatorSession:
         )
         self.clients["s3"].create_bucket(Bucket=OUTPUT_BUCKET)
         create_command_wait_table(aws.client("dynamodb"))
+        create_ledger_table(aws.client("dynamodb"))
         command_env = {
             k: os.environ[k]
             for k in (
