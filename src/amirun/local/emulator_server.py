@@ -1,4 +1,4 @@
-"""moto's server on 127.0.0.1, with the one SSM call it lacks that the steps make.
+"""moto's server over HTTP, with the one SSM call it lacks that the steps make.
 
 Processes outside this one (containers run by `sam local invoke`, commands run for
 real) reach the emulator over HTTP. moto does not implement
@@ -103,3 +103,21 @@ def emulator_server(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until interrupted: `python -m amirun.local.emulator_server --host 172.17.0.1`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m amirun.local.emulator_server")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=5000, help="port (0: any free one)")
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt), emulator_server(args.host, args.port) as url:
+        print(f"emulator on {url} (Ctrl-C stops it)", flush=True)
+        threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

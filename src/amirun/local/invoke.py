@@ -682,7 +682,8 @@ def select(function: str | None, event: str | None) -> list[Sample]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="make invoke", description=__doc__.splitlines()[0])
+    summary = (__doc__ or "").strip().splitlines()[0]
+    parser = argparse.ArgumentParser(prog="make invoke", description=summary)
     parser.add_argument("--function", help="logical id of one function (all by default)")
     parser.add_argument("--event", help="event file (the function's samples by default)")
     args = parser.parse_args(argv)
