@@ -34,6 +34,10 @@ mirror() {
 }
 MIRROR=${DEBIAN_MIRROR:-$(mirror)}
 
+docker info > /dev/null 2>&1 || {
+  echo "lambda-image: Docker does not answer (start dockerd, or run make invoke, which does)" >&2; exit 1; }
+[ -x "$PIP" ] || { echo "lambda-image: no pip at $PIP (make invoke creates .venv; or set PIP)" >&2; exit 1; }
+
 RECIPE=$( { cat "$0" "$REQUIREMENTS"; echo "$ARCH $MIRROR $SUITE"; } | sha256sum | cut -c1-16)
 if [ "$(docker image inspect --format '{{index .Config.Labels "amirun.recipe"}}' "$IMAGE" 2>/dev/null)" = "$RECIPE" ]; then
   echo "$IMAGE"
