@@ -33,7 +33,9 @@ def test_parameters(template: dict[str, Any]) -> None:
 def test_globals(template: dict[str, Any]) -> None:
     function = template["Globals"]["Function"]
     assert function["Runtime"] == "python3.13"
-    assert function["Architectures"] == ["arm64"]
+    # arm64 on AWS; local builds and `sam local invoke` give the machine's.
+    assert function["Architectures"] == [{"Ref": "Architecture"}]
+    assert template["Parameters"]["Architecture"]["Default"] == "arm64"
     assert function["Timeout"] == 30
     assert function["MemorySize"] == 256
     assert function["Tracing"] == "Active"
@@ -46,13 +48,29 @@ def test_globals(template: dict[str, Any]) -> None:
     assert env["POWERTOOLS_LOG_LEVEL"] == env["LOG_LEVEL"] == {"Ref": "LogLevel"}
 
 
+def test_the_endpoint_variable_is_declared_for_local_invokes_only(template: dict[str, Any]) -> None:
+    """`sam local invoke --env-vars` sets only variables the template declares, so
+    AWS_ENDPOINT_URL is declared; on AWS the account is never 123456789012 (the one
+    the SAM CLI and the emulator report), and AWS::NoValue removes the variable:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/pseudo-parameter-reference.html
+    """
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["AWS_ENDPOINT_URL"] == {"Fn::If": ["OnLocalEmulator", "", {"Ref": "AWS::NoValue"}]}
+    assert template["Conditions"]["OnLocalEmulator"] == {
+        "Fn::Equals": [{"Ref": "AWS::AccountId"}, "123456789012"]
+    }
+
+
 def test_core_layer(resources: dict[str, Any]) -> None:
     layer = resources["CoreLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Properties"]["ContentUri"] == "layers/core/"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
-    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
+    assert layer["Metadata"] == {
+        "BuildMethod": "python3.13",
+        "BuildArchitecture": {"Ref": "Architecture"},
+    }
     assert (ROOT / "layers" / "core" / "amirun_core" / "__init__.py").is_file()
 
 
