@@ -6,7 +6,7 @@ amirun render EXECUTION.json [--at TIME] [--json]   the file as it will run (DAI
 amirun start EXECUTION.json --stack NAME [--name RUN] [--follow]
 amirun status RUN --stack NAME
 amirun logs RUN --stack NAME
-amirun runs --stack NAME [--since 24h] [--status S] [--schedule PREFIX] [--json]
+amirun runs --stack NAME [--since 24h] [--status S] [--schedule PREFIX] [--json] [--wide]
 amirun rerun RUN --stack NAME [--name NEW]
 amirun schedules expand|render|plan|apply ...   schedule sets declared in files
 """

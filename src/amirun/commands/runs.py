@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import secrets
+import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -205,15 +207,79 @@ COLUMNS = (
 _RIGHT = {"DURATION", "INSTANCE-S", "EST. COST"}
 
 
-def table(rows: list[RunRow]) -> list[str]:
-    cells = [[header for header, _ in COLUMNS]]
-    cells += [[show(row) for _, show in COLUMNS] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+#: How a table narrower than its text is made, step by step until it fits: names
+#: lose their middle (schedules differ at both ends), errors their end, then the
+#: least needed columns are left out (`--wide` shows everything).
+_NARROWING: tuple[tuple[str, int], ...] = (
+    ("NAME", 40),
+    ("ERROR", 16),
+    ("INSTANCE-S", 0),
+    ("MARKET", 0),
+    ("NAME", 24),
+    ("ERROR", 12),
+    ("STARTED", 0),
+    ("TYPE", 0),
+)
+
+
+def middle_cut(text: str, width: int) -> str:
+    """`text` in at most `width` characters, its middle replaced by `..`."""
+    if len(text) <= width:
+        return text
+    keep = width - 2
+    head = (keep + 1) // 2
+    return text[:head] + ".." + text[len(text) - (keep - head) :]
+
+
+def _end_cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 2] + ".."
+
+
+def _line_width(widths: dict[str, int]) -> int:
+    return sum(widths.values()) + 2 * (len(widths) - 1)
+
+
+def _fitted(widths: dict[str, int], limit: int) -> dict[str, int]:
+    """The column widths after as many _NARROWING steps as it takes to fit `limit`."""
+    full, widths = widths, dict(widths)
+    for header, least in _NARROWING:
+        over = _line_width(widths) - limit
+        if over <= 0:
+            break
+        if least == 0:
+            del widths[header]
+        else:
+            widths[header] = max(min(least, widths[header]), widths[header] - over)
+    # A column left out may free more room than was missing: names get it back first.
+    for header in ("NAME", "ERROR"):
+        spare = limit - _line_width(widths)
+        if spare > 0:
+            widths[header] = min(full[header], widths[header] + spare)
+    return widths
+
+
+def terminal_columns() -> int | None:
+    """The terminal's width; None when the output is not a terminal (a pipe, a file)."""
+    if "COLUMNS" not in os.environ and not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size((120, 24)).columns
+
+
+def table(rows: list[RunRow], width: int | None = None) -> list[str]:
+    """Aligned lines; with `width`, names and errors are cut (and the least needed
+    columns left out) so that each line fits it."""
+    texts = [{header: show(row) for header, show in COLUMNS} for row in rows]
+    widths = {header: max([len(header)] + [len(t[header]) for t in texts]) for header, _ in COLUMNS}
+    if width is not None:
+        widths = _fitted(widths, width)
+        for text in texts:
+            text["NAME"] = middle_cut(text["NAME"], widths["NAME"])
+            text["ERROR"] = _end_cut(text["ERROR"], widths["ERROR"])
     lines = []
-    for line in cells:
+    for text in [{header: header for header in widths}, *texts]:
         padded = [
-            text.rjust(width) if header in _RIGHT else text.ljust(width)
-            for (header, _), text, width in zip(COLUMNS, line, widths, strict=True)
+            text[header].rjust(size) if header in _RIGHT else text[header].ljust(size)
+            for header, size in widths.items()
         ]
         lines.append("  ".join(padded).rstrip())
     return lines
@@ -256,7 +322,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print()
         return EXIT_OK
     if rows:
-        print("\n".join(table(rows)))
+        print("\n".join(table(rows, None if args.wide else terminal_columns())))
         print()
     print(summary(rows, since.astimezone(UTC)))
     return EXIT_OK
@@ -327,6 +393,11 @@ def register(sub: Any) -> None:
     )
     runs.add_argument("--schedule", help="only runs of schedules whose name starts with this")
     runs.add_argument("--json", action="store_true", help="one JSON object per run")
+    runs.add_argument(
+        "--wide",
+        action="store_true",
+        help="names and errors in full (by default they are cut to fit the terminal)",
+    )
     _target(runs)
     runs.set_defaults(func=cmd_runs)
 

@@ -3,14 +3,16 @@
 amirun schedules expand FILE... [--json] [--inputs]   every schedule, every input checked
 amirun schedules render FILE NAME --at TIME           one schedule's execution at that time
 amirun schedules plan FILE... --stack NAME            what apply would change in the group
-amirun schedules apply FILE... --stack NAME           make the stack's group equal the files
+amirun schedules apply FILE... --stack NAME [--yes]   make the stack's group equal the files
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from amirun.commands.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     print_problems,
     usage_error,
 )
@@ -176,10 +179,8 @@ def _plan(args: argparse.Namespace) -> tuple[Any, schedule_sync.Plan] | None:
     print(
         f"Schedule group {planned.group} of stack {args.stack}: {len(schedules)} schedules declared"
     )
-    for change in planned.changes:
-        print(_change_line(change))
-        for detail in change.details:
-            print(f"      {detail}")
+    for line in plan_lines(planned, _terminal_width()):
+        print(line)
     return scheduler, planned
 
 
@@ -194,6 +195,92 @@ def _change_line(change: schedule_sync.Change) -> str:
     return line
 
 
+def _terminal_width() -> int:
+    return shutil.get_terminal_size((120, 24)).columns
+
+
+def _wrapped_names(names: list[str], width: int, indent: str) -> list[str]:
+    """Names separated by commas, as many on a line as the width holds."""
+    return textwrap.wrap(
+        ", ".join(names),
+        width=max(width, 40),
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
+
+
+def plan_lines(planned: schedule_sync.Plan, width: int = 120) -> list[str]:
+    """The plan as `plan` and `apply` print it: each distinct change once.
+
+    Schedules whose updates are the very same field changes (a new instance type
+    for a whole family) are one entry: how many, the changes, then their names.
+    """
+    lines: list[str] = []
+    updates: dict[tuple[str, ...], list[str]] = {}
+    for change in planned.changes:
+        if change.action == "update":
+            updates.setdefault(tuple(change.details), []).append(change.name)
+    shown: set[tuple[str, ...]] = set()
+    for change in planned.changes:
+        if change.action != "update":
+            lines.append(_change_line(change))
+            continue
+        details = tuple(change.details)
+        if details in shown:
+            continue
+        shown.add(details)
+        names = updates[details]
+        if len(names) == 1:
+            lines.append(_change_line(change))
+            lines += [f"      {detail}" for detail in details]
+        elif len(details) == 1:
+            lines.append(f"  ~ {len(names)} schedules: {details[0]}")
+            lines += _wrapped_names(names, width, "      ")
+        else:
+            lines.append(f"  ~ {len(names)} schedules:")
+            lines += [f"      {detail}" for detail in details]
+            lines += _wrapped_names(names, width, "      ")
+    return lines
+
+
+#: Deleting more than this share of a group is said in words before anything is asked.
+LARGE_DELETE_SHARE = 0.1
+
+
+def deletion_warning(planned: schedule_sync.Plan) -> str | None:
+    """A sentence when the plan deletes more than a tenth of what the group holds."""
+    deleting = planned.count("delete")
+    holding = deleting + planned.count("update") + planned.unchanged
+    if not deleting or deleting <= holding * LARGE_DELETE_SHARE:
+        return None
+    return (
+        f"This deletes {deleting} of the {holding} schedules in group {planned.group}"
+        f" ({deleting / holding:.0%}): they are not in the files given. Give every"
+        " schedule file of the group if that is not what you mean."
+    )
+
+
+def confirmed(planned: schedule_sync.Plan, yes: bool) -> bool | None:
+    """Ask before changing the group: True to go on, False if refused, None without a terminal."""
+    warning = deletion_warning(planned)
+    if warning:
+        print(f"Warning: {warning}")
+    if yes:
+        return True
+    if not sys.stdin or not sys.stdin.isatty():
+        return None
+    print(
+        f"Apply {len(planned.changes)} change{'s' if len(planned.changes) != 1 else ''}"
+        f" to group {planned.group}? [y/N] ",
+        end="",
+        flush=True,
+    )
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     """`plan` prints the changes; `apply` prints them and carries them out."""
     result = _plan(args)
@@ -206,6 +293,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if not planned.changes:
         print(f"Nothing to change: {planned.summary()}")
         return EXIT_OK
+    print(f"Plan: {planned.summary()}")
+    answer = confirmed(planned, args.yes)
+    if answer is None:
+        print(
+            "amirun: apply asks before it changes the group and there is no terminal to ask:"
+            " give --yes to apply without asking",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if not answer:
+        print("Nothing was changed.")
+        return EXIT_FAILED
     done: list[schedule_sync.Change] = []
     try:
         failures = schedule_sync.apply(scheduler, planned, done.append)
@@ -269,7 +368,16 @@ def register(sub: Any) -> None:
             "--stack", required=True, help="the deployed amirun stack whose schedule group to sync"
         )
         command.add_argument("--region", help="AWS region (default: your AWS configuration)")
-        command.set_defaults(func=_reported(cmd_sync), apply=name == "apply", state_machine=None)
+        if name == "apply":
+            command.add_argument(
+                "--yes",
+                action="store_true",
+                help="apply without asking (for scripts); without it apply shows the plan and"
+                " asks, and refuses when there is no terminal to ask",
+            )
+        command.set_defaults(
+            func=_reported(cmd_sync), apply=name == "apply", state_machine=None, yes=False
+        )
 
 
 def _at(parser: argparse.ArgumentParser) -> None:
