@@ -70,7 +70,7 @@ schema: $(VENV)/.run
 prices: $(VENV)/.run
 	$(BIN)/python -m amirun.prices
 
-# The README's workflow diagram, redrawn from the ASL (run it after changing the workflow).
+# The workflow diagram in docs/operations.md, redrawn from the ASL (run it after changing the workflow).
 diagram: $(VENV)/.run
 	$(BIN)/python -m amirun.diagram
 

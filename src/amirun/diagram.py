@@ -1,6 +1,6 @@
-"""The workflow as a Mermaid flowchart, drawn from the ASL; kept in README.md between markers.
+"""The workflow as a Mermaid flowchart, drawn from the ASL, kept in docs/operations.md.
 
-`make diagram` (python -m amirun.diagram) rewrites the README's diagram from
+`make diagram` (python -m amirun.diagram) rewrites the diagram in docs/operations.md from
 statemachine/amirun.asl.json; `--check` only says whether it is current, and a
 static test fails when it is not, so the picture never drifts from the workflow.
 
@@ -19,7 +19,8 @@ from typing import Any
 
 from amirun.project import ROOT, load_workflow
 
-README = ROOT / "README.md"
+PAGE_NAME = "docs/operations.md"
+PAGE = ROOT / PAGE_NAME
 BEGIN = "<!-- workflow-diagram:begin (make diagram writes this; do not edit) -->"
 END = "<!-- workflow-diagram:end -->"
 
@@ -149,38 +150,38 @@ def workflow_definition() -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def readme_block(definition: dict[str, Any]) -> str:
+def diagram_block(definition: dict[str, Any]) -> str:
     return f"{BEGIN}\n```mermaid\n{mermaid(definition)}\n```\n{END}"
 
 
-def with_diagram(readme: str, definition: dict[str, Any]) -> str:
-    """The README text with its diagram block replaced by the current one."""
-    begin, end = readme.find(BEGIN), readme.find(END)
+def with_diagram(page: str, definition: dict[str, Any]) -> str:
+    """The page text with its diagram block replaced by the current one."""
+    begin, end = page.find(BEGIN), page.find(END)
     if begin < 0 or end < begin:
-        raise ValueError(f"README.md has no diagram markers: {BEGIN} ... {END}")
-    return readme[:begin] + readme_block(definition) + readme[end + len(END) :]
+        raise ValueError(f"docs/operations.md has no diagram markers: {BEGIN} ... {END}")
+    return page[:begin] + diagram_block(definition) + page[end + len(END) :]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m amirun.diagram", description=__doc__)
     parser.add_argument(
-        "--check", action="store_true", help="exit 1 if README.md's diagram is stale"
+        "--check", action="store_true", help="exit 1 if the diagram in docs/operations.md is stale"
     )
     args = parser.parse_args(argv)
-    current = README.read_text(encoding="utf-8")
+    current = PAGE.read_text(encoding="utf-8")
     try:
         updated = with_diagram(current, workflow_definition())
     except ValueError as exc:
         print(f"amirun: {exc}", file=sys.stderr)
         return 2
     if updated == current:
-        print("README.md: the workflow diagram is current")
+        print("docs/operations.md: the workflow diagram is current")
         return 0
     if args.check:
-        print("README.md: the workflow diagram is stale: run `make diagram`", file=sys.stderr)
+        print(f"{PAGE_NAME}: the workflow diagram is stale: run `make diagram`", file=sys.stderr)
         return 1
-    README.write_text(updated, encoding="utf-8")
-    print("README.md: workflow diagram updated")
+    PAGE.write_text(updated, encoding="utf-8")
+    print("docs/operations.md: workflow diagram updated")
     return 0
 
 

@@ -5,7 +5,7 @@ upstream's Terraform templates have them), tables of values, and blocks of
 schedules: each block is a matrix whose every row is one schedule, with a name
 pattern, a cron/rate expression and values computed from the row
 (`${(init + 1) % 24}`, `${types[vpu]}`, `${vcpus[instance_type] - 1}`).
-The format is described in the README ("Schedules from a file").
+The format is described in docs/schedules.md.
 
 Expanding a file needs no AWS call; `amirun.schedule_sync` turns the expanded
 set into the Scheduler API calls that make a schedule group equal to it.

@@ -32,7 +32,7 @@ from moto.server import ThreadedMotoServer
 from amirun.commands import remote
 from amirun.local.eventbridge import EventBus
 from amirun.local.lambda_endpoint import LambdaEndpoint
-from amirun.local.runner import create_command_wait_table, prepare_standins
+from amirun.local.runner import create_command_wait_table, create_ledger_table, prepare_standins
 from amirun.local.world import EmulatedWorld, WorldSettings, task_tokens_as_on_aws
 from amirun.project import load_workflow
 from amirun_core import aws
@@ -121,6 +121,9 @@ def live(aws_endpoint: str, live_stack_name: str) -> Iterator[Live]:
         table = f"{live_stack_name}-command-wait"
         env.setenv("COMMAND_WAIT_TABLE", table)
         create_command_wait_table(aws.client("dynamodb"), table)
+        ledger = f"{live_stack_name}-run-ledger"
+        env.setenv("RUN_LEDGER_TABLE", ledger)
+        create_ledger_table(aws.client("dynamodb"), ledger)
         # The command's end and the instances' stops reach the Settler as events.
         bus = EventBus(region=REGION, account=ACCOUNT, delay_s=0.05)
         world = EmulatedWorld(fast, clients["s3"], publish=bus.publish)

@@ -236,8 +236,9 @@ def test_a_spot_run_says_its_instance_is_terminated(
     assert "  spot      the instance is terminated, not stopped" in out
 
 
-def test_the_readme_flag_table_lists_every_flag_of_run() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+def test_the_rehearsal_page_lists_every_flag_of_run() -> None:
+    page = Path(__file__).resolve().parents[2] / "docs" / "rehearsal.md"
+    readme = page.read_text(encoding="utf-8")
     run = build_parser()._subparsers._group_actions[0].choices["run"]
     flags = [o for a in run._actions for o in a.option_strings if o.startswith("--")]
 

@@ -1,4 +1,4 @@
-"""The README's workflow diagram is drawn from the ASL and is never stale."""
+"""The workflow diagram in docs/operations.md is drawn from the ASL and is never stale."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from amirun import diagram
 from .conftest import ROOT
 
 
-def test_the_readme_diagram_is_current() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_operations_page_diagram_is_current() -> None:
+    readme = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
 
     current = diagram.with_diagram(readme, diagram.workflow_definition())
 
-    assert readme == current, "README.md's workflow diagram is stale: run `make diagram`"
+    assert readme == current, "docs/operations.md's workflow diagram is stale: run `make diagram`"
     assert readme.count(diagram.BEGIN) == readme.count(diagram.END) == 1
 
 

@@ -310,3 +310,31 @@ def test_the_settler_hears_command_ends_and_lost_instances(resources: dict[str, 
     assert ec2["detail"]["state"] == list(GONE_STATES)
     # A lost event costs only time (the safety look), so no queue keeps failures.
     assert settler["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
+
+
+# --- The slot ledger ------------------------------------------------------------------
+def test_the_ledger_is_kept_keyed_by_slot_with_a_day_index(resources: dict[str, Any]) -> None:
+    """A night is one Query on `by_day`; the ledger outlives a stack replacement.
+
+    Global secondary index keys must be attributes of the table's definitions:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-dynamodb-table.html
+    """
+    from amirun_core.ledger import DAY_INDEX
+
+    table = resources["RunLedgerTable"]
+    assert table["DeletionPolicy"] == "Retain"
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    (index,) = props["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == DAY_INDEX
+    assert index["KeySchema"] == [
+        {"AttributeName": "day", "KeyType": "HASH"},
+        {"AttributeName": "pk", "KeyType": "RANGE"},
+    ]
+    defined = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
+    assert defined == {"pk": "S", "day": "S"}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    source = (ROOT / "layers/core/amirun_core/ledger.py").read_text(encoding="utf-8")
+    assert '"expires_at":' in source
+    assert '"day":' in source

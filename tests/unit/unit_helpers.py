@@ -33,6 +33,7 @@ RUN_DATE = "20250531"
 STACK_NAME = "amirun-unit"
 OUTPUT_BUCKET = "amirun-unit-output"
 COMMAND_WAIT_TABLE = "amirun-unit-command-wait"
+RUN_LEDGER_TABLE = "amirun-unit-run-ledger"
 AMI = "ami-0a1b2c3d4e5f67890"
 
 #: The environment the template gives every function.
@@ -43,6 +44,7 @@ HANDLER_ENV = {
     "STACK_NAME": STACK_NAME,
     "OUTPUT_BUCKET": OUTPUT_BUCKET,
     "COMMAND_WAIT_TABLE": COMMAND_WAIT_TABLE,
+    "RUN_LEDGER_TABLE": RUN_LEDGER_TABLE,
 }
 
 

@@ -51,6 +51,7 @@ ACCOUNT = "123456789012"
 STACK_NAME = "amirun-rehearsal"
 OUTPUT_BUCKET = "amirun-rehearsal-output"
 COMMAND_WAIT_TABLE = "amirun-rehearsal-command-wait"
+RUN_LEDGER_TABLE = "amirun-rehearsal-run-ledger"
 #: Default: a 30 s poll becomes 1 s, a 600 s readiness limit 6 s, 3600 s run limit 36 s.
 DEFAULT_TIME_SCALE = 0.01
 
@@ -149,6 +150,8 @@ def _function_environment(env: dict[str, Any]) -> dict[str, str]:
             resolved[name] = OUTPUT_BUCKET
         elif name == "COMMAND_WAIT_TABLE":
             resolved[name] = COMMAND_WAIT_TABLE
+        elif name == "RUN_LEDGER_TABLE":
+            resolved[name] = RUN_LEDGER_TABLE
         elif name in ("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"):
             resolved[name] = "WARNING"
     return resolved
@@ -288,18 +291,35 @@ def prepare_standins(request: dict[str, Any], clients: dict[str, Any], strict: b
     return [f"{ref.kind} {ref.ident}" for ref in missing]
 
 
-def create_command_wait_table(dynamodb: Any, name: str = COMMAND_WAIT_TABLE) -> None:
-    """The stack's task-token table, with the key and TTL template.yaml gives it."""
-    props = load_template()["Resources"]["CommandWaitTable"]["Properties"]
+def create_table(dynamodb: Any, resource: str, name: str) -> None:
+    """One of the stack's tables, with the keys, indexes and TTL template.yaml gives it."""
+    props = load_template()["Resources"][resource]["Properties"]
     dynamodb.create_table(
         TableName=name,
-        BillingMode=props["BillingMode"],
-        AttributeDefinitions=props["AttributeDefinitions"],
-        KeySchema=props["KeySchema"],
+        **{
+            key: props[key]
+            for key in (
+                "BillingMode",
+                "AttributeDefinitions",
+                "KeySchema",
+                "GlobalSecondaryIndexes",
+            )
+            if key in props
+        },
     )
     dynamodb.update_time_to_live(
         TableName=name, TimeToLiveSpecification=props["TimeToLiveSpecification"]
     )
+
+
+def create_command_wait_table(dynamodb: Any, name: str = COMMAND_WAIT_TABLE) -> None:
+    """The stack's task-token table."""
+    create_table(dynamodb, "CommandWaitTable", name)
+
+
+def create_ledger_table(dynamodb: Any, name: str = RUN_LEDGER_TABLE) -> None:
+    """The stack's slot ledger."""
+    create_table(dynamodb, "RunLedgerTable", name)
 
 
 def planned_resolution(request: dict[str, Any], start: datetime) -> Resolution | None:
@@ -623,6 +643,7 @@ class EmulatorSession:
         )
         self.clients["s3"].create_bucket(Bucket=OUTPUT_BUCKET)
         create_command_wait_table(aws.client("dynamodb"))
+        create_ledger_table(aws.client("dynamodb"))
         command_env = {
             k: os.environ[k]
             for k in (
