@@ -15,9 +15,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from amirun_core import aws
 from amirun_core.cleanup import stop_instance
 from amirun_core.observability import count_usage, logger, metrics, workflow_step
+from amirun_core.slot_facts import ledger_table, record_cleanup
 from amirun_core.state import WorkflowState
 
 EC2 = aws.client("ec2")
+DYNAMODB = aws.client("dynamodb")
+LEDGER_TABLE = ledger_table()
 
 
 @workflow_step
@@ -27,5 +30,6 @@ def lambda_handler(state: WorkflowState, context: LambdaContext) -> dict[str, An
         metrics.add_metric(name="RunsFailed", unit=MetricUnit.Count, value=1)
     if cleanup.done and cleanup.usage:
         count_usage(cleanup.usage, state.schedule_name)
+    record_cleanup(DYNAMODB, LEDGER_TABLE, state, cleanup)
     logger.info("cleanup", extra=cleanup.to_json())
     return cleanup.to_json()

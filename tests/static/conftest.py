@@ -34,6 +34,7 @@ FUNCTIONS = {
     "SweeperFunction": "sweeper",
     "ReconcilerFunction": "reconciler",
     "NotifierFunction": "notifier",
+    "RecorderFunction": "recorder",
 }
 
 

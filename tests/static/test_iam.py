@@ -165,6 +165,7 @@ CALLS = {
     "ResolverFunction": set(),
     "InputsFunction": {"s3:GetObject", "s3:ListBucket"},
     "StarterFunction": {
+        "dynamodb:UpdateItem",
         "ec2:RunInstances",
         "ec2:CreateTags",
         "ec2:DescribeInstances",
@@ -202,6 +203,7 @@ CALLS = {
     },
     "CheckerFunction": {"s3:GetObject", "s3:ListBucket"},
     "StopperFunction": {
+        "dynamodb:UpdateItem",
         "ec2:DescribeInstances",
         "ec2:DescribeVolumes",
         "ec2:StopInstances",
@@ -222,6 +224,8 @@ CALLS = {
         "kms:GenerateDataKey",
         "kms:Decrypt",
     },
+    # Reads the slot's attempts to total a failed run, writes its end.
+    "RecorderFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
 }
 
 
@@ -245,20 +249,37 @@ def test_the_token_table_is_the_only_table_reached(
             assert statement["Resource"] == {"Fn::GetAtt": ["CommandWaitTable", "Arn"]}
 
 
+def _reaching(resources: dict[str, Any], table: str) -> dict[str, set[str]]:
+    """{function: its DynamoDB actions on `table`}; any other resource fails the test."""
+    reaching: dict[str, set[str]] = {}
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for statement in _policies(resources, name):
+            actions = [a for a in as_list(statement["Action"]) if a.startswith("dynamodb:")]
+            if not actions:
+                continue
+            assert len(actions) == len(as_list(statement["Action"])), name
+            assert statement["Resource"]["Fn::GetAtt"][1] == "Arn", name
+            if statement["Resource"] == {"Fn::GetAtt": [table, "Arn"]}:
+                reaching.setdefault(name, set()).update(actions)
+    return reaching
+
+
 def test_only_the_waiter_and_the_settler_reach_the_token_table(
     resources: dict[str, Any],
 ) -> None:
-    reaching = {
-        name
-        for name, resource in resources.items()
-        if resource["Type"] == "AWS::Serverless::Function"
-        and any(
-            a.startswith("dynamodb:")
-            for s in _policies(resources, name)
-            for a in as_list(s["Action"])
-        )
+    assert set(_reaching(resources, "CommandWaitTable")) == {"WaiterFunction", "SettlerFunction"}
+
+
+def test_the_ledger_is_written_by_the_steps_that_know_the_facts(
+    resources: dict[str, Any],
+) -> None:
+    assert _reaching(resources, "RunLedgerTable") == {
+        "StarterFunction": {"dynamodb:UpdateItem"},
+        "StopperFunction": {"dynamodb:UpdateItem"},
+        "RecorderFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     }
-    assert reaching == {"WaiterFunction", "SettlerFunction"}
 
 
 OUTPUT_BUCKET_ARN = {

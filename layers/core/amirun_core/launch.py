@@ -154,6 +154,8 @@ def launch_instance(
             client_token=params["ClientToken"],
             market=market,
             launched_at=launched,
+            instance_type=instance.get("InstanceType"),
+            availability_zone=instance.get("Placement", {}).get("AvailabilityZone"),
             ready_deadline=launched + timing.scaled(options.ready_timeout_s),
             state=instance.get("State", {}).get("Name", "pending"),
             wait_seconds=timing.wait_seconds(

@@ -39,6 +39,8 @@ class InstanceRecord(_Record):
     client_token: str
     market: Literal["spot", "on-demand"]
     launched_at: datetime
+    instance_type: str | None = None
+    availability_zone: str | None = None
     ready_deadline: datetime
     state: str = "pending"
     agent: str = "unknown"
