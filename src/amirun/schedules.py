@@ -134,6 +134,8 @@ class Schedule:
     row: dict[str, str] = field(compare=False)
     source: str = field(compare=False)
     description: str | None = None
+    #: The block's name with its matrix keys as `*`: the family the schedule belongs to.
+    family: str = field(default="", compare=False)
 
     def describe_row(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.row.items())
@@ -378,6 +380,10 @@ def expand_file(path: Path) -> list[Schedule]:
                         else value
                     )
                 name = substitute(block.name, scope, tables)
+                try:
+                    family = substitute(block.name, scope | dict.fromkeys(row, "*"), tables)
+                except _Unresolved:
+                    family = block.name
                 schedules.append(
                     Schedule(
                         name=name,
@@ -394,6 +400,7 @@ def expand_file(path: Path) -> list[Schedule]:
                             if block.description
                             else None
                         ),
+                        family=family,
                     )
                 )
             except _Unresolved as exc:
