@@ -344,3 +344,110 @@ def test_a_bad_night_is_one_line(capsys: Capsys) -> None:
         main(["report", "--stack", STACK, "--night", "09/02/2026"])
     assert exit_.value.code == 2
     assert "'09/02/2026': give the night as YYYY-MM-DD" in capsys.readouterr().err
+
+
+# --- the page, in a real browser ----------------------------------------------------------
+#: Where the page test keeps its screenshot (and the page it took it of) for a look.
+ARTIFACTS = ROOT / "tests" / "artifacts"
+SCREENSHOT = ARTIFACTS / "night-report.png"
+#: The colours the page gives each end (its CSS variables), as the browser computes them.
+COLOURS = {
+    "succeeded": "rgb(46, 139, 87)",
+    "relaunched": "rgb(143, 207, 111)",
+    "failed": "rgb(214, 39, 40)",
+    "timed_out": "rgb(255, 127, 14)",
+    "missing": "rgb(59, 31, 92)",
+    "running": "rgb(31, 119, 180)",
+}
+#: What every CSS cell is asked for in the browser: its end, colour, hover text and command.
+PROBE = """<pre id="probe"></pre><script>
+document.getElementById("probe").textContent = JSON.stringify(
+  Array.from(document.querySelectorAll("td.cell")).map(function (cell) {
+    return {end: cell.dataset.end, schedule: cell.dataset.schedule, command: cell.dataset.command,
+            title: cell.title, colour: getComputedStyle(cell).backgroundColor};
+  }));
+</script>"""
+
+
+def chromium_binary() -> str:
+    """Debian's chromium; `make chromium` (a prerequisite of `make test`) installs it."""
+    import shutil
+
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.fail("chromium is not installed: run `make chromium` (apt-get install chromium)")
+    return found
+
+
+def chromium(profile: Path, *args: str) -> str:
+    import subprocess
+
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
+    done = subprocess.run(
+        [chromium_binary(), *flags, *args], capture_output=True, text=True, timeout=180, check=True
+    )
+    return done.stdout
+
+
+def test_the_page_in_chromium_has_one_cell_per_due_slot_coloured_by_its_end(
+    night: dict[str, int], capsys: Capsys, tmp_path: Path
+) -> None:
+    page = tmp_path / "night.html"
+    code, out = report(capsys, "--html", str(page))
+    assert code == 1
+    assert out.splitlines()[-1] == f"Page: {page}"
+    html = page.read_text(encoding="utf-8")
+    # Self-contained: nothing is fetched from anywhere.
+    assert "src=" not in html and "<link" not in html and "@import" not in html
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "night-report.html").write_text(html, encoding="utf-8")
+    SCREENSHOT.unlink(missing_ok=True)
+    chromium(
+        tmp_path / "profile-shot",
+        f"--screenshot={SCREENSHOT}",
+        "--window-size=1400,2600",
+        "--hide-scrollbars",
+        page.as_uri(),
+    )
+    assert SCREENSHOT.stat().st_size > 10_000
+    assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    dom = chromium(tmp_path / "profile-dom", "--dump-dom", probe.as_uri())
+    import html as markup
+    import re
+
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
+    assert found, "the probe did not run"
+    cells = json.loads(markup.unescape(found.group(1)))
+
+    assert len(cells) == 580
+    assert len({c["schedule"] for c in cells}) == 580
+    by_end: dict[str, int] = {}
+    for cell in cells:
+        by_end[cell["end"]] = by_end.get(cell["end"], 0) + 1
+        assert cell["colour"] == COLOURS[cell["end"]], cell
+    assert by_end == night
+    failed = next(c for c in cells if "fcst03_vpu10L" in c["schedule"] and "short" in c["schedule"])
+    assert "CommandFailed: exit 1: ngen: VPU_10L forcing file truncated" in failed["title"]
+    assert failed["command"] == (
+        "amirun rerun --stack amirun-report --night 2026-02-09 --failed --missing"
+        f" --only {failed['schedule']}"
+    )
+    succeeded = next(c for c in cells if c["end"] == "succeeded")
+    assert succeeded["command"].startswith("amirun logs ")
+    assert "cost ~$" in succeeded["title"] and "duration " in succeeded["title"]
+    # The grids: one per family, the short range's 20 VPUs by 24 cycles.
+    assert html.count('<table class="grid"') == 3
