@@ -213,13 +213,14 @@ def write_by_hand_run(dynamodb: Any, started: datetime) -> None:
 def night(aws_endpoint: str) -> dict[str, int]:
     dynamodb = boto3.client("dynamodb")
     create_ledger_table(dynamodb, TABLE)
-    create_stack(
-        STACK,
-        {
-            "StateMachineArn": MACHINE.replace(":execution:", ":stateMachine:"),
-            "RunLedgerTableName": TABLE,
-        },
-    )
+    # A state machine that takes starts (moto's server does not run it: they stay RUNNING).
+    machine = boto3.client("stepfunctions").create_state_machine(
+        name=f"{STACK}-workflow",
+        definition=json.dumps({"StartAt": "Run", "States": {"Run": {"Type": "Pass", "End": True}}}),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK}-workflow",
+    )["stateMachineArn"]
+    assert machine == MACHINE.replace(":execution:", ":stateMachine:")
+    create_stack(STACK, {"StateMachineArn": machine, "RunLedgerTableName": TABLE})
     ends = write_night(dynamodb, NIGHT)
     # Two nights before, for the page's trend, and a run started by hand that night.
     write_night(dynamodb, NIGHT - timedelta(days=1), seed=1)
@@ -451,3 +452,98 @@ def test_the_page_in_chromium_has_one_cell_per_due_slot_coloured_by_its_end(
     assert "cost ~$" in succeeded["title"] and "duration " in succeeded["title"]
     # The grids: one per family, the short range's 20 VPUs by 24 cycles.
     assert html.count('<table class="grid"') == 3
+
+
+# --- rerun --night and backfill: they change the ledger, so they come last ---------------------
+def started_inputs(capsys: Capsys) -> dict[str, dict[str, Any]]:
+    """The executions started since the last look, by name, with their input."""
+    sfn = boto3.client("stepfunctions")
+    names = [
+        line.split()[1] for line in capsys.readouterr().out.splitlines() if "  started " in line
+    ]
+    arn = MACHINE
+    return {
+        name: json.loads(sfn.describe_execution(executionArn=f"{arn}:{name}")["input"])
+        for name in names
+    }
+
+
+def test_rerun_night_starts_exactly_the_slots_that_need_it_once(
+    night: dict[str, int], capsys: Capsys
+) -> None:
+    from amirun_core.ledger import read_slot
+
+    capsys.readouterr()
+    rerun = ["rerun", "--stack", STACK, "--night", "2026-02-09", str(CFE_NOM)]
+    assert main([*rerun, "--failed", "--missing", "--only", "short_range"]) == 0
+
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "Night 2026-02-09: 5 slot(s) need a rerun; room for 18"
+    assert lines[-1] == "Started 5"
+    started = [line.split()[1] for line in lines if line.startswith("  started ")]
+    sfn = boto3.client("stepfunctions")
+    inputs = {
+        name: json.loads(sfn.describe_execution(executionArn=f"{MACHINE}:{name}")["input"])
+        for name in started
+    }
+    schedules = {i["schedule"]["name"]: i["schedule"]["scheduled_time"] for i in inputs.values()}
+    # The original scheduled times (New York time -> UTC), so DAILY is that night.
+    assert schedules == {
+        "short_range_fcst03_vpu10L_schedule_cfe_nom_prod": "2026-02-09T09:00:00Z",
+        "short_range_fcst07_vpu05_schedule_cfe_nom_prod": "2026-02-09T13:00:00Z",
+        "short_range_fcst07_vpu06_schedule_cfe_nom_prod": "2026-02-09T13:00:00Z",
+        "short_range_fcst15_vpu12_schedule_cfe_nom_prod": "2026-02-09T21:00:00Z",
+        "short_range_fcst15_vpu13_schedule_cfe_nom_prod": "2026-02-09T21:00:00Z",
+    }
+    slot = read_slot(
+        boto3.client("dynamodb"),
+        TABLE,
+        "slot#short_range_fcst03_vpu10L_schedule_cfe_nom_prod#2026-02-09T09:00:00Z",
+    )
+    assert slot is not None and slot["status"] == "running"
+    assert slot["execution"].split(":")[-1] in started
+    assert slot["rerun_of"].startswith(MACHINE)  # the failed run it replaces
+
+    # Again: they are running now, so nothing new starts.
+    assert main([*rerun, "--failed", "--missing", "--only", "short_range"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "Night 2026-02-09: 0 slot(s) need a rerun; room for 13",
+        "Started 0",
+    ]
+
+    # 2 + 5 of the night's runs are running: with at most 3 at once, the rest waits.
+    assert main([*rerun, "--failed", "--missing", "--at-once", "3"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "Started 0; 2 waiting (at most 3 at once: call again later)"
+    )
+
+
+def test_rerun_night_wants_to_know_what_to_rerun(night: dict[str, int], capsys: Capsys) -> None:
+    assert main(["rerun", "--stack", STACK, "--night", "2026-02-09", str(CFE_NOM)]) == 2
+    assert capsys.readouterr().err == ("amirun: say what to rerun: --failed, --missing, or both\n")
+
+
+def test_backfill_starts_the_past_slots_that_never_ran_once(
+    night: dict[str, int], capsys: Capsys
+) -> None:
+    capsys.readouterr()
+    backfill = [
+        "schedules", "backfill", str(CFE_NOM), "--stack", STACK, "--from", "2026-02-07",
+        "--to", "2026-02-08", "--only", "analysis_assim_extend_*", "--interval", "0",
+        "--at-once", "100",
+    ]  # fmt: skip
+    assert main(backfill) == 0
+    lines = capsys.readouterr().out.splitlines()
+    started = [line for line in lines if line.startswith("  started ")]
+    assert lines[0] == (
+        f"2 night(s) from 2026-02-07 to 2026-02-08: {len(started)} slot(s) never ran; room for 100"
+    )
+    assert started and all("analysis_assim_extend_fcst16_" in line for line in started)
+    assert {line.split("due ")[1][:10] for line in started} == {"2026-02-07", "2026-02-08"}
+
+    assert main(backfill) == 0
+    again = capsys.readouterr().out.splitlines()
+    # Room counts the runs of the nights backfilled: the ones just started.
+    assert again[0].endswith(": 0 slot(s) never ran; room for " + str(100 - len(started)))
+    assert again[-1] == "Started 0"

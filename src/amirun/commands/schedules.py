@@ -4,6 +4,7 @@ amirun schedules expand FILE... [--json] [--inputs]   every schedule, every inpu
 amirun schedules render FILE NAME --at TIME           one schedule's execution at that time
 amirun schedules plan FILE... --stack NAME            what apply would change in the group
 amirun schedules apply FILE... --stack NAME [--yes]   make the stack's group equal the files
+amirun schedules backfill FILE... --stack NAME --from D1 --to D2   past nights' slots never run
 """
 
 from __future__ import annotations
@@ -329,6 +330,59 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failures else EXIT_OK
 
 
+# --- backfill: the slots of past nights --------------------------------------------------
+#: Seconds between two starts of a backfill (Step Functions' StartExecution refills 2 a second).
+BACKFILL_INTERVAL_S = 0.5
+#: A backfill covers at most this many nights at a time.
+BACKFILL_NIGHTS = 62
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Start the slots of past nights that never ran, each as it was due."""
+    from datetime import timedelta
+
+    from amirun.commands.report import LEDGER_OUTPUT, load_night
+    from amirun.commands.runs import _schedule_set, start_summary
+    from amirun.slot_starts import needing_rerun, running_count, start_slots
+
+    if args.to < args.first:
+        raise usage_error("--to is before --from")
+    nights = [args.first + timedelta(days=n) for n in range((args.to - args.first).days + 1)]
+    if len(nights) > BACKFILL_NIGHTS:
+        raise usage_error(f"--from/--to: at most {BACKFILL_NIGHTS} nights at a time")
+    if args.to >= datetime.now(UTC).date():
+        raise usage_error("--to: backfill is for past nights (up to yesterday, UTC)")
+    schedules = _schedule_set(args.files)
+    target = Target(args)
+    table = target.output(LEDGER_OUTPUT)
+    dynamodb = target.client("dynamodb")
+    now = datetime.now(UTC)
+    due = [d for _, d in schedules.values()]
+    slots = []
+    for night in nights:
+        loaded = load_night(dynamodb, table, night, due, now)
+        slots += needing_rerun(loaded, failed=False, missing=True, pattern=args.only)
+    room = max(0, args.at_once - running_count(dynamodb, table, nights))
+    print(
+        f"{len(nights)} night(s) from {args.first} to {args.to}: {len(slots)} slot(s) never"
+        f" ran; room for {room}"
+    )
+    outcome = start_slots(
+        sfn=target.client("stepfunctions"),
+        dynamodb=dynamodb,
+        table=table,
+        state_machine_arn=target.state_machine_arn,
+        slots=slots,
+        schedules={name: schedule for name, (schedule, _) in schedules.items()},
+        takeover=False,
+        room=room,
+        tag="backfill",
+        interval_s=args.interval,
+    )
+    print(start_summary(outcome, args.at_once))
+    return EXIT_FAILED if outcome.failed else EXIT_OK
+
+
 def register(sub: Any) -> None:
     schedules = sub.add_parser(
         "schedules",
@@ -378,6 +432,32 @@ def register(sub: Any) -> None:
         command.set_defaults(
             func=_reported(cmd_sync), apply=name == "apply", state_machine=None, yes=False
         )
+
+    from amirun.commands.report import night_date
+
+    backfill = actions.add_parser(
+        "backfill",
+        help="start the slots of past nights that never ran, each at its scheduled time",
+    )
+    backfill.add_argument("files", nargs="+", metavar="FILE", help=files_help)
+    backfill.add_argument("--stack", required=True, help="the deployed amirun stack")
+    backfill.add_argument(
+        "--from", dest="first", required=True, type=night_date, help="first night, YYYY-MM-DD"
+    )
+    backfill.add_argument("--to", required=True, type=night_date, help="last night, YYYY-MM-DD")
+    backfill.add_argument("--only", metavar="PATTERN", help="only these schedules (a glob)")
+    backfill.add_argument(
+        "--at-once", type=int, default=20, metavar="N", help="at most N runs at once (default 20)"
+    )
+    backfill.add_argument(
+        "--interval",
+        type=float,
+        default=BACKFILL_INTERVAL_S,
+        metavar="SECONDS",
+        help=f"seconds between two starts (default {BACKFILL_INTERVAL_S})",
+    )
+    backfill.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    backfill.set_defaults(func=_reported(cmd_backfill), state_machine=None)
 
 
 def _at(parser: argparse.ArgumentParser) -> None:
