@@ -35,6 +35,7 @@ FUNCTIONS = {
     "ReconcilerFunction": "reconciler",
     "NotifierFunction": "notifier",
     "RecorderFunction": "recorder",
+    "ReporterFunction": "reporter",
 }
 
 

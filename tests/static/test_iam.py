@@ -226,6 +226,15 @@ CALLS = {
     },
     # Reads the slot's attempts to total a failed run, writes its end.
     "RecorderFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+    "ReporterFunction": {
+        "scheduler:ListSchedules",
+        "scheduler:GetSchedule",
+        "dynamodb:Query",
+        "s3:PutObject",
+        "sns:Publish",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    },
 }
 
 
@@ -260,9 +269,14 @@ def _reaching(resources: dict[str, Any], table: str) -> dict[str, set[str]]:
             if not actions:
                 continue
             assert len(actions) == len(as_list(statement["Action"])), name
-            assert statement["Resource"]["Fn::GetAtt"][1] == "Arn", name
-            if statement["Resource"] == {"Fn::GetAtt": [table, "Arn"]}:
-                reaching.setdefault(name, set()).update(actions)
+            reached = statement["Resource"]
+            if reached == {"Fn::Sub": f"${{{table}.Arn}}/index/by_day"}:
+                assert actions == ["dynamodb:Query"], name  # the index: reading a night
+            elif reached != {"Fn::GetAtt": [table, "Arn"]}:
+                # Another table, or another table's index: never anything wider.
+                assert "Fn::GetAtt" in reached or "/index/" in reached["Fn::Sub"], name
+                continue
+            reaching.setdefault(name, set()).update(actions)
     return reaching
 
 
@@ -279,6 +293,7 @@ def test_the_ledger_is_written_by_the_steps_that_know_the_facts(
         "StarterFunction": {"dynamodb:UpdateItem"},
         "StopperFunction": {"dynamodb:UpdateItem"},
         "RecorderFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "ReporterFunction": {"dynamodb:Query"},
     }
 
 

@@ -67,6 +67,7 @@ FUNCTION_OF = {
     "reconciler": "reconciler",
     "notifier": "notifier",
     "recorder": "recorder",
+    "reporter": "reporter",
 }
 #: EventBridge events (not workflow states): the execution is their detail's input.
 EXECUTION_EVENTS = ("sweeper", "notifier", "recorder")
@@ -115,7 +116,7 @@ def test_every_event_file_has_a_test() -> None:
 
 
 #: The reconciler's event is its schedule: it carries no execution at all.
-SCHEDULED_EVENTS = ("reconciler",)
+SCHEDULED_EVENTS = ("reconciler", "reporter")
 
 
 @pytest.mark.parametrize(
