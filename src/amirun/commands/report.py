@@ -100,7 +100,7 @@ def _middle(text: str, width: int) -> str:
     return text[:head] + ".." + text[len(text) - (width - 2 - head) :]
 
 
-def _slot_line(slot: SlotView, detail: str, name_width: int = 56) -> str:
+def _slot_line(slot: SlotView, detail: str, name_width: int = 58) -> str:
     when = f"{slot.scheduled_time:%m-%d %H:%M}"
     line = f"  {_middle(slot.schedule, name_width):<{name_width}}  {when}  {detail}"
     return _cut(line, WIDTH)
