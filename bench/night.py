@@ -50,33 +50,6 @@ def night_file(directory: Path) -> Path:
     return path
 
 
-def status_event(described: dict[str, Any]) -> dict[str, Any]:
-    """The state machine's status-change event for an ended execution, as EventBridge sends it."""
-    detail = {
-        "executionArn": described["executionArn"],
-        "stateMachineArn": described["stateMachineArn"],
-        "name": described["name"],
-        "status": described["status"],
-        "startDate": int(described["startDate"].timestamp() * 1000),
-        "stopDate": int(described["stopDate"].timestamp() * 1000),
-        "input": described.get("input"),
-        "output": described.get("output"),
-        "error": described.get("error"),
-        "cause": described.get("cause"),
-    }
-    return {
-        "version": "0",
-        "id": "rehearsed",
-        "detail-type": "Step Functions Execution Status Change",
-        "source": "aws.states",
-        "account": "123456789012",
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": "us-east-1",
-        "resources": [described["executionArn"]],
-        "detail": detail,
-    }
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -88,6 +61,7 @@ def main() -> int:
 
     from amirun.cli import main as amirun
     from amirun.commands.report import due_schedules
+    from amirun.local.eventbridge import execution_status_event
     from amirun.local.runner import RUN_LEDGER_TABLE, EmulatorSession, RehearsalOptions
     from amirun.schedules import expand
     from amirun_core.ledger import claim_slot
@@ -135,7 +109,9 @@ def main() -> int:
                     described = session.describe(arn)
                     if described["status"] != "RUNNING":
                         ended.add(arn)
-                        session.endpoint.invoke("RecorderFunction", status_event(described))
+                        session.endpoint.invoke(
+                            "RecorderFunction", execution_status_event(described)
+                        )
             print(f"phase {fault or 'no fault'}: {len(arns)} runs ended", file=sys.stderr)
         boto3.client("cloudformation").create_stack(
             StackName="amirun-night",

@@ -320,12 +320,18 @@ def test_the_report_rolls_up_by_vpu(night: dict[str, int], capsys: Capsys) -> No
 
 
 def test_several_nights_together(night: dict[str, int], capsys: Capsys) -> None:
-    capsys.readouterr()
-    code = main(["report", "--stack", STACK, "--night", NIGHT.isoformat(), str(CFE_NOM), "--json"])
-    one = json.loads(capsys.readouterr().out)
-    main(["report", "--stack", STACK, "--since", "3d", str(CFE_NOM), "--json"])
-    # --since counts back from yesterday: on this machine that is not the test's night.
-    assert code == 1 and one["due"] == 580
+    code, out = report(capsys, "--since", "3d", "--json")
+
+    data = json.loads(out)
+    assert code == 1
+    assert (data["nights"], data["due"]) == (3, 3 * 580)
+    # The two nights before miss every 8th and every 9th slot (see write_night).
+    assert data["counts"]["missing"] == 3 + len(range(0, 580, 8)) + len(range(0, 580, 9))
+    assert {s["scheduled_time"][:10] for s in data["slots"]} == {
+        "2026-02-07",
+        "2026-02-08",
+        "2026-02-09",
+    }
 
 
 def test_without_schedule_files_the_report_cannot_know_what_is_missing(

@@ -234,14 +234,15 @@ def register(sub: Any) -> None:
         metavar="SCHEDULE_FILE",
         help="the schedule files (or directories) that say what was due",
     )
-    when = report.add_mutually_exclusive_group()
-    when.add_argument(
+    report.add_argument(
         "--night",
         type=night_date,
         help="the night (UTC day) to report, YYYY-MM-DD (default: yesterday)",
     )
-    when.add_argument(
-        "--since", type=since_nights, help="the last N nights together, e.g. 7d (to yesterday)"
+    report.add_argument(
+        "--since",
+        type=since_nights,
+        help="the last N nights together, e.g. 7d, up to --night (default: up to yesterday)",
     )
     report.add_argument("--by", choices=ROLLUPS, help="also roll the slots up by this")
     report.add_argument("--json", action="store_true", help="everything as one JSON object")
