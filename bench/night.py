@@ -40,9 +40,8 @@ NEVER_STARTED = {("short_range", "06", "12"), ("analysis_assim_extend", "16", "1
 def night_file(directory: Path) -> Path:
     """The example file cut to the cycles rehearsed here."""
     text = CFE_NOM.read_text(encoding="utf-8")
-    text = text.replace(
-        "template: nextgen-cfe-nom.json", f"template: {CFE_NOM.parent}/nextgen-cfe-nom.json"
-    )
+    template = CFE_NOM.with_name("nextgen-cfe-nom.json")
+    (directory / template.name).write_text(template.read_text(encoding="utf-8"), encoding="utf-8")
     text = text.replace("init: 00..23", 'init: ["05", "06"]')
     text = text.replace('init: ["00", "06", "12", "18"]', 'init: ["06"]')
     path = directory / "nextgen-night.yaml"

@@ -378,9 +378,8 @@ def test_plan_prints_a_change_shared_by_many_schedules_once(
     bigger = CFE_NOM.read_text().replace("m8g.4xlarge: 16}", "m8g.4xlarge: 16, m8g.8xlarge: 32}")
     bigger = bigger.replace('"10L": m8g.4xlarge', '"10L": m8g.8xlarge')
     bigger = bigger.replace('"10U": m8g.4xlarge', '"10U": m8g.8xlarge')
-    bigger = bigger.replace(
-        "template: nextgen-cfe-nom.json", f"template: {EXAMPLES}/nextgen-cfe-nom.json"
-    )
+    # The template lies next to the schedule file, as it must.
+    (tmp_path / "nextgen-cfe-nom.json").write_text((EXAMPLES / "nextgen-cfe-nom.json").read_text())
     (tmp_path / "cfe.yaml").write_text(bigger)
     capsys.readouterr()
 
