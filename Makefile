@@ -14,7 +14,7 @@ EVENT ?=
 PY313_DIR ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do \
 	$$p --version >/dev/null 2>&1 && { dirname "$$(command -v $$p)"; break; }; done)
 
-.PHONY: run test lint typecheck unit integration static build validate deploy invoke schema diagram prices clean
+.PHONY: run test lint typecheck unit integration static build validate deploy invoke schema diagram prices clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,14 @@ $(CHECKOV): requirements/checkov.txt
 run: $(VENV)/.run
 	$(BIN)/amirun run $(EXECUTION)
 
-test: $(VENV)/.dev $(SAM) $(CHECKOV)
+# The report page's test opens it in a real headless browser: Debian's chromium.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		command -v apt-get >/dev/null 2>&1 || { echo "install chromium (the report page test needs it)"; exit 1; }; \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: $(VENV)/.dev $(SAM) $(CHECKOV) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

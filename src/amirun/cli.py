@@ -6,8 +6,9 @@ amirun render EXECUTION.json [--at TIME] [--json]   the file as it will run (DAI
 amirun start EXECUTION.json --stack NAME [--name RUN] [--follow]
 amirun status RUN --stack NAME
 amirun logs RUN --stack NAME
-amirun runs --stack NAME [--since 24h] [--status S] [--schedule PREFIX] [--json]
+amirun runs --stack NAME [--since 24h] [--status S] [--schedule PREFIX] [--json] [--wide]
 amirun rerun RUN --stack NAME [--name NEW]
+amirun report --stack NAME [--night D | --since 7d] [SCHEDULE_FILE...] [--by B] [--json] [--html F]
 amirun schedules expand|render|plan|apply ...   schedule sets declared in files
 """
 
@@ -19,11 +20,11 @@ import signal
 import sys
 from typing import NoReturn
 
-from amirun.commands import remote, render, run, runs, schedules, validate
+from amirun.commands import remote, render, report, run, runs, schedules, validate
 from amirun.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
 
 #: One module per command group, in the order `amirun --help` lists them.
-COMMAND_GROUPS = (run, validate, render, remote, runs, schedules)
+COMMAND_GROUPS = (run, validate, render, remote, runs, report, schedules)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -204,6 +204,8 @@ class Schedule:
     row: dict[str, str] = field(compare=False)
     source: str = field(compare=False)
     description: str | None = None
+    #: The block's name with its matrix keys as `*`: the family the schedule belongs to.
+    family: str = field(default="", compare=False)
 
     def describe_row(self) -> str:
         return ", ".join(f"{k}={v if v.isprintable() else ascii(v)}" for k, v in self.row.items())
@@ -800,6 +802,10 @@ def _expand_spec(path: Path, spec: ScheduleFile, budget: _Budget) -> list[Schedu
                         else value
                     )
                 name = substitute(block.name, scope, tables)
+                try:
+                    family = substitute(block.name, scope | dict.fromkeys(row, "*"), tables)
+                except _Unresolved:
+                    family = block.name
                 execution = _execution(template, name, scope, tables, budget)
                 schedules.append(
                     Schedule(
@@ -817,6 +823,7 @@ def _expand_spec(path: Path, spec: ScheduleFile, budget: _Budget) -> list[Schedu
                             if block.description
                             else None
                         ),
+                        family=family,
                     )
                 )
             except _Unresolved as exc:

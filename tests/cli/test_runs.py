@@ -316,3 +316,47 @@ def test_ctrl_c_while_listing_is_one_line(
 
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", "\namirun: interrupted\n")
+
+
+LONG_NAME = "medium_range_fcst18_mem1_vpu10L_schedule_cfe_nom_prod_4d1c0e52-2b9f-4c1e-9a57-0c2f4e6a"
+
+
+def test_runs_table_fits_the_terminal_and_cuts_names_in_the_middle(
+    ran: Ran, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    capsys.readouterr()
+    assert main(["runs", "--stack", ran.live.stack.name]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table_lines = lines[: lines.index("")]
+    assert all(len(line) <= 100 for line in table_lines)
+
+    assert main(["runs", "--stack", ran.live.stack.name, "--wide"]) == 0
+    wide = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in wide[: wide.index("")]) > 100
+
+
+def test_a_long_name_keeps_its_start_and_end() -> None:
+    row = runs.RunRow(
+        name=LONG_NAME,
+        status="FAILED",
+        started=datetime(2026, 2, 9, 6, tzinfo=UTC),
+        error="InstanceNotReady",
+        attempts=3,
+        duration_s=3600,
+        instance_type="m8g.4xlarge",
+        market="spot",
+        instance_seconds=3600,
+        estimated_cost_usd=0.4,
+    )
+    full = runs.table([row])
+    assert len(full[1]) > 120 and LONG_NAME in full[1]
+
+    fitted = runs.table([row], 120)
+    assert [len(line) <= 120 for line in fitted] == [True, True]
+    name = fitted[1].split()[0]
+    assert name.startswith("medium_range") and name.endswith("0c2f4e6a")
+    assert ".." in name
+    assert "InstanceNotReady" in fitted[1]
+    assert runs.middle_cut("abcdefghij", 6) == "ab..ij"
+    assert runs.middle_cut("abc", 6) == "abc"

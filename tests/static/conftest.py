@@ -35,6 +35,8 @@ FUNCTIONS = {
     "SweeperFunction": "sweeper",
     "ReconcilerFunction": "reconciler",
     "NotifierFunction": "notifier",
+    "RecorderFunction": "recorder",
+    "ReporterFunction": "reporter",
 }
 
 

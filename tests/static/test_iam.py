@@ -167,6 +167,7 @@ CALLS = {
     "InputsFunction": {"s3:GetObject", "s3:ListBucket"},
     "RoomFunction": {"ec2:DescribeInstanceTypes", "dynamodb:GetItem", "dynamodb:UpdateItem"},
     "StarterFunction": {
+        "dynamodb:UpdateItem",
         "ec2:RunInstances",
         "ec2:CreateTags",
         "ec2:DescribeInstances",
@@ -232,6 +233,17 @@ CALLS = {
         "kms:GenerateDataKey",
         "kms:Decrypt",
     },
+    # Reads the slot's attempts to total a failed run, writes its end.
+    "RecorderFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+    "ReporterFunction": {
+        "scheduler:ListSchedules",
+        "scheduler:GetSchedule",
+        "dynamodb:Query",
+        "s3:PutObject",
+        "sns:Publish",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    },
 }
 
 
@@ -255,30 +267,45 @@ def test_the_token_table_is_the_only_table_reached(
             assert statement["Resource"] == {"Fn::GetAtt": ["CommandWaitTable", "Arn"]}
 
 
+def _reaching(resources: dict[str, Any], table: str) -> dict[str, set[str]]:
+    """{function: its DynamoDB actions on `table`}; any other resource fails the test."""
+    reaching: dict[str, set[str]] = {}
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for statement in _policies(resources, name):
+            actions = [a for a in as_list(statement["Action"]) if a.startswith("dynamodb:")]
+            if not actions:
+                continue
+            assert len(actions) == len(as_list(statement["Action"])), name
+            reached = statement["Resource"]
+            if reached == {"Fn::Sub": f"${{{table}.Arn}}/index/by_day"}:
+                assert actions == ["dynamodb:Query"], name  # the index: reading a night
+            elif reached != {"Fn::GetAtt": [table, "Arn"]}:
+                # Another table, or another table's index: never anything wider.
+                assert "Fn::GetAtt" in reached or "/index/" in reached["Fn::Sub"], name
+                continue
+            reaching.setdefault(name, set()).update(actions)
+    return reaching
+
+
 def test_only_the_waiter_and_the_settler_reach_the_token_table(
     resources: dict[str, Any],
 ) -> None:
-    reaching = {
-        name: {json.dumps(s["Resource"]) for s in _policies(resources, name)}
-        for name, resource in resources.items()
-        if resource["Type"] == "AWS::Serverless::Function"
-        and any(
-            a.startswith("dynamodb:")
-            for s in _policies(resources, name)
-            for a in as_list(s["Action"])
-        )
-    }
-    token_table = json.dumps({"Fn::GetAtt": ["CommandWaitTable", "Arn"]})
-    assert {n for n, arns in reaching.items() if token_table in arns} == {
-        "WaiterFunction",
-        "SettlerFunction",
-    }
-    # The vCPU counters live in the ledger: claimed, released, and freed by the reconciler.
-    ledger = json.dumps({"Fn::GetAtt": ["RunLedgerTable", "Arn"]})
-    assert {n for n, arns in reaching.items() if ledger in arns} == {
-        "RoomFunction",
-        "StopperFunction",
-        "ReconcilerFunction",
+    assert set(_reaching(resources, "CommandWaitTable")) == {"WaiterFunction", "SettlerFunction"}
+
+
+def test_the_ledger_is_written_by_the_steps_that_know_the_facts(
+    resources: dict[str, Any],
+) -> None:
+    """The slot facts, and the vCPU counters (claimed, released, freed by the reconciler)."""
+    assert _reaching(resources, "RunLedgerTable") == {
+        "RoomFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "StarterFunction": {"dynamodb:UpdateItem"},
+        "StopperFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "ReconcilerFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "RecorderFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "ReporterFunction": {"dynamodb:Query"},
     }
 
 

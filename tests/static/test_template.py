@@ -129,7 +129,15 @@ def test_function_environment(resources: dict[str, Any]) -> None:
         "STACK_NAME": {"Ref": "AWS::StackName"},
         # Named in the refusal when IAM will not pass the instance's role.
         "INSTANCE_ROLE_NAME_PATTERN": {"Ref": "InstanceRoleNamePattern"},
+        "RUN_LEDGER_TABLE": {"Ref": "RunLedgerTable"},
     }
+    assert env("StopperFunction") == {
+        "RUN_LEDGER_TABLE": {"Ref": "RunLedgerTable"},
+        # Which counters the released vCPUs go back to.
+        "VCPU_LIMIT": {"Ref": "VcpuLimit"},
+        "BLOCK_VCPU_LIMITS": {"Ref": "BlockVcpuLimits"},
+    }
+    assert env("RecorderFunction") == {"RUN_LEDGER_TABLE": {"Ref": "RunLedgerTable"}}
     assert env("CommanderFunction") == {"OUTPUT_BUCKET": OUTPUT_BUCKET}
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
@@ -18,6 +19,7 @@ from unit_helpers import (
     COMMAND_WAIT_TABLE,
     EVENTS,
     OUTPUT_BUCKET,
+    RUN_LEDGER_TABLE,
     STACK_NAME,
     FakeLambdaContext,
     agent_status,
@@ -64,9 +66,11 @@ FUNCTION_OF = {
     "settler-instance-gone": "settler",
     "reconciler": "reconciler",
     "notifier": "notifier",
+    "recorder": "recorder",
+    "reporter": "reporter",
 }
 #: EventBridge events (not workflow states): the execution is their detail's input.
-EXECUTION_EVENTS = ("sweeper", "notifier")
+EXECUTION_EVENTS = ("sweeper", "notifier", "recorder")
 #: Events that carry no execution: a command's or an instance's end, a task token's wrapper.
 END_EVENTS = ("waiter", "settler", "settler-instance-gone")
 
@@ -112,7 +116,7 @@ def test_every_event_file_has_a_test() -> None:
 
 
 #: The reconciler's event is its schedule: it carries no execution at all.
-SCHEDULED_EVENTS = ("reconciler",)
+SCHEDULED_EVENTS = ("reconciler", "reporter")
 
 
 @pytest.mark.parametrize(
@@ -129,7 +133,10 @@ def test_every_event_carries_the_sample_execution(name: str) -> None:
     assert state.attempt == 1
 
 
-@pytest.mark.parametrize(("name", "status"), [("sweeper", "FAILED"), ("notifier", "TIMED_OUT")])
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [("sweeper", "FAILED"), ("notifier", "TIMED_OUT"), ("recorder", "SUCCEEDED")],
+)
 def test_execution_events_carry_the_sample_execution_as_their_input(name: str, status: str) -> None:
     detail = load_event(name)["detail"]
 
@@ -385,3 +392,37 @@ def test_notifier_event(
     assert result["execution"] == detail["executionArn"]
     assert result["status"] == "TIMED_OUT"
     assert result["message_id"]
+
+
+def test_recorder_event(load_handler: Handler, lambda_context: FakeLambdaContext) -> None:
+    """The recorder writes the end onto the slot the execution claimed (a manual run here)."""
+    from amirun.local.runner import create_ledger_table
+    from amirun_core.ledger import claim_slot, read_slot
+    from amirun_core.slot_facts import slot_of
+
+    event = load_event("recorder")
+    detail = event["detail"]
+    recorder = load_handler("recorder")
+    create_ledger_table(recorder.DYNAMODB, RUN_LEDGER_TABLE)
+    started = datetime.fromtimestamp(detail["startDate"] / 1000, UTC)
+    slot = slot_of(json.loads(detail["input"]), detail["name"], started)
+    claim_slot(
+        recorder.DYNAMODB,
+        RUN_LEDGER_TABLE,
+        slot=slot.key,
+        execution_arn=detail["executionArn"],
+        schedule=slot.schedule,
+        scheduled_time=slot.scheduled_time,
+        started_at=started,
+    )
+
+    result = invoke(recorder, event, lambda_context)
+
+    assert result == {"execution": detail["executionArn"], "status": "SUCCEEDED", "recorded": True}
+    item = read_slot(recorder.DYNAMODB, RUN_LEDGER_TABLE, slot.key)
+    assert item is not None
+    assert (item["status"], item["instance_seconds"], item["start_latency_s"]) == (
+        "succeeded",
+        1890,
+        0,
+    )

@@ -13,10 +13,10 @@ from unit_helpers import RUN_LEDGER_TABLE, launch, make_request, make_state, wit
 from amirun.commands.rightsize import cmd_rightsize, format_rows
 from amirun.local.runner import create_ledger_table
 from amirun_core import aws, ledger
-from amirun_core.attempt_record import record_usage, slot_of
 from amirun_core.capacity import InstanceType
 from amirun_core.cleanup import stop_instance
 from amirun_core.rightsize import rightsize
+from amirun_core.slot_facts import record_cleanup, slot_of
 from amirun_core.utilisation import instance_utilisation
 
 DUE = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
@@ -75,11 +75,12 @@ def test_cleanup_records_the_utilisation_and_the_stopper_writes_it_on_the_slot(
         },
     )
     publish(cloudwatch, instance.instance_id, sent, [42.0])
-    assert slot_of(state) == ledger.slot_key("short_range_03W", DUE)
+    slot = slot_of(state.request, state.execution.name, state.execution.start_time).key
+    assert slot == ledger.slot_key("short_range_03W", DUE)
     ledger.claim_slot(
         dynamodb,
         RUN_LEDGER_TABLE,
-        slot=slot_of(state),
+        slot=slot,
         execution_arn=state.execution.id,
         schedule="short_range_03W",
         scheduled_time=DUE,
@@ -90,8 +91,8 @@ def test_cleanup_records_the_utilisation_and_the_stopper_writes_it_on_the_slot(
         record = stop_instance(ec2, with_records(state, cleanup=record), cloudwatch)
 
     assert record.usage is not None and record.usage.cpu_max == 42.0
-    assert record_usage(dynamodb, RUN_LEDGER_TABLE, state, record)
-    attempt = ledger.read_slot(dynamodb, RUN_LEDGER_TABLE, slot_of(state))["attempts"]["1"]
+    assert record_cleanup(dynamodb, RUN_LEDGER_TABLE, state, record)
+    attempt = ledger.read_slot(dynamodb, RUN_LEDGER_TABLE, slot)["attempts"]["1"]
     assert attempt["instance_type"] == "t4g.small"
     assert attempt["cpu_max"] == 42
     assert attempt["launch_note"] == "t4g.small on-demand: the first choice"

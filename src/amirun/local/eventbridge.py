@@ -150,3 +150,32 @@ class EventBus:
             timer.cancel()
             # A delivery under way finishes while the emulator still answers its calls.
             timer.join()
+
+
+def execution_status_event(described: dict[str, Any]) -> dict[str, Any]:
+    """Step Functions' status-change event for an ended execution (`describe_execution`),
+    as EventBridge delivers it to the functions whose rules hear the state machine
+    (https://docs.aws.amazon.com/step-functions/latest/dg/cw-events.html)."""
+    detail = {
+        "executionArn": described["executionArn"],
+        "stateMachineArn": described["stateMachineArn"],
+        "name": described["name"],
+        "status": described["status"],
+        "startDate": int(described["startDate"].timestamp() * 1000),
+        "stopDate": int(described["stopDate"].timestamp() * 1000),
+        "input": described.get("input"),
+        "output": described.get("output"),
+        "error": described.get("error"),
+        "cause": described.get("cause"),
+    }
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": described["executionArn"].split(":")[4],
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": described["executionArn"].split(":")[3],
+        "resources": [described["executionArn"]],
+        "detail": detail,
+    }
