@@ -69,6 +69,10 @@ def test_every_placeholder_has_a_substitution_and_back(
     substitutions = resources["AmirunStateMachine"]["Properties"]["DefinitionSubstitutions"]
     assert set(PLACEHOLDER.findall(asl_text)) == set(substitutions)
     for placeholder, value in substitutions.items():
+        if placeholder == "Partition":
+            # Service integrations' ARNs name the partition the stack is deployed in.
+            assert value == {"Ref": "AWS::Partition"}
+            continue
         function, attribute = value["Fn::GetAtt"]
         assert attribute == "Arn", placeholder
         assert resources[function]["Type"] == "AWS::Serverless::Function", placeholder
@@ -159,7 +163,7 @@ def test_the_time_limit_counts_the_input_gate_and_the_command_wait(
 def test_the_command_end_is_a_task_token_wait_with_a_safety_look(asl: dict[str, Any]) -> None:
     states = asl["States"]
     wait = states["WaitForCommandEnd"]
-    assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert wait["Resource"] == "arn:${Partition}:states:::lambda:invoke.waitForTaskToken"
     assert wait["Parameters"]["FunctionName"] == "${WaiterFunctionArn}"
     assert wait["Parameters"]["Payload"] == {"task_token.$": "$$.Task.Token", "state.$": "$"}
     # The safety interval, never past the command's deadline (the steps compute it).

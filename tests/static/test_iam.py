@@ -170,6 +170,8 @@ CALLS = {
         "ec2:DescribeInstances",
         "iam:PassRole",
         "iam:CreateServiceLinkedRole",
+        # EC2 resolves an ImageId resolve:ssm:<name> with the caller's rights.
+        "ssm:GetParameters",
     },
     "ReadinessFunction": {"ec2:DescribeInstances", "ssm:DescribeInstanceInformation"},
     "CommanderFunction": {"ssm:SendCommand", "ssm:ListCommands", "s3:PutObject"},
@@ -334,3 +336,66 @@ def test_notification_key_policy(resources: dict[str, Any]) -> None:
     alarms = statements[1]
     assert sorted(alarms["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
     assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_the_starter_may_resolve_public_and_the_stacks_image_parameters(
+    resources: dict[str, Any], template: dict[str, Any]
+) -> None:
+    """RunInstances with `ImageId: resolve:ssm:<name>` needs ssm:GetParameters for the
+    caller: AWS's public parameters (no account in their ARN) and the user's own.
+    https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-ec2-aliases.html
+    https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-public-parameters.html
+    """
+    (statement,) = [
+        s for s in _policies(resources, "StarterFunction") if grants(s, "ssm:GetParameters")
+    ]
+    public, own = statement["Resource"]
+    assert public == {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/*"
+    }
+    condition, granted, otherwise = own["Fn::If"]
+    assert granted == {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}"
+        ":parameter/${ImageParameterPattern}"
+    }
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    # None of the user's parameters by default.
+    assert template["Parameters"]["ImageParameterPattern"]["Default"] == ""
+    assert template["Conditions"][condition] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ImageParameterPattern"}, ""]}]
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "role", "passes"),
+    [
+        ("/", "arn:aws:iam::123456789012:role/amirun-x", True),
+        ("/", "arn:aws:iam::123456789012:role/ops/amirun-x", False),
+        ("/ops/", "arn:aws:iam::123456789012:role/ops/amirun-x", True),
+        ("/*/", "arn:aws:iam::123456789012:role/ops/team/amirun-x", True),
+    ],
+)
+def test_pass_role_matches_the_roles_path(
+    resources: dict[str, Any], template: dict[str, Any], path: str, role: str, passes: bool
+) -> None:
+    """A role's ARN carries its path (`role/ops/amirun-x`), and iam:PassRole matches
+    the ARN: the path is a stack parameter (default /, any path with /*/).
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns
+    """
+    import fnmatch
+    import re
+
+    from amirun.project import StackContext
+
+    spec = template["Parameters"]["InstanceRolePath"]
+    assert spec["Default"] == "/"
+    assert re.fullmatch(spec["AllowedPattern"], path)
+    (statement,) = [s for s in _policies(resources, "StarterFunction") if grants(s, "iam:PassRole")]
+    context = StackContext.of(
+        template,
+        region="us-east-1",
+        account="123456789012",
+        stack_name="amirun",
+        parameters={"InstanceRolePath": path},
+    )
+    assert fnmatch.fnmatchcase(role, context.resolve(statement["Resource"])) is passes
