@@ -11,18 +11,16 @@ template's grant is missing.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
-from amirun.local.runner import EmulatorSession, RehearsalOptions, image_parameter_grants
+from amirun.local.runner import EmulatorSession, image_parameter_grants
 from amirun.local.world import parameter_arn
 from amirun.project import load_template
 
 pytestmark = pytest.mark.slow
 
-FAST = RehearsalOptions(time_scale=0.01, agent_delay_s=0.2, command_duration_s=0.3)
 PUBLIC = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
 
 
@@ -34,24 +32,21 @@ def request(image: str) -> dict[str, Any]:
     }
 
 
-def run_to_end(session: EmulatorSession, execution: dict[str, Any], name: str) -> dict[str, Any]:
-    session.prepare(execution)
-    arn = session.start(execution, name)
-    deadline = time.monotonic() + 120
-    while (described := session.describe(arn))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "the run did not end in 2 minutes"
-        time.sleep(0.2)
-    return described
+@pytest.fixture
+def run_to_end(emulator_session: Any, until_ended: Any) -> Any:
+    def run(execution: dict[str, Any], name: str) -> dict[str, Any]:
+        emulator_session.prepare(execution)
+        (described,) = until_ended(emulator_session, [emulator_session.start(execution, name)])
+        return dict(described)
+
+    return run
 
 
-@pytest.fixture(scope="module")
-def session() -> Any:
-    with EmulatorSession(FAST) as opened:
-        yield opened
-
-
-def test_a_run_launches_from_the_ami_a_public_parameter_names(session: EmulatorSession) -> None:
-    described = run_to_end(session, request(f"resolve:ssm:{PUBLIC}"), "public-alias")
+def test_a_run_launches_from_the_ami_a_public_parameter_names(
+    emulator_session: EmulatorSession, run_to_end: Any
+) -> None:
+    session = emulator_session
+    described = run_to_end(request(f"resolve:ssm:{PUBLIC}"), "public-alias")
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
     with session.world.emulator_calls():
@@ -62,14 +57,17 @@ def test_a_run_launches_from_the_ami_a_public_parameter_names(session: EmulatorS
     assert [i["ImageId"] for i in instances] == [ami]
 
 
-def test_an_own_parameter_is_refused_unless_the_stack_names_it(session: EmulatorSession) -> None:
+def test_an_own_parameter_is_refused_unless_the_stack_names_it(
+    emulator_session: EmulatorSession, run_to_end: Any
+) -> None:
     """ImageParameterPattern defaults to none: nothing is launched, the cause names it."""
+    session = emulator_session
     with session.world.emulator_calls():
         image = session.clients["ec2"].register_image(Name="golden", RootDeviceName="/dev/xvda")
         session.clients["ssm"].put_parameter(
             Name="/golden/ami", Value=image["ImageId"], Type="String", DataType="aws:ec2:image"
         )
-    described = run_to_end(session, request("resolve:ssm:/golden/ami"), "own-alias")
+    described = run_to_end(request("resolve:ssm:/golden/ami"), "own-alias")
 
     assert described["status"] == "FAILED"
     assert "ImageParameterPattern" in described["cause"]

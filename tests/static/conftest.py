@@ -21,6 +21,7 @@ ASL = ROOT / "statemachine" / "amirun.asl.json"
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 #: The functions by logical id (the rehearsal runner reads these ids) and code folder.
 FUNCTIONS = {
+    "ClaimFunction": "claim",
     "ResolverFunction": "resolver",
     "InputsFunction": "inputs",
     "StarterFunction": "starter",

@@ -20,6 +20,7 @@ MUTATING_EC2 = (
     "ec2:CreateTags",
 )
 WORKFLOW_FUNCTIONS = {
+    "ClaimFunction",
     "ResolverFunction",
     "InputsFunction",
     "StarterFunction",
@@ -162,6 +163,7 @@ def test_actions_on_our_resources_are_scoped(
 
 # What each handler calls (see layers/core/amirun_core): nothing more, nothing less.
 CALLS = {
+    "ClaimFunction": {"dynamodb:PutItem", "dynamodb:GetItem"},
     "ResolverFunction": set(),
     "InputsFunction": {"s3:GetObject", "s3:ListBucket"},
     "StarterFunction": {
@@ -260,7 +262,20 @@ def test_only_the_waiter_and_the_settler_reach_the_token_table(
             for a in as_list(s["Action"])
         )
     }
-    assert reaching == {"WaiterFunction", "SettlerFunction"}
+    assert reaching == {"WaiterFunction", "SettlerFunction", "ClaimFunction"}
+
+
+def test_the_claim_reaches_only_the_ledger_and_only_to_claim(resources: dict[str, Any]) -> None:
+    """A conditional PutItem claims the slot; GetItem reads who holds it. Nothing else:
+    no update, no delete, no scan.
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.ConditionalUpdate
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html
+    """
+    (statement,) = _policies(resources, "ClaimFunction")
+    assert sorted(as_list(statement["Action"])) == ["dynamodb:GetItem", "dynamodb:PutItem"]
+    assert statement["Resource"] == {"Fn::GetAtt": ["RunLedgerTable", "Arn"]}
+    env = resources["ClaimFunction"]["Properties"]["Environment"]["Variables"]
+    assert env == {"RUN_LEDGER_TABLE": {"Ref": "RunLedgerTable"}}
 
 
 OUTPUT_BUCKET_ARN = {

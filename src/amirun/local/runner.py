@@ -554,14 +554,38 @@ def _invoked(
         on_invoke(invocation)
 
 
+#: Errors whose Retry waits real time in the rehearsal: the local Lambda endpoint's
+#: concurrency limit is real, and so is the time its invocations take (a burst on a
+#: busy machine lasts real seconds), so a retry shrunk by the time scale would give
+#: up long before the burst is over, as no retry on AWS does.
+REAL_TIME_RETRIES = frozenset({"Lambda.TooManyRequestsException"})
+_retrying_real_time = threading.local()
+
+
 class _ScaledSleep:
-    """`time` as the executor's Retry sees it: every interval times the rehearsal's scale."""
+    """`time` as the executor's Retry sees it: every interval times the rehearsal's
+    scale, but for the retries of REAL_TIME_RETRIES."""
 
     def __init__(self, scale: float) -> None:
         self._scale = scale
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(seconds * self._scale)
+        real = getattr(_retrying_real_time, "on", False)
+        time.sleep(seconds if real else seconds * self._scale)
+
+
+def _retrier_knowing_its_errors(original: Callable[..., None]) -> Callable[..., None]:
+    """The executor's Retrier evaluation, telling _ScaledSleep which errors it retries."""
+
+    def eval_body(retrier: Any, env: Any) -> None:
+        names = {name.error_name for name in retrier.error_equals.error_names}
+        _retrying_real_time.on = bool(names) and names <= REAL_TIME_RETRIES
+        try:
+            original(retrier, env)
+        finally:
+            _retrying_real_time.on = False
+
+    return eval_body
 
 
 def _regions_from(session: Any) -> Callable[..., list[str]]:
@@ -678,6 +702,13 @@ class EmulatorSession:
 
         stack.enter_context(
             mock.patch.object(retrier_decl, "time", _ScaledSleep(options.time_scale))
+        )
+        stack.enter_context(
+            mock.patch.object(
+                retrier_decl.RetrierDecl,
+                "_eval_body",
+                _retrier_knowing_its_errors(retrier_decl.RetrierDecl._eval_body),
+            )
         )
         # It also creates a new Lambda client for every Task; one per region will do,
         # as for the state machine on AWS (a client is thread-safe).
