@@ -9,6 +9,7 @@ amirun logs RUN --stack NAME
 amirun runs --stack NAME [--since 24h] [--status S] [--schedule PREFIX] [--json]
 amirun rerun RUN --stack NAME [--name NEW]
 amirun schedules expand|render|plan|apply ...   schedule sets declared in files
+amirun doctor --stack NAME [--canary --instance-profile P]   does the deployed stack work?
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import signal
 import sys
 from typing import NoReturn
 
-from amirun.commands import remote, render, run, runs, schedules, validate
+from amirun.commands import doctor, remote, render, run, runs, schedules, validate
 from amirun.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
 
 #: One module per command group, in the order `amirun --help` lists them.
-COMMAND_GROUPS = (run, validate, render, remote, runs, schedules)
+COMMAND_GROUPS = (run, validate, render, remote, runs, schedules, doctor)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -247,6 +247,7 @@ def success_path() -> list[str]:
     """The states of a run that succeeds, without waits, choices and repeated polls."""
     return [
         "Prepare",
+        "ClaimSlot",
         "Resolve",
         "EC2StarterFromAMI",
         "CheckInstanceReady",

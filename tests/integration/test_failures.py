@@ -14,11 +14,19 @@ import pytest
 pytestmark = pytest.mark.slow
 
 #: The path up to the failing step, then the cleanup and the Fail state.
-FAILED_AT_LAUNCH = ["Prepare", "Resolve", "EC2StarterFromAMI", "EC2Stopper", "RunFailed"]
+FAILED_AT_LAUNCH = [
+    "Prepare",
+    "ClaimSlot",
+    "Resolve",
+    "EC2StarterFromAMI",
+    "EC2Stopper",
+    "RunFailed",
+]
 #: Refused by Resolve, the first step: nothing else ran.
-REFUSED = ["Prepare", "Resolve", "EC2Stopper", "RunFailed"]
+REFUSED = ["Prepare", "ClaimSlot", "Resolve", "EC2Stopper", "RunFailed"]
 FAILED_AT_READINESS = [
     "Prepare",
+    "ClaimSlot",
     "Resolve",
     "EC2StarterFromAMI",
     "CheckInstanceReady",
@@ -28,6 +36,7 @@ FAILED_AT_READINESS = [
 #: The command's end (or its instance's) came as an event and ended the wait.
 FAILED_IN_COMMAND = [
     "Prepare",
+    "ClaimSlot",
     "Resolve",
     "EC2StarterFromAMI",
     "CheckInstanceReady",

@@ -574,6 +574,40 @@ class _ScaledSleep:
         time.sleep(seconds if real else seconds * self._scale)
 
 
+def _serialized(
+    method: Callable[..., Any], lock: contextlib.AbstractContextManager[Any]
+) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def serialized(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return method(*args, **kwargs)
+
+    return serialized
+
+
+@contextlib.contextmanager
+def _instance_profiles_one_at_a_time() -> Iterator[None]:
+    """moto's instance profile associations are a dict that a launch adds to while a
+    termination walks it (RuntimeError under load): one change at a time, as on AWS."""
+    from moto.ec2.models.iam_instance_profile import IamInstanceProfileAssociationBackend
+
+    lock = threading.RLock()
+    with contextlib.ExitStack() as patches:
+        for name in (
+            "associate_iam_instance_profile",
+            "describe_iam_instance_profile_associations",
+            "disassociate_iam_instance_profile",
+            "replace_iam_instance_profile_association",
+        ):
+            method = getattr(IamInstanceProfileAssociationBackend, name)
+            patches.enter_context(
+                mock.patch.object(
+                    IamInstanceProfileAssociationBackend, name, _serialized(method, lock)
+                )
+            )
+        yield
+
+
 def _retrier_knowing_its_errors(original: Callable[..., None]) -> Callable[..., None]:
     """The executor's Retrier evaluation, telling _ScaledSleep which errors it retries."""
 
@@ -703,6 +737,7 @@ class EmulatorSession:
         stack.enter_context(
             mock.patch.object(retrier_decl, "time", _ScaledSleep(options.time_scale))
         )
+        stack.enter_context(_instance_profiles_one_at_a_time())
         stack.enter_context(
             mock.patch.object(
                 retrier_decl.RetrierDecl,
