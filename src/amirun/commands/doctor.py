@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import secrets
 import sys
@@ -318,6 +319,10 @@ def _quota(quotas: Any, service: str, code: str) -> float | None:
         raise
 
 
+def _need_of(market: str, need: FleetNeed) -> tuple[int, int]:
+    return need.vcpus.get(market, 0), need.runs
+
+
 def check_quotas(needs: list[FleetNeed], quotas: Any) -> list[Finding]:
     if not needs:
         return [_warn("quotas", "no schedule files: nothing to size the quotas against")]
@@ -328,7 +333,7 @@ def check_quotas(needs: list[FleetNeed], quotas: Any) -> list[Finding]:
         ("spot", SPOT_STANDARD_VCPUS, "Spot Standard vCPUs"),
     ):
         # The set that needs the most of this market's vCPUs, all its runs at once.
-        largest = max(needs, key=lambda n, market=market: (n.vcpus.get(market, 0), n.runs))
+        largest = max(needs, key=functools.partial(_need_of, market))
         wanted = largest.vcpus.get(market, 0)
         value = _quota(quotas, service, code)
         if value is None:
