@@ -414,3 +414,32 @@ def test_pass_role_matches_the_roles_path(
         parameters={"InstanceRolePath": path},
     )
     assert fnmatch.fnmatchcase(role, context.resolve(statement["Resource"])) is passes
+
+
+def test_the_commander_writes_exactly_the_run_output_and_the_record_beside_outputs(
+    resources: dict[str, Any],
+) -> None:
+    """Two writes and no more: the command's record under runs/* of the output bucket, and
+    the execution JSON the original wrote under the output prefix, in the buckets of
+    CheckedBucketPattern, at those two key shapes only (IAM's `*` spans `/`, so
+    `*/datastream-metadata/execution.json` is any prefix, never any other key)."""
+    writes = _granting(_policies(resources, "CommanderFunction"), "s3:PutObject")
+    flat = [arn for resource in writes for arn in as_list(resource)]
+    buckets = "arn:${AWS::Partition}:s3:::${CheckedBucketPattern}"
+    assert flat == [
+        RUN_OUTPUT_ARN,
+        {"Fn::Sub": f"{buckets}/*/datastream-metadata/execution.json"},
+        {"Fn::Sub": f"{buckets}/*/metadata/execution.json"},
+    ]
+    samples = {
+        "nextgen/outputs/cfe_nom/v2.2_hydrofabric/ngen.20260209/short_range/06/VPU_10L"
+        "/datastream-metadata/execution.json": True,
+        "nextgen/forcings/v2.2_hydrofabric/ngen.20260209/forcing_short_range/06"
+        "/metadata/execution.json": True,
+        "nextgen/outputs/cfe_nom/ngen.20260209/merkdir.file": False,
+        "nextgen/execution.json": False,
+        "nextgen/metadata/execution.json": False,
+    }
+    patterns = [f["Fn::Sub"].replace(buckets, "*") for f in flat[1:]]
+    for key, allowed in samples.items():
+        assert any(fnmatchcase(key, p) for p in patterns) is allowed, key

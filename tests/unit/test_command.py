@@ -15,6 +15,7 @@ import pytest
 from unit_helpers import (
     OUTPUT_BUCKET,
     RUN_DATE,
+    START_TIME,
     answer,
     error,
     invocation,
@@ -45,6 +46,7 @@ from amirun_core.errors import (
     InstanceNotRegistered,
     PermissionDenied,
 )
+from amirun_core.execution import parse_execution
 from amirun_core.state import CommandRecord, WorkflowState
 
 
@@ -466,3 +468,75 @@ def test_a_relaunch_records_the_same_object_again(ec2: Any, ssm: Any, s3: Any) -
     assert first.execution_url == second.execution_url
     listed = s3.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix="runs/unit-test/")["Contents"]
     assert [o["Key"] for o in listed] == ["runs/unit-test/execution.json"]
+
+
+# --- the execution JSON beside the run's outputs -------------------------------------------
+NEXTGEN_BUCKET = "amirun-unit-nextgen"
+
+
+def nextgen_request(prefix: str, **options: Any) -> dict[str, Any]:
+    request = make_request(ii_check_s3=True, **options)
+    request["commands"] = [
+        f"echo --s3_bucket {NEXTGEN_BUCKET} --s3_prefix {prefix}",
+        f"run --date DAILY --out s3://{NEXTGEN_BUCKET}/{prefix}/x.csv",
+    ]
+    return request
+
+
+@pytest.mark.parametrize(
+    ("prefix", "key"),
+    [
+        ("outputs/qkrig/qkrig.DAILY", "outputs/qkrig/qkrig.20250531/datastream-metadata"),
+        (
+            "forcings/ngen.DAILY/forcing_short_range/06",
+            "forcings/ngen.20250531/forcing_short_range/06/metadata",
+        ),
+    ],
+)
+def test_the_executed_json_is_written_beside_the_outputs(
+    ec2: Any, ssm: Any, s3: Any, prefix: str, key: str
+) -> None:
+    """Where the original's Commander wrote it (under the prefix, `metadata/` for a
+    forcing prefix), as the run executes it: valid input again, for that very day."""
+    s3.create_bucket(Bucket=OUTPUT_BUCKET)
+    s3.create_bucket(Bucket=NEXTGEN_BUCKET)
+    state, _ = launch(ec2, make_state(nextgen_request(prefix, n_retries_allowed=1)))
+
+    record = send_commands(ssm, state, OUTPUT_BUCKET, s3)
+
+    assert record.record_url == f"s3://{NEXTGEN_BUCKET}/{key}/execution.json"
+    written = s3.get_object(Bucket=NEXTGEN_BUCKET, Key=f"{key}/execution.json")["Body"].read()
+    executed = json.loads(written)
+    assert executed["commands"] == state.resolved_commands()
+    assert executed["run_options"] == state.request["run_options"]
+    assert "DAILY" not in json.dumps(executed["commands"])
+    assert parse_execution(executed).resolve(START_TIME).daily_date == "20250531"
+
+
+def test_no_output_prefix_no_record_beside_outputs(ec2: Any, ssm: Any, s3: Any) -> None:
+    s3.create_bucket(Bucket=OUTPUT_BUCKET)
+    record = send_commands(ssm, ready_state(ec2), OUTPUT_BUCKET, s3)
+    assert record.record_url is None
+
+
+def test_a_refused_record_names_the_parameter_and_sends_nothing(
+    ec2: Any, ssm: Any, s3: Any
+) -> None:
+    """The 403 is injected by a botocore hook: moto enforces no IAM."""
+    s3.create_bucket(Bucket=OUTPUT_BUCKET)
+    state, _ = launch(ec2, make_state(nextgen_request("outputs/qkrig/qkrig.DAILY")))
+    refused = answer(
+        s3,
+        "PutObject",
+        lambda params: (
+            error("AccessDenied", "Access Denied", 403)
+            if params["Bucket"] == NEXTGEN_BUCKET
+            else None
+        ),
+    )
+
+    with pytest.raises(PermissionDenied, match="CheckedBucketPattern"):
+        send_commands(ssm, state, OUTPUT_BUCKET, s3)
+
+    assert [call["Bucket"] for call in refused] == [OUTPUT_BUCKET, NEXTGEN_BUCKET]
+    assert ssm.list_commands()["Commands"] == []

@@ -217,3 +217,20 @@ def test_invalid_input_launches_nothing(ec2: Any) -> None:
 
     assert calls == []
     assert all_instances(ec2) == []
+
+
+def test_imdsv2_reaches_the_jobs_containers(ec2: Any) -> None:
+    """amirun's MetadataOptions: IMDSv2 with a PUT response hop limit of 2, which AWS
+    recommends in a container environment (with 1, a container behind Docker's bridge
+    gets no token): https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-options.html
+    """
+    calls = answer(ec2, "RunInstances")
+
+    launch_instance(ec2, make_state(), STACK_NAME)
+
+    (params,) = calls
+    assert params["MetadataOptions"] == {
+        "HttpTokens": "required",
+        "HttpEndpoint": "enabled",
+        "HttpPutResponseHopLimit": 2,
+    }

@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from amirun_core import aws, timing
+from amirun_core import aws, relaunch, timing
 from amirun_core.cost import instance_usage
 from amirun_core.errors import (
     RELAUNCHABLE,
@@ -228,7 +228,7 @@ def _finish(state: WorkflowState, options: RunOptions, record: CleanupRecord) ->
     if state.error.Error in RELAUNCHABLE and state.attempt <= options.n_retries_allowed:
         record.relaunch = True
         record.next_attempt = state.attempt + 1
-        delay = options.retry_delay_s * 2 ** (state.attempt - 1)
+        delay = relaunch.wait_before(options, state.attempt + 1)
         record.relaunch_wait_seconds = timing.wait_seconds(delay) if delay else 0
     return record
 

@@ -110,6 +110,47 @@ def record_execution(s3: Any, bucket: str, state: WorkflowState) -> str:
     return f"s3://{bucket}/{key}"
 
 
+#: What the Commander's role may write under a run's output prefix (template.yaml).
+RECORD_NEEDS = (
+    "the Commander may write only <prefix>/datastream-metadata/execution.json and "
+    "<prefix>/metadata/execution.json in buckets matching the stack parameter "
+    "CheckedBucketPattern (s3:PutObject); the bucket's policy, and the KMS key policy of "
+    "an SSE-KMS bucket (kms:GenerateDataKey), must allow it as well"
+)
+
+
+def executed_request(state: WorkflowState) -> dict[str, Any]:
+    """The execution JSON as this run executes it: the commands as sent, DAILY resolved.
+
+    `datastream_command_options` becomes the one command built from it, as the
+    original's record shows it. Valid input for amirun again (a rerun of that day).
+    """
+    request = dict(state.request)
+    request.pop("datastream_command_options", None)
+    request["commands"] = state.resolved_commands()
+    return request
+
+
+def record_beside_outputs(s3: Any, state: WorkflowState) -> str | None:
+    """Write the executed request under the run's output prefix, where the original
+    wrote it and downstream tools read it; None when the commands give no prefix."""
+    record = state.resolution().record
+    if record is None:
+        return None
+    try:
+        s3.put_object(
+            Bucket=record.bucket,
+            Key=record.key,
+            Body=json.dumps(executed_request(state), indent=4).encode(),
+            ContentType="application/json",
+        )
+    except ClientError as exc:
+        aws.raise_if_throttled(exc, "PutObject")
+        aws.raise_if_denied(exc, f"PutObject on {record.url}", RECORD_NEEDS)
+        raise
+    return record.url
+
+
 def _existing_command(ssm: Any, instance_id: str, comment: str) -> dict[str, Any] | None:
     try:
         commands = ssm.list_commands(InstanceId=instance_id)["Commands"]
@@ -135,6 +176,7 @@ def send_commands(
     command = _existing_command(ssm, instance_id, comment)
     prefix = output_prefix(state)
     recorded = record_execution(s3, output_bucket, state) if s3 and output_bucket else None
+    beside = record_beside_outputs(s3, state) if s3 else None
     if command is None:
         parameters: dict[str, list[str]] = {
             "commands": request.resolved_commands(state.resolution()),
@@ -168,6 +210,7 @@ def send_commands(
         if output_bucket
         else None,
         execution_url=recorded,
+        record_url=beside,
     )
 
 

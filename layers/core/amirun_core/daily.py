@@ -55,6 +55,21 @@ _CYCLE_IN_PATH = re.compile(r"/(\d{2})/.*?t(\d{2})z")
 _SHELL_WORD = re.compile(r"^[^\s']+$")
 
 
+#: A command that runs the datastream script: `/scripts/datastream` and an argument, as
+#: the original's checker matches it (any case).
+_RUNS_DATASTREAM = re.compile(r"/scripts/datastream[=\s'\"]+[^\s'\"]", re.IGNORECASE)
+#: An S3 object URL as a forcing file path (`-F s3://bucket/key`).
+_S3_URL = re.compile(r"s3://[^/\s]+/\S+$")
+#: A "parser hint": a command that only echoes options for the location's sake.
+_PARSER_HINT = re.compile(r"\s*echo(?:\s|$)")
+
+#: What `ii_check_s3: true` checks under the output prefix (the original's keys since its
+#: PR #381): the datastream script uploads merkdir.file on every S3 run; other jobs
+#: write the forcing metadata.
+DATASTREAM_KEY = "merkdir.file"
+OTHER_KEY = "metadata/forcings_metadata/metadata.csv"
+
+
 def _option(name: str) -> re.Pattern[str]:
     return re.compile(rf"--{name}{_VALUE}", re.IGNORECASE)
 
@@ -76,6 +91,32 @@ def find_option(commands: list[str], pattern: re.Pattern[str]) -> str | None:
 
 def forcing_file(commands: list[str]) -> str | None:
     return find_option(commands, _FORCING_FILE)
+
+
+def is_parser_hint(command: str) -> bool:
+    """An `echo --s3_bucket ... --s3_prefix ...` command: it gives options, runs nothing."""
+    return _PARSER_HINT.match(command) is not None
+
+
+def runs_datastream(commands: list[str]) -> bool:
+    """Does a command run the datastream script? A parser hint that names it does not."""
+    return any(_RUNS_DATASTREAM.search(c) for c in commands if not is_parser_hint(c))
+
+
+def checked_key(prefix: str, commands: list[str]) -> tuple[str, str]:
+    """The key `ii_check_s3: true` checks under `prefix`, and why that one."""
+    folder = prefix.rstrip("/")
+    if runs_datastream(commands):
+        return f"{folder}/{DATASTREAM_KEY}", "a command runs /scripts/datastream"
+    return f"{folder}/{OTHER_KEY}", "no command runs /scripts/datastream"
+
+
+def record_key(prefix: str) -> str:
+    """Where the original writes a run's execution JSON under its output prefix."""
+    folder = prefix.rstrip("/")
+    if "forcing" in folder:
+        return f"{folder}/metadata/execution.json"
+    return f"{folder}/datastream-metadata/execution.json"
 
 
 def cycle_hour(forcing_source: str | None) -> int:
@@ -297,12 +338,18 @@ class _Resolved(BaseModel):
 
 
 class OutputCheck(_Resolved):
-    """Where RunChecker looks: an object or, under a prefix, at least one object."""
+    """Where RunChecker looks: an object or, under a prefix, at least one object.
+
+    With `ii_check_s3: true` (source `commands` or `datastream_command_options`),
+    `prefix` is the one key the original checks (`DATASTREAM_KEY` or `OTHER_KEY`
+    under the output prefix) and `why` says which rule chose it.
+    """
 
     bucket: str
     prefix: str
     newer_than_start: bool = True
     source: Literal["ii_check_s3", "commands", "datastream_command_options"] = "ii_check_s3"
+    why: str | None = None
 
     @property
     def location(self) -> str:
@@ -312,6 +359,8 @@ class OutputCheck(_Resolved):
 class S3Object(_Resolved):
     bucket: str
     key: str
+    #: For the input gate, who asked for it: run_options.inputs, or ii_check_forcing.
+    source: Literal["inputs", "forcing"] | None = None
 
     @property
     def url(self) -> str:
@@ -333,6 +382,11 @@ class Resolution(_Resolved):
     cycle_hour: int
     output_check: OutputCheck | None
     inputs: list[S3Object] = []
+    record: S3Object | None = Field(
+        None,
+        description="Where the execution JSON is written beside the outputs, as the "
+        "original did: under the output prefix the commands give.",
+    )
 
 
 def output_location(
@@ -369,6 +423,18 @@ def missing_location(
     )
 
 
+def missing_forcing_file(commands: list[str], from_options: bool) -> str | None:
+    """Why `ii_check_forcing` has no forcing file to wait for, or None."""
+    path = None if from_options else forcing_file(commands)
+    if path is not None and _S3_URL.match(path):
+        return None
+    found = f" (-F {path} is no s3:// URL)" if path else ""
+    return (
+        "`true` waits for the forcing file the commands name with -F s3://bucket/key, but "
+        f"there is none{found}; add it, or list the file in run_options.inputs, or false"
+    )
+
+
 def check_forcing_source(commands: list[str]) -> str | None:
     """Why the commands' forcing source cannot give a cycle hour, or None."""
     try:
@@ -386,6 +452,7 @@ def resolve(
     inputs: list[str],
     reference_time: datetime,
     reference: Literal["scheduled_time", "start_time"],
+    check_forcing: bool = False,
 ) -> Resolution:
     """Resolve one execution for a reference time (NEXTGEN rules 1-6; the commands
     themselves with `commands_for`).
@@ -406,9 +473,20 @@ def resolve(
             newer_than_start=check.get("newer_than_start", True),
         )
     elif check and bucket and prefix:
-        # Under the prefix as a folder: `.../VPU_1` must not pass for `.../VPU_10L`.
-        folder = replace_daily(prefix, day).rstrip("/") + "/"
-        output = OutputCheck(bucket=bucket, prefix=folder, source=origin)
+        key, why = checked_key(replace_daily(prefix, day), commands)
+        output = OutputCheck(bucket=bucket, prefix=key, source=origin, why=why)
+    wanted = [
+        s3_object(replace_daily(url, day)).model_copy(update={"source": "inputs"}) for url in inputs
+    ]
+    if check_forcing:
+        # The very path the command gets: from the commands as they are sent.
+        sent = resolve_commands(commands, day, forcing_source=source, prefix=prefix)
+        path = forcing_file(sent)
+        if path is not None and _S3_URL.match(path):
+            wanted.append(s3_object(path).model_copy(update={"source": "forcing"}))
+    record = None
+    if bucket and prefix:
+        record = S3Object(bucket=bucket, key=record_key(replace_daily(prefix, day)))
     return Resolution(
         reference_time=reference_time,
         reference=reference,
@@ -416,7 +494,8 @@ def resolve(
         forcing_source=source,
         cycle_hour=cycle,
         output_check=output,
-        inputs=[s3_object(replace_daily(url, day)) for url in inputs],
+        inputs=wanted,
+        record=record,
     )
 
 

@@ -17,6 +17,7 @@ import collections
 import functools
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -175,6 +176,33 @@ ObjectKey = Annotated[
 
 
 # --- the models ------------------------------------------------------------------------
+#: Fields the original's machine adds to an execution's JSON while it runs (the
+#: attempt, the region, the relaunch wait, what its checks found). Files replayed from
+#: its failed-execution records carry them: amirun accepts and ignores them.
+MACHINE_FIELDS = (
+    "retry_attempt",
+    "region",
+    "wait_seconds",
+    "ii_s3_object_checked",
+    "ii_forcing_found",
+    "forcing_check_start_time",
+)
+_MACHINE_FIELD = (
+    "Added by the original's machine while a run ran (files replayed from its records "
+    "carry it); accepted and ignored."
+)
+
+
+#: The relaunch backoff's options, as the original names them (`retry_delay_s` is the
+#: earlier way to give the same waits: one or the other).
+BACKOFF_OPTIONS = ("retry_backoff_base_s", "retry_backoff_rate", "retry_backoff_max_s")
+
+
+def machine_fields(raw: Any) -> list[str]:
+    """The fields of MACHINE_FIELDS an execution JSON carries (ignored, worth a notice)."""
+    return [name for name in MACHINE_FIELDS if isinstance(raw, dict) and name in raw]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -200,6 +228,13 @@ class S3Check(_Strict):
 
 
 class RunOptions(_Strict):
+    model_config = ConfigDict(
+        # What _backoff_spelling says, for editors: one way to give the relaunch waits.
+        json_schema_extra={
+            "not": {"anyOf": [{"required": ["retry_delay_s", name]} for name in BACKOFF_OPTIONS]}
+        }
+    )
+
     ii_terminate_instance: bool = Field(
         False, description="Terminate the instance after the run instead of stopping it."
     )
@@ -209,12 +244,15 @@ class RunOptions(_Strict):
     ii_check_s3: bool | S3Check = Field(
         False,
         description=(
-            "`false`: no output check. `true`: at least one object must be written under "
-            "the output location the commands give (`--s3_bucket` and `--s3_prefix`, any "
-            "case, the last command's wins; or datastream_command_options' s3_bucket and "
-            "s3_prefix) after the run started, or the run fails with OutputMissing; a file "
-            "that gives no location is refused. An object {bucket, prefix}: that object "
-            "(or one under that prefix) must exist after the run."
+            "`false`: no output check. `true`: one key under the output location the "
+            "commands give (`--s3_bucket` and `--s3_prefix`, any case, the last command's "
+            "wins; or datastream_command_options' s3_bucket and s3_prefix), as the original "
+            "checks it: PREFIX/merkdir.file when a command runs /scripts/datastream (an "
+            "`echo` parser hint does not count), else "
+            "PREFIX/metadata/forcings_metadata/metadata.csv; it must be written after the "
+            "run started, or the run fails with OutputMissing; a file that gives no "
+            "location is refused. An object {bucket, prefix}: that object (or one under "
+            "that prefix) must exist after the run."
         ),
     )
     timeout_s: Integer = Field(
@@ -224,12 +262,37 @@ class RunOptions(_Strict):
     n_retries_allowed: Integer = Field(
         0, ge=0, le=5, description="How many times a failed run is relaunched."
     )
-    # New in amirun: all optional.
-    retry_delay_s: Integer = Field(
-        600,
+    # New in amirun, or in the original since: all optional.
+    retry_backoff_base_s: Integer = Field(
+        1800,
         ge=0,
         le=86_400,
-        description="Wait before a relaunch, doubled each time (late upstream data).",
+        description=(
+            "Relaunch backoff, as the original computes it: the wait before relaunch n "
+            "(1 for the first) is retry_backoff_base_s * retry_backoff_rate^n seconds, at "
+            "most retry_backoff_max_s (defaults: 3600 s, then 7200 s)."
+        ),
+    )
+    retry_backoff_rate: float = Field(
+        2,
+        ge=1,
+        le=10,
+        description="Growth of the relaunch wait from one relaunch to the next.",
+    )
+    retry_backoff_max_s: Integer = Field(
+        7200, ge=0, le=86_400, description="The longest wait before a relaunch, in seconds."
+    )
+    # Absent is no type error; an explicit null is (as for `commands`).
+    retry_delay_s: Integer = Field(
+        None,  # type: ignore[assignment]
+        ge=0,
+        le=86_400,
+        description=(
+            "The earlier way to say the backoff, kept for existing files: the first wait, "
+            "doubled at each relaunch, with no cap. It stands for retry_backoff_base_s "
+            "retry_delay_s/2, retry_backoff_rate 2 and no retry_backoff_max_s; give "
+            "either it or the retry_backoff_* options."
+        ),
     )
     poll_interval_s: Integer = Field(
         600,
@@ -270,6 +333,31 @@ class RunOptions(_Strict):
         le=86_400,
         description="How long to wait for `inputs` to appear, counted from the run's start.",
     )
+    ii_check_forcing: bool = Field(
+        False,
+        description=(
+            "The forcing file the commands name with `-F s3://...` (DAILY resolved, with "
+            "the medium-range member's shift) must exist before an instance is launched; "
+            "amirun waits for it up to forcing_check_timeout_s, then ends with "
+            "InputsMissing, having launched nothing."
+        ),
+    )
+    forcing_check_wait_s: Integer = Field(
+        60,
+        ge=10,
+        le=3600,
+        description=(
+            "Shortest interval between two looks for the forcing file (longer when "
+            "forcing_check_timeout_s is long, so a run stays within Step Functions' "
+            "history limit)."
+        ),
+    )
+    forcing_check_timeout_s: Integer = Field(
+        86_400,
+        ge=0,
+        le=86_400,
+        description="How long to wait for the forcing file, counted from the run's start.",
+    )
 
     @property
     def attempts(self) -> int:
@@ -280,6 +368,12 @@ class RunOptions(_Strict):
     def output_check(self) -> S3Check | None:
         return self.ii_check_s3 if isinstance(self.ii_check_s3, S3Check) else None
 
+    def backoff(self) -> tuple[float, float, float]:
+        """(base, rate, cap) of the relaunch waits; `retry_delay_s` is their older spelling."""
+        if self.retry_delay_s is not None:
+            return self.retry_delay_s / 2, 2.0, math.inf
+        return self.retry_backoff_base_s, self.retry_backoff_rate, self.retry_backoff_max_s
+
 
 class ExecutionRequest(_Strict):
     """One execution JSON."""
@@ -289,6 +383,14 @@ class ExecutionRequest(_Strict):
         alias="$schema",
         description="The JSON Schema this file follows, for editors; ignored by amirun.",
     )
+    # What the original's machine adds to an execution's JSON as it runs: files
+    # replayed from its records carry them. Accepted, ignored (MACHINE_FIELDS).
+    retry_attempt: Any = Field(None, description=_MACHINE_FIELD)
+    region: Any = Field(None, description=_MACHINE_FIELD)
+    wait_seconds: Any = Field(None, description=_MACHINE_FIELD)
+    ii_s3_object_checked: Any = Field(None, description=_MACHINE_FIELD)
+    ii_forcing_found: Any = Field(None, description=_MACHINE_FIELD)
+    forcing_check_start_time: Any = Field(None, description=_MACHINE_FIELD)
     # Absent is no type error (_RULES says when it is missing); an explicit null is.
     commands: list[Command] = Field(
         None,  # type: ignore[arg-type]
@@ -367,6 +469,7 @@ class ExecutionRequest(_Strict):
             inputs=self.run_options.inputs,
             reference_time=scheduled or start_time,
             reference="scheduled_time" if scheduled else "start_time",
+            check_forcing=self.run_options.ii_check_forcing,
         )
 
 
@@ -427,6 +530,30 @@ def _forcing_source(raw: dict[str, Any]) -> Iterable[Problem]:
         yield Problem("commands", why)
 
 
+def _backoff_spelling(raw: dict[str, Any]) -> Iterable[Problem]:
+    """retry_delay_s and the retry_backoff_* options say the same thing: one of them."""
+    run_options = raw.get("run_options")
+    if not isinstance(run_options, dict) or "retry_delay_s" not in run_options:
+        return
+    newer = [name for name in BACKOFF_OPTIONS if name in run_options]
+    if newer:
+        yield Problem(
+            "run_options.retry_delay_s",
+            f"the earlier spelling of the relaunch backoff; give it or {', '.join(newer)}, "
+            "not both",
+        )
+
+
+def _forcing_file(raw: dict[str, Any]) -> Iterable[Problem]:
+    """`ii_check_forcing` checks the `-F` file of the commands: there must be one in S3."""
+    run_options = raw.get("run_options")
+    if not isinstance(run_options, dict) or run_options.get("ii_check_forcing") is not True:
+        return
+    why = daily.missing_forcing_file(_raw_commands(raw), _raw_options(raw) is not None)
+    if why:
+        yield Problem("run_options.ii_check_forcing", why)
+
+
 #: Rules that span fields, over the raw input: each yields 'field: problem' lines.
 #: They run whatever else is wrong, so they must expect any JSON at all.
 _RULES: tuple[Callable[[dict[str, Any]], Iterable[Problem]], ...] = (
@@ -434,6 +561,8 @@ _RULES: tuple[Callable[[dict[str, Any]], Iterable[Problem]], ...] = (
     _upload_location,
     _output_location,
     _forcing_source,
+    _backoff_spelling,
+    _forcing_file,
 )
 
 
@@ -442,6 +571,7 @@ _EXPECTED = {
     "int_type": "an integer",
     "int_from_float": "an integer",
     "bool_type": "true or false",
+    "float_type": "a number",
     "string_type": "a string",
     "list_type": "a list",
     "dict_type": "an object",

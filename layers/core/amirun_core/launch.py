@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from amirun_core import aws, timing
+from amirun_core import aws, relaunch, timing
 from amirun_core.errors import (
     InstanceLost,
     InstanceNotReady,
@@ -72,7 +72,12 @@ def launch_parameters(
         MaxCount=1,
         ClientToken=client_token(state.execution.id, state.attempt, market),
     )
-    params.setdefault("MetadataOptions", {"HttpTokens": "required", "HttpEndpoint": "enabled"})
+    # IMDSv2; a hop limit of 2 lets the job's containers reach it (AWS's advice for
+    # containers: with 1, Docker's bridge network cannot get a token).
+    params.setdefault(
+        "MetadataOptions",
+        {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
+    )
     if spot:
         params.setdefault(
             "InstanceMarketOptions",
@@ -140,7 +145,7 @@ def launch_instance(
     `role_pattern` is the stack's InstanceRoleNamePattern, named when PassRole is refused.
     """
     request = parse_execution(state.request, ec2.meta.service_model)
-    markets = ["spot", "on-demand"] if request.run_options.ii_cheapo else ["on-demand"]
+    markets = relaunch.markets(request.run_options, state.attempt)
     capacity_errors: list[str] = []
     for market in markets:
         params = launch_parameters(request, state, stack_name, spot=market == "spot")

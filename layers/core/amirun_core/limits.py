@@ -14,7 +14,9 @@ The sum, for the largest value each run option accepts:
                + the command wait's safety interval
     cleanup:   the cleanup time limit + one cleanup interval
     in-place retries of each of the attempt's Tasks     TASK_RETRY_ALLOWANCE_S each
-+ the relaunch waits: retry_delay_s, doubled at each relaunch
++ the relaunch waits (amirun_core.relaunch), the longer of the two ways to give
+  them: the retry_backoff_* options (each wait at most retry_backoff_max_s) or
+  retry_delay_s (doubled at each relaunch, no cap)
 rounded up to a whole hour.
 """
 
@@ -22,9 +24,9 @@ from __future__ import annotations
 
 import math
 
-from amirun_core import timing
+from amirun_core import relaunch, timing
 from amirun_core.command import DELIVERY_TIMEOUT_S
-from amirun_core.execution import RunOptions
+from amirun_core.execution import BACKOFF_OPTIONS, RunOptions
 
 #: Room for the input gate before the launch (it has its own deadline, at most this).
 INPUT_GATE_MAX_S = 86_400
@@ -61,6 +63,24 @@ def execution_timeout_s() -> int:
     )
     cleanup = timing.CLEANUP_TIMEOUT_S + timing.cleanup_poll_interval(attempts)
     per_attempt = readiness + command + cleanup + TASKS_PER_ATTEMPT * TASK_RETRY_ALLOWANCE_S
-    relaunch_waits = sum(largest("retry_delay_s") << n for n in range(attempts - 1))
+    relaunch_waits = longest_relaunch_waits(attempts)
     total = INPUT_GATE_MAX_S + attempts * per_attempt + relaunch_waits
     return math.ceil(total / 3600) * 3600
+
+
+def longest_relaunch_waits(attempts: int) -> int:
+    """The most a run may wait between its attempts, over both ways to give the waits."""
+    retries = attempts - 1
+    spellings = (
+        {"retry_delay_s": largest("retry_delay_s")},
+        {name: largest(name) for name in BACKOFF_OPTIONS},
+    )
+    return max(
+        sum(
+            relaunch.wait_before(
+                RunOptions.model_validate({**given, "n_retries_allowed": retries}), attempt
+            )
+            for attempt in range(2, attempts + 1)
+        )
+        for given in spellings
+    )

@@ -60,6 +60,10 @@ class CommandRecord(_Record):
     execution_url: str | None = Field(
         None, description="s3:// URL of the resolved execution the Commander recorded."
     )
+    record_url: str | None = Field(
+        None,
+        description="s3:// URL of the execution JSON written under the output prefix.",
+    )
     stdout_tail: str = ""
     stderr_tail: str = ""
     ended_at: datetime | None = None

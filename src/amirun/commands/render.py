@@ -53,9 +53,17 @@ def show_rendered(raw: dict[str, Any], at: datetime | None, source: str, as_json
         f"reference  {rendered['reference_time']} (the {rendered['reference'].replace('_', ' ')})",
         f"DAILY      {rendered['daily_date']} (cycle hour {rendered['cycle_hour']}, "
         f"forcing source {rendered['forcing_source'] or 'none'})",
-        f"check      s3://{check['bucket']}/{check['prefix']}" if check else "check      none",
-        *(f"input      {url}" for url in rendered["inputs"]),
+        f"check      {rendered['checked_key']}"
+        + (f" ({rendered['checked_because']})" if rendered["checked_because"] else "")
+        if check
+        else "check      none",
+        *(
+            f"input      {url}" + (" (ii_check_forcing)" if url == rendered["forcing_file"] else "")
+            for url in rendered["inputs"]
+        ),
+        *(f"record     {url}" for url in rendered["record"]),
         f"market     {rendered['market']}{fallback}",
+        *(f"attempt    {describe_attempt(step)}" for step in rendered["relaunch_plan"]),
         "commands",
         *(f"  {command}" for command in rendered["commands"]),
         "instance_parameters",
@@ -66,6 +74,13 @@ def show_rendered(raw: dict[str, Any], at: datetime | None, source: str, as_json
     ]
     print("\n".join(lines))
     return EXIT_OK
+
+
+def describe_attempt(step: dict[str, Any]) -> str:
+    """One attempt of the relaunch plan: `2  after 3600 s, spot (on-demand if none)`."""
+    wait = f"after {step['wait_s']} s" if step["wait_s"] else "at once"
+    fallback = " (on-demand if spot has no capacity)" if step["on_demand_fallback"] else ""
+    return f"{step['attempt']}  {wait}, {step['market']}{fallback}"
 
 
 def register(sub: Any) -> None:

@@ -333,6 +333,7 @@ def _references(
     resolution = planned_resolution(request, datetime.now(UTC))
     buckets = [check.bucket] if resolution and (check := resolution.output_check) else []
     buckets += [item.bucket for item in resolution.inputs] if resolution else []
+    buckets += [resolution.record.bucket] if resolution and resolution.record else []
     for bucket in dict.fromkeys(buckets):
         refs.append(
             _Reference(
@@ -400,18 +401,13 @@ def planned_resolution(request: dict[str, Any], start: datetime) -> Resolution |
         return None
 
 
-#: Name of the stand-in output object under a derived output prefix.
-STANDIN_OUTPUT = "amirun-rehearsal-output.json"
-
-
 def expected_output(resolution: Resolution | None) -> tuple[str, str] | None:
-    """(bucket, key) of a stand-in output that RunChecker accepts."""
+    """(bucket, key) of a stand-in output that RunChecker accepts: the key it checks
+    (with `ii_check_s3: true`, the datastream's merkdir.file or the forcing metadata)."""
     check = resolution.output_check if resolution else None
     if check is None:
         return None
-    if check.source == "ii_check_s3":
-        return check.bucket, check.prefix
-    return check.bucket, check.prefix + STANDIN_OUTPUT
+    return check.bucket, check.prefix
 
 
 # --- following the execution -----------------------------------------------------------
