@@ -273,7 +273,10 @@ def settle_slot_owner(target: Target, request: dict[str, Any]) -> str | None:
             "without --stack the slot ledger is not checked: a slot still marked running "
             "stays taken"
         )
-    dynamodb, table = target.client("dynamodb"), target.output("RunLedgerTableName")
+    table = target.outputs.get("RunLedgerTableName")
+    if not table:
+        return f"stack {target.stack} has no slot ledger (RunLedgerTableName): redeploy it"
+    dynamodb = target.client("dynamodb")
     item = read_slot(dynamodb, table, slot.key)
     if item is None or item.get("status") != "running":
         return None
