@@ -258,11 +258,17 @@ def test_a_disabled_rule_and_a_trust_naming_schedules_fail(
     assert out.splitlines()[-1].endswith(", 2 failed")
 
 
-def test_doctor_needs_a_stack_and_a_profile_for_the_canary(capsys: Capsys) -> None:
+def test_doctor_needs_a_stack_and_a_profile_for_the_canary(
+    aws_endpoint: str, capsys: Capsys
+) -> None:
     assert main(["doctor"]) == 2
     assert capsys.readouterr().err == "amirun: give --stack NAME (the deployed amirun stack)\n"
     assert main(["doctor", "--stack", NAME, "--canary"]) == 2
     assert capsys.readouterr().err.startswith("amirun: --canary needs --instance-profile NAME")
+    assert main(["doctor", "--stack", "amirun-nowhere"]) == 2
+    assert capsys.readouterr().err == f"amirun: no stack named amirun-nowhere in {REGION}" + (
+        " (deployed elsewhere? --region)\n"
+    )
 
 
 # --- The canary on the live stand-in ---------------------------------------------------------

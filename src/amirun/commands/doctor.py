@@ -116,6 +116,7 @@ class StackView:
 
 
 def stack_view(target: Target) -> StackView:
+    target.outputs  # noqa: B018 - a stack that is not there is one clear line
     cloudformation = target.client("cloudformation")
     (stack,) = cloudformation.describe_stacks(StackName=target.stack)["Stacks"]
     parameters = {
