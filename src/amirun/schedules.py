@@ -276,6 +276,7 @@ def substitute(
     return _PLACEHOLDER.sub(replace, pattern)
 
 
+@functools.lru_cache(maxsize=4096)  # the same few values fill every row of a matrix
 def _json_string_content(text: str) -> str:
     """`text` as it must appear between the quotes of a JSON string."""
     return json.dumps(text)[1:-1]

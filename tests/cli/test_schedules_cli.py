@@ -21,7 +21,8 @@ from amirun.project import ROOT
 Capsys = pytest.CaptureFixture[str]
 EXAMPLES = ROOT / "schedules" / "examples"
 CFE_NOM = EXAMPLES / "nextgen-cfe-nom.yaml"
-GENERIC = EXAMPLES / "nightly-report.yaml"
+GENERIC = ROOT / "schedules" / "generic" / "nightly-report.yaml"
+GENERIC_TEMPLATE = GENERIC.parent / "nightly-report.json"
 STATE_MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:amirun-sched-workflow"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/amirun-sched-scheduler"
 QUEUE = f"arn:aws:sqs:{REGION}:{ACCOUNT}:amirun-sched-ScheduleDeadLetterQueue"
@@ -101,7 +102,7 @@ def test_expand_json_has_the_inputs(capsys: Capsys) -> None:
 
 
 def test_expand_reports_a_bad_row_with_its_values_and_fails(tmp_path: Path, capsys: Capsys) -> None:
-    (tmp_path / "nightly-report.json").write_text((EXAMPLES / "nightly-report.json").read_text())
+    (tmp_path / "nightly-report.json").write_text(GENERIC_TEMPLATE.read_text())
     (tmp_path / "set.yaml").write_text(
         GENERIC.read_text().replace("timeout_s: 1800", "timeout_s: 30")
     )
@@ -198,7 +199,7 @@ def test_a_changed_row_and_a_removed_row_are_updated_and_deleted(
     )
     assert main(["schedules", "apply", str(GENERIC), "--stack", stack]) == 0
     capsys.readouterr()
-    (tmp_path / "nightly-report.json").write_text((EXAMPLES / "nightly-report.json").read_text())
+    (tmp_path / "nightly-report.json").write_text(GENERIC_TEMPLATE.read_text())
     changed = (
         GENERIC.read_text()
         .replace("large: m8g.2xlarge", "large: m8g.4xlarge")
@@ -269,7 +270,7 @@ def test_apply_after_a_partial_failure_finishes_the_job(
 def test_plan_refuses_invalid_files_before_any_aws_call(
     tmp_path: Path, group: str, capsys: Capsys
 ) -> None:
-    (tmp_path / "nightly-report.json").write_text((EXAMPLES / "nightly-report.json").read_text())
+    (tmp_path / "nightly-report.json").write_text(GENERIC_TEMPLATE.read_text())
     (tmp_path / "set.yaml").write_text(GENERIC.read_text().replace("rate(1 hour)", "rate(1 hr)"))
 
     code = main(["schedules", "apply", str(tmp_path / "set.yaml"), "--stack", "no-such-stack"])

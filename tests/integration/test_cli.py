@@ -168,7 +168,7 @@ def test_run_schedule_rehearses_one_schedule_of_a_file_at_its_scheduled_time(
 ) -> None:
     from amirun.project import ROOT
 
-    schedules = str(ROOT / "schedules" / "examples" / "nightly-report.yaml")
+    schedules = str(ROOT / "schedules" / "generic" / "nightly-report.yaml")
     code = main(
         [
             "run",

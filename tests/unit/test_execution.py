@@ -460,6 +460,23 @@ def test_decoding_keeps_brackets_inside_strings_out_of_the_depth() -> None:
     assert raw["commands"][0].endswith("[" * 50)
 
 
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ('{"a": [1, {"b": []}]}', 4),
+        ('{"a": "[[[\\"{{"}', 1),  # an escaped quote does not end the string
+        ('["\\\\", [[]]]', 3),  # an escaped backslash does not escape the quote after it
+        ('"[[ never closed', 0),  # a string running to the end hides what is in it
+        ('[[ "x', 2),
+        ('{"a": "b\\', 1),  # cut just after a backslash
+        ("] ] [", 0),  # closing first never counts below zero
+    ],
+)
+def test_nesting_depth_counts_brackets_outside_strings_only(text: str, depth: int) -> None:
+    """The depth is found before parsing, so it must read strings as a JSON reader does."""
+    assert execution._nesting_depth(text) == depth
+
+
 def test_past_a_few_unknown_fields_no_hints_are_looked_for() -> None:
     """Hundreds of unknown keys are no typo; close matches for each would take seconds."""
     raw = make_request()

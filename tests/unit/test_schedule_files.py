@@ -24,7 +24,7 @@ from amirun.schedules import (
 
 EXAMPLES = ROOT / "schedules" / "examples"
 CFE_NOM = EXAMPLES / "nextgen-cfe-nom.yaml"
-GENERIC = EXAMPLES / "nightly-report.yaml"
+GENERIC = ROOT / "schedules" / "generic" / "nightly-report.yaml"
 
 # The upstream's set, written out from its Terraform (NEXTGEN.md, "The daily set").
 VPUS = [

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from amirun.commands.common import (
@@ -93,6 +92,10 @@ class Target:
 
     def __init__(self, args: argparse.Namespace, run: str | None = None) -> None:
         region = args.region or _arn_region(args.state_machine) or _arn_region(run)
+        # Imported here, not with the module: commands that never call AWS (expand,
+        # validate, render) start a third faster without it.
+        import boto3
+
         self._session = boto3.Session(region_name=region)
         self._clients: dict[str, Any] = {}
         self.stack: str | None = args.stack

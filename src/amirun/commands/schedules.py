@@ -105,8 +105,10 @@ def cmd_expand(args: argparse.Namespace) -> int:
     if problems:
         _print_problems(problems, len(schedules))
         return EXIT_FAILED
+    disabled = sum(not s.enabled for s in schedules)
+    states = f" ({len(schedules) - disabled} enabled, {disabled} disabled)" if disabled else ""
     print(
-        f"{len(schedules)} schedules, every execution input valid",
+        f"{len(schedules)} schedules{states}, every execution input valid",
         file=sys.stderr if args.json else sys.stdout,
     )
     return EXIT_OK
