@@ -189,7 +189,7 @@ def test_a_sound_stack_passes_with_a_warning_for_nobody_listening(
     deployed: dict[str, str],
 ) -> None:
     findings = static_checks(
-        target_with_quotas(quotas_stub(on_demand=5000, spot=5000, concurrency=1000)),
+        target_with_quotas(quotas_stub(on_demand=10_000, spot=10_000, concurrency=1000)),
         Path("schedules"),
     )
 
@@ -200,7 +200,7 @@ def test_a_sound_stack_passes_with_a_warning_for_nobody_listening(
         "schedules": {"ok"},
         "notifications": {"warn"},
         "quotas": {"ok"},
-    }, [f.line() for f in findings]
+    }, "\n".join(f.line() for f in findings)
     assert len([f for f in findings if f.check == "rules"]) == len(list(template_rules()))
 
 
