@@ -112,10 +112,10 @@ def test_expand_reports_a_bad_row_with_its_values_and_fails(tmp_path: Path, caps
     err = capsys.readouterr().err.splitlines()
     assert err == [
         "2 of 3 schedules are invalid:",
-        "  - nightly-report-small (dataset=small): run_options.timeout_s: Input should be"
-        " greater than or equal to 60",
-        "  - nightly-report-large (dataset=large): run_options.timeout_s: Input should be"
-        " greater than or equal to 60",
+        "  - nightly-report-small (dataset=small): run_options.timeout_s: must be at least"
+        " 60, not 30",
+        "  - nightly-report-large (dataset=large): run_options.timeout_s: must be at least"
+        " 60, not 30",
     ]
 
 
@@ -277,7 +277,7 @@ def test_plan_refuses_invalid_files_before_any_aws_call(
 
     assert code == 1
     err = capsys.readouterr().err
-    assert "hourly-check: expression: 'rate(1 hr)' is not cron(6 fields)" in err
+    assert "hourly-check: expression: 'rate(1 hr)' is not rate(N unit)" in err
     assert err.splitlines()[-1] == "Nothing was changed: fix the files first."
 
 

@@ -374,6 +374,23 @@ def test_settler_events(
     assert result["error"] is None
 
 
+@pytest.mark.parametrize(
+    "detail", ["i-0123456789abcdef0", ["i-0123456789abcdef0"], None, 42, {"instance-id": ["x"]}]
+)
+def test_the_settler_drops_a_malformed_event_like_a_foreign_one(
+    load_handler: Handler, detail: Any, lambda_context: FakeLambdaContext
+) -> None:
+    """A direct invoke can send any JSON: a detail that is a string or a list used to
+    raise AttributeError; it is logged and dropped."""
+    event = {**load_event("settler"), "detail": detail}
+    settler = load_handler("settler")
+    create_command_wait_table(settler.SERVICES.dynamodb, COMMAND_WAIT_TABLE)
+
+    result = invoke(settler, event, lambda_context)
+
+    assert (result["outcome"], result["instance_id"]) == ("foreign", "")
+
+
 def test_notifier_event(
     load_handler: Handler,
     ec2: Any,

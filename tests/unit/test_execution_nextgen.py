@@ -125,7 +125,8 @@ def datastream_file(**changes: Any) -> dict[str, Any]:
         (datastream_file(nprocs=0), "datastream_command_options.nprocs: "),
         (
             datastream_file(subset_id="VPU 01"),
-            "datastream_command_options.subset_id: one word: no spaces or single quotes",
+            "datastream_command_options.subset_id: ' ' cannot be in it (the value goes into a "
+            "shell command)",
         ),
         (
             datastream_file(s3_prefix=None),

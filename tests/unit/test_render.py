@@ -125,8 +125,33 @@ def test_a_bad_time_is_one_usage_line(capsys: pytest.CaptureFixture[str]) -> Non
 
     assert exited.value.code == 2
     assert capsys.readouterr().err == (
-        "amirun: --at tomorrow: not an ISO-8601 time (e.g. 2026-02-09T03:00:00Z)\n"
+        "amirun: --at: 'tomorrow' is not an ISO-8601 time (e.g. 2026-02-09T12:00:00Z)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        ("0001-01-01T00:00:00+05:00", "outside the years 2000 to 2099"),
+        ("9999-12-31T23:59:59-05:00", "outside the years 2000 to 2099"),
+        ("1770000000", "'1770000000' is not an ISO-8601 time"),
+        ("2026-02-30T00:00Z", "is not an ISO-8601 time"),
+    ],
+)
+def test_times_at_the_edges_of_the_calendar_are_one_usage_line(
+    at: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Year 1 or 9999 with an offset overflowed Python's dates; a Unix timestamp is no
+    ISO-8601 time. Both `render --at` and `run --schedule ... --at` say so in one line."""
+    for argv in (
+        ["render", str(NEXTGEN / "qkrig.json"), "--at", at],
+        ["schedules", "render", "set.yaml", "x", "--at", at],
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exited.value.code == 2
+        assert expected in err and "Traceback" not in err
 
 
 def test_an_invalid_file_names_the_field(

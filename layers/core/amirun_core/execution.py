@@ -34,6 +34,7 @@ from pydantic import (
 
 from amirun_core import daily
 from amirun_core.daily import DatastreamCommandOptions, Resolution, Schedule
+from amirun_core.ec2_limits import OWN_TAG_COUNT, ec2_limit_problems
 from amirun_core.errors import InvalidExecutionInput, Problem
 from amirun_core.shapes import (
     MAX_HINTS,
@@ -74,9 +75,17 @@ OWNED_INSTANCE_PARAMETERS = {
     ),
 }
 
-_IMAGE_ID = re.compile(r"ami-[0-9a-f]{8}(?:[0-9a-f]{9})?|resolve:ssm:\S+")
+#: An AMI id, or an SSM parameter holding one: a parameter name has only letters,
+#: digits, `_ . - /` (https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-su-create.html),
+#: and may end in `:version` or `:label`.
+_IMAGE_ID = re.compile(
+    r"ami-[0-9a-f]{8}(?:[0-9a-f]{9})?|resolve:ssm:[A-Za-z0-9_./-]{1,2048}(?::[A-Za-z0-9_.-]{1,100})?"
+)
 #: The same rule for editors (JSON Schema patterns are not anchored).
-_IMAGE_ID_PATTERN = r"^(ami-[0-9a-f]{8}([0-9a-f]{9})?|resolve:ssm:\S+)$"
+_IMAGE_ID_PATTERN = (
+    r"^(ami-[0-9a-f]{8}([0-9a-f]{9})?"
+    r"|resolve:ssm:[A-Za-z0-9_./-]{1,2048}(:[A-Za-z0-9_.-]{1,100})?)$"
+)
 
 
 # --- strict JSON types ---------------------------------------------------------------
@@ -89,19 +98,31 @@ def _integral(value: Any) -> Any:
 Integer = Annotated[int, BeforeValidator(_integral)]
 
 
+#: Characters that show nothing: zero-width spaces and joiners, direction marks, the
+#: byte order mark, soft hyphen, Hangul fillers, variation selectors. A command made
+#: only of these and spaces is blank, however long.
+_INVISIBLE = (
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+)
+_VISIBLE = re.compile(f"[^\\s{_INVISIBLE}]")
+
+
 def _command(value: str) -> str:
     if "\x00" in value:
         raise ValueError("contains a NUL byte, which no shell command can carry")
-    if not re.search(r"\S", value):
-        raise ValueError("empty command")
+    if not _VISIBLE.search(value):
+        raise ValueError(
+            "empty command" if not value.strip() else "blank: only spaces or invisible characters"
+        )
     return value
 
 
-#: One shell command: not blank, no NUL byte.
+#: One shell command: not blank (spaces and invisible characters only), no NUL byte.
 Command = Annotated[
     str,
     AfterValidator(_command),
-    Field(json_schema_extra={"pattern": "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"}),
+    Field(json_schema_extra={"pattern": f"^[^\\u0000]*[^\\u0000\\s{_INVISIBLE}][^\\u0000]*$"}),
 ]
 
 _RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
@@ -530,6 +551,33 @@ def _forcing_source(raw: dict[str, Any]) -> Iterable[Problem]:
         yield Problem("commands", why)
 
 
+def _input_buckets(raw: dict[str, Any]) -> Iterable[Problem]:
+    """`run_options.inputs` name buckets by S3's naming rules, as `ii_check_s3.bucket`."""
+    run_options = raw.get("run_options")
+    inputs = run_options.get("inputs") if isinstance(run_options, dict) else None
+    if not isinstance(inputs, list):
+        return
+    for index, url in enumerate(inputs):
+        if not isinstance(url, str) or not url.startswith("s3://"):
+            continue  # the model says what is wrong with it
+        bucket = url.removeprefix("s3://").partition("/")[0]
+        if not bucket:
+            continue
+        try:
+            _bucket(bucket)
+        except ValueError as exc:
+            yield Problem(f"run_options.inputs[{index}]", f"bucket {bucket[:70]!r}: {exc}")
+
+
+def _working_directory(raw: dict[str, Any]) -> Iterable[Problem]:
+    run_options = raw.get("run_options")
+    directory = run_options.get("working_directory") if isinstance(run_options, dict) else None
+    if isinstance(directory, str) and "\x00" in directory:
+        yield Problem(
+            "run_options.working_directory", "contains a NUL byte, which no path can carry"
+        )
+
+
 def _backoff_spelling(raw: dict[str, Any]) -> Iterable[Problem]:
     """retry_delay_s and the retry_backoff_* options say the same thing: one of them."""
     run_options = raw.get("run_options")
@@ -561,6 +609,8 @@ _RULES: tuple[Callable[[dict[str, Any]], Iterable[Problem]], ...] = (
     _upload_location,
     _output_location,
     _forcing_source,
+    _input_buckets,
+    _working_directory,
     _backoff_spelling,
     _forcing_file,
 )
@@ -671,6 +721,15 @@ def _nested_model_named(tag: str) -> type[BaseModel] | None:
     return models.get(tag)
 
 
+#: pydantic's bound errors, in words: (the bound's name in the error, the words).
+_BOUNDS = {
+    "greater_than_equal": ("ge", "at least"),
+    "less_than_equal": ("le", "at most"),
+    "greater_than": ("gt", "more than"),
+    "less_than": ("lt", "less than"),
+}
+
+
 def _describe(error: Any, path: str, fields: list[str]) -> Problem:
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -681,6 +740,14 @@ def _describe(error: Any, path: str, fields: list[str]) -> Problem:
         return Problem(path, f"needs at least {error['ctx']['min_length']} item(s)")
     if kind == "string_too_short":
         return Problem(path, "must not be empty")
+    if kind in ("string_too_long", "too_long"):
+        unit = "characters" if kind == "string_too_long" else "item(s)"
+        return Problem(path, f"too long: at most {error['ctx']['max_length']:,} {unit}")
+    if kind in _BOUNDS:
+        name, words = _BOUNDS[kind]
+        limit, given = error["ctx"][name], error.get("input")
+        shown = f", not {given!r}" if isinstance(given, int | float) else ""
+        return Problem(path, f"must be {words} {limit:,}{shown}")
     if kind in _EXPECTED:
         got = json_type(error.get("input"))
         return Problem(path, f"invalid type, expected {_EXPECTED[kind]}, got {got}")
@@ -770,22 +837,22 @@ def decode_execution(data: bytes) -> dict[str, Any]:
     depth = _nesting_depth(text)
     if depth > MAX_DEPTH:
         raise InvalidExecutionInput(f"JSON nested {depth} levels deep; at most {MAX_DEPTH}")
+    odd: list[str] = []  # what calls for a walk over the document: rare, so not always
     try:
-        raw = json.loads(text, object_pairs_hook=_Object, parse_constant=_no_constant)
+        raw = json.loads(
+            text,
+            object_pairs_hook=functools.partial(_Object, odd),
+            parse_constant=_no_constant,
+            parse_float=functools.partial(_finite_float, odd),
+            parse_int=functools.partial(_bounded_int, odd),
+        )
     except json.JSONDecodeError as exc:
         raise InvalidExecutionInput(f"not valid JSON: {exc}") from None
-    except ValueError as exc:  # NaN, or an integer of more digits than Python converts
+    except ValueError as exc:  # NaN, Infinity
         raise InvalidExecutionInput(f"not valid JSON: {str(exc).split(';')[0]}") from None
-    problems = [
-        Problem(path, "duplicate key (JSON readers disagree on which value counts)")
-        for path, node in _nodes(raw, "")
-        if isinstance(node, _Object) and node.duplicates
-        for path in (_join(path, key) for key in node.duplicates)
-    ] + [
-        Problem(path, "holds a lone surrogate (\\ud800-\\udfff), which is no character")
-        for path, node in _nodes(raw, "")
-        if isinstance(node, str) and not _encodable(node)
-    ]
+    if _SURROGATE_ESCAPE.search(text):
+        odd.append("surrogate")
+    problems = [p for path, node in _nodes(raw, "") for p in _odd(path, node)] if odd else []
     if problems:
         raise InvalidExecutionInput(*problems)
     if not isinstance(raw, dict):
@@ -798,10 +865,51 @@ def decode_execution(data: bytes) -> dict[str, Any]:
 class _Object(dict[str, Any]):
     """A JSON object that remembers the keys it was given more than once."""
 
-    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+    def __init__(self, odd: list[str], pairs: list[tuple[str, Any]]) -> None:
         super().__init__(pairs)
         counts = collections.Counter(key for key, _ in pairs)
         self.duplicates = [key for key, count in counts.items() if count > 1]
+        if self.duplicates:
+            odd.append("duplicate")
+
+
+class _Unrepresentable(str):
+    """A number JSON allows but no float or AWS API holds (1e400, thousands of digits)."""
+
+
+#: Digits an integer may have: far more than any field takes, far below Python's own
+#: limit on converting text to an integer (4,300 digits).
+MAX_INTEGER_DIGITS = 40
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _finite_float(odd: list[str], text: str) -> Any:
+    value = float(text)
+    if math.isfinite(value):
+        return value
+    odd.append("number")
+    return _Unrepresentable(text)
+
+
+def _bounded_int(odd: list[str], text: str) -> Any:
+    if len(text.lstrip("-")) <= MAX_INTEGER_DIGITS:
+        return int(text)
+    odd.append("number")
+    return _Unrepresentable(text)
+
+
+def _odd(path: str, node: Any) -> Iterator[Problem]:
+    """What is wrong with one value of the document, as the reader sees it."""
+    if isinstance(node, _Object) and node.duplicates:
+        for key in node.duplicates:
+            yield Problem(
+                _join(path, key), "duplicate key (JSON readers disagree on which value counts)"
+            )
+    elif isinstance(node, _Unrepresentable):
+        shown = node if len(node) <= 24 else f"{node[:20]}... ({len(node):,} characters)"
+        yield Problem(path, f"the number {shown} is beyond what a JSON number can hold here")
+    elif isinstance(node, str) and not _encodable(node):
+        yield Problem(path, "holds a lone surrogate (\\ud800-\\udfff), which is no character")
 
 
 def _no_constant(name: str) -> Any:
@@ -832,21 +940,18 @@ def _encodable(text: str) -> bool:
     return True
 
 
+#: A JSON string (an unterminated one runs to the end), or a bracket. Written as an
+#: unrolled loop: `(?:[^"\\]|\\.)*` would take time and memory for every character
+#: of a long string (a 2 MB string cost 1 s and 250 MB).
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)|[\[\]{}]', re.DOTALL)
+
+
 def _nesting_depth(text: str) -> int:
     """The deepest nesting of [ and { outside strings, without parsing (no recursion)."""
     depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
+    for match in _STRING_OR_BRACKET.finditer(text):
+        char = match.group()
+        if char in "[{":
             depth += 1
             deepest = max(deepest, depth)
         elif char in "]}":
@@ -879,8 +984,9 @@ def instance_parameter_problems(params: dict[str, Any], ec2_model: Any = None) -
         problems.append(
             Problem(
                 "instance_parameters.ImageId",
-                f"{image!r} is not an AMI id (ami- and 8 or 17 hex digits) "
-                "nor resolve:ssm:<parameter>",
+                f"{image[:60]!r} is not an AMI id (ami- and 8 or 17 hex digits) "
+                "nor resolve:ssm:<parameter> (a parameter name has only letters, digits "
+                "and _ . - /)",
             )
         )
     problems += shape_problems(
@@ -889,6 +995,8 @@ def instance_parameter_problems(params: dict[str, Any], ec2_model: Any = None) -
         "instance_parameters",
         skip=frozenset(OWNED_INSTANCE_PARAMETERS),
     )
+    # amirun's own tags are counted as if the run were scheduled (one more tag).
+    problems += ec2_limit_problems(params, OWN_TAG_COUNT)
     return problems
 
 

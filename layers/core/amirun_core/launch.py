@@ -10,6 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from amirun_core import aws, relaunch, timing
+from amirun_core.ec2_limits import OWN_TAG_PREFIX, integral_numbers
 from amirun_core.errors import (
     InstanceLost,
     InstanceNotReady,
@@ -89,16 +90,35 @@ def launch_parameters(
                 },
             },
         )
-    tags = ownership_tags(state, stack_name)
-    own = {t["Key"] for t in tags}
-    specs = params.setdefault("TagSpecifications", [])
+    params["TagSpecifications"] = tag_specifications(
+        params.get("TagSpecifications", []), ownership_tags(state, stack_name)
+    )
+    # JSON's 8.0 is an integer; botocore refuses a float where EC2 wants one.
+    launched: dict[str, Any] = integral_numbers(params)
+    return launched
+
+
+def tag_specifications(
+    specs: list[dict[str, Any]], own: list[dict[str, str]]
+) -> list[dict[str, Any]]:
+    """One TagSpecification per resource type: the user's tags merged in order, then
+    amirun's on the instance and its volumes.
+
+    EC2 may take only one specification per type, and amirun's tags decide what the
+    sweeper and the reconciler clean up: no user tag with amirun's prefix is kept
+    (the validator refuses them; this holds for any input that reaches the launch).
+    """
+    merged: dict[str, list[dict[str, Any]]] = {}
+    for spec in specs:
+        tags = merged.setdefault(spec["ResourceType"], [])
+        tags += [
+            tag
+            for tag in spec.get("Tags", [])
+            if not str(tag.get("Key", "")).lower().startswith(OWN_TAG_PREFIX)
+        ]
     for resource_type in ("instance", "volume"):
-        spec = next((s for s in specs if s.get("ResourceType") == resource_type), None)
-        if spec is None:
-            spec = {"ResourceType": resource_type, "Tags": []}
-            specs.append(spec)
-        spec["Tags"] = [t for t in spec.get("Tags", []) if t.get("Key") not in own] + tags
-    return params
+        merged[resource_type] = merged.get(resource_type, []) + own
+    return [{"ResourceType": kind, "Tags": tags} for kind, tags in merged.items()]
 
 
 _PASSED_ROLE = re.compile(r"iam:PassRole on resource: \S*:role/(?:\S*/)?([\w+=,.@-]+)")

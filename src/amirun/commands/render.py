@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from amirun.commands.common import (
@@ -16,18 +16,16 @@ from amirun.commands.common import (
     usage_error,
 )
 from amirun.rendering import render_execution
+from amirun_core.daily import parse_reference_time
 from amirun_core.errors import InvalidExecutionInput
 
 
 def reference_time(text: str) -> datetime:
     """An ISO-8601 time for --at; UTC when it names no offset."""
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise usage_error(
-            f"--at {text}: not an ISO-8601 time (e.g. 2026-02-09T03:00:00Z)"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return parse_reference_time(text)
+    except ValueError as exc:
+        raise usage_error(f"--at: {exc}") from None
 
 
 def cmd_render(args: argparse.Namespace) -> int:

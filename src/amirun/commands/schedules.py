@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from amirun.schedules import (
     expand,
     find,
 )
+from amirun_core.daily import parse_reference_time
 from amirun_core.errors import InvalidExecutionInput
 from amirun_core.execution import ExecutionRequest, parse_execution
 
@@ -117,14 +118,9 @@ def cmd_expand(args: argparse.Namespace) -> int:
 def scheduled_time(text: str) -> str:
     """--at as Scheduler writes a scheduled time: UTC, to the second, with a Z."""
     try:
-        moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a time; give ISO 8601, e.g. 2026-02-09T06:00Z (UTC unless an"
-            " offset is given)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = parse_reference_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; UTC unless an offset is given") from None
     return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
