@@ -50,6 +50,12 @@ MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{NAME}-workflow"
 LAYER = "AWSLambdaPowertoolsPythonV3-python313-arm64"
 
 
+@pytest.fixture(scope="module")
+def live_stack_name() -> str:
+    """The canary's live stand-in: a stack of this module's own."""
+    return "amirun-doctor-live"
+
+
 def quotas_stub(on_demand: float, spot: float, concurrency: float) -> Any:
     """Service Quotas as an account with these quotas answers (Stubber: moto has none)."""
     client = boto3.client("service-quotas", region_name=REGION)
