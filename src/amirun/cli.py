@@ -10,6 +10,7 @@ amirun runs --stack NAME [--since 24h] [--status S] [--schedule PREFIX] [--json]
 amirun rerun RUN --stack NAME [--name NEW]
 amirun report --stack NAME [--night D | --since 7d] [SCHEDULE_FILE...] [--by B] [--json] [--html F]
 amirun schedules expand|render|plan|apply ...   schedule sets declared in files
+amirun doctor --stack NAME [--canary --instance-profile P]   does the deployed stack work?
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import signal
 import sys
 from typing import NoReturn
 
-from amirun.commands import remote, render, report, run, runs, schedules, validate
+from amirun.commands import doctor, remote, render, report, run, runs, schedules, validate
 from amirun.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
 
 #: One module per command group, in the order `amirun --help` lists them.
-COMMAND_GROUPS = (run, validate, render, remote, runs, report, schedules)
+COMMAND_GROUPS = (run, validate, render, remote, runs, report, schedules, doctor)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -33,8 +33,23 @@ from amirun.schedule_expressions import expression_problem
 from amirun_core.errors import InvalidExecutionInput
 from amirun_core.execution import MAX_INPUT_BYTES, decode_execution, parse_execution
 
-#: Scheduler's universal target that calls Step Functions' StartExecution.
-START_EXECUTION_TARGET = "arn:aws:scheduler:::aws-sdk:sfn:startExecution"
+#: Scheduler's universal target that calls Step Functions' StartExecution, in a partition.
+START_EXECUTION_TARGET = "arn:{partition}:scheduler:::aws-sdk:sfn:startExecution"
+
+
+def arn_partition(arn: str) -> str:
+    """The partition an ARN names (aws, aws-us-gov, aws-cn...)."""
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[0] != "arn" or not parts[1]:
+        raise ValueError(f"not an ARN: {arn}")
+    return parts[1]
+
+
+def start_execution_target(state_machine_arn: str) -> str:
+    """The universal target in the state machine's own partition."""
+    return START_EXECUTION_TARGET.format(partition=arn_partition(state_machine_arn))
+
+
 #: Context attributes Scheduler replaces in a target's input when it fires.
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 EXECUTION_ID = "<aws.scheduler.execution-id>"

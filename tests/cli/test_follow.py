@@ -34,6 +34,7 @@ def test_follow_shows_each_state_and_ends_with_the_summary(succeeded: Followed) 
     states = state_lines(succeeded.out)
     assert states[:5] == [
         "Prepare",
+        "ClaimSlot",
         "Resolve",
         "ClaimRoom",
         "EC2StarterFromAMI",

@@ -266,6 +266,7 @@ def success_path() -> list[str]:
     """The states of a run that succeeds, without waits, choices and repeated polls."""
     return [
         "Prepare",
+        "ClaimSlot",
         "Resolve",
         "ClaimRoom",
         "EC2StarterFromAMI",
@@ -277,3 +278,33 @@ def success_path() -> list[str]:
         "Summarize",
         "Succeeded",
     ]
+
+
+# --- Several executions on one emulator ----------------------------------------------------
+def wait_until_ended(session: Any, arns: Iterable[str], limit_s: float = 120) -> list[Any]:
+    """Each execution's last description, once none is RUNNING (at most `limit_s`)."""
+    import time
+
+    deadline = time.monotonic() + limit_s
+    arns = list(arns)
+    while True:
+        described = [session.describe(arn) for arn in arns]
+        if all(d["status"] != "RUNNING" for d in described):
+            return described
+        assert time.monotonic() < deadline, "the executions did not end in time"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def emulator_session() -> Iterator[Any]:
+    """One emulated account for the module's executions (EmulatorSession, FAST)."""
+    from amirun.local.runner import EmulatorSession
+
+    with EmulatorSession(FAST) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def until_ended() -> Callable[..., list[Any]]:
+    """`until_ended(session, arns)`: their descriptions once all ended."""
+    return wait_until_ended

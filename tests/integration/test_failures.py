@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow
 #: queue_timeout_s, 0.6 s here: one wait), then gives up having launched nothing.
 FAILED_FOR_CAPACITY = [
     "Prepare",
+    "ClaimSlot",
     "Resolve",
     "ClaimRoom",
     "EC2StarterFromAMI",
@@ -26,9 +27,10 @@ FAILED_FOR_CAPACITY = [
     "RunFailed",
 ]
 #: Refused by Resolve, the first step: nothing else ran.
-REFUSED = ["Prepare", "Resolve", "EC2Stopper", "RunFailed"]
+REFUSED = ["Prepare", "ClaimSlot", "Resolve", "EC2Stopper", "RunFailed"]
 FAILED_AT_READINESS = [
     "Prepare",
+    "ClaimSlot",
     "Resolve",
     "ClaimRoom",
     "EC2StarterFromAMI",
@@ -39,6 +41,7 @@ FAILED_AT_READINESS = [
 #: The command's end (or its instance's) came as an event and ended the wait.
 FAILED_IN_COMMAND = [
     "Prepare",
+    "ClaimSlot",
     "Resolve",
     "ClaimRoom",
     "EC2StarterFromAMI",

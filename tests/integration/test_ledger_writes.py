@@ -21,7 +21,7 @@ from amirun.local.runner import RUN_LEDGER_TABLE, EmulatorSession, RehearsalOpti
 from amirun.project import ROOT
 from amirun.schedules import expand
 from amirun_core.ledger import claim_slot, read_slot
-from amirun_core.slot_facts import slot_of
+from amirun_core.ledger import run_slot as slot_of
 
 CFE_NOM = ROOT / "schedules" / "examples" / "nextgen-cfe-nom.yaml"
 DUE = "2026-02-09T21:00:00Z"

@@ -175,6 +175,7 @@ def test_inputs_that_never_come_end_inputs_missing_with_nothing_launched(
     assert "EC2StarterFromAMI" not in result.states
     assert inputs_never.milestones == [
         "Prepare",
+        "ClaimSlot",
         "Resolve",
         "CheckInputs",
         "EC2Stopper",

@@ -49,6 +49,7 @@ def test_a_relaunched_run_fails_after_its_last_attempt(fails_twice: Any) -> None
     assert (result.status, result.error) == ("FAILED", "CommandFailed")
     assert fails_twice.milestones == [
         "Prepare",
+        "ClaimSlot",
         "Resolve",
         *ATTEMPT,
         "PrepareRelaunch",

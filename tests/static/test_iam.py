@@ -20,6 +20,7 @@ MUTATING_EC2 = (
     "ec2:CreateTags",
 )
 WORKFLOW_FUNCTIONS = {
+    "ClaimFunction",
     "ResolverFunction",
     "InputsFunction",
     "RoomFunction",
@@ -163,6 +164,7 @@ def test_actions_on_our_resources_are_scoped(
 
 # What each handler calls (see layers/core/amirun_core): nothing more, nothing less.
 CALLS = {
+    "ClaimFunction": {"dynamodb:PutItem", "dynamodb:GetItem"},
     "ResolverFunction": set(),
     "InputsFunction": {"s3:GetObject", "s3:ListBucket"},
     "RoomFunction": {"ec2:DescribeInstanceTypes", "dynamodb:GetItem", "dynamodb:UpdateItem"},
@@ -176,6 +178,8 @@ CALLS = {
         "ec2:DescribeSpotPriceHistory",
         "iam:PassRole",
         "iam:CreateServiceLinkedRole",
+        # EC2 resolves an ImageId resolve:ssm:<name> with the caller's rights.
+        "ssm:GetParameters",
     },
     "ReadinessFunction": {"ec2:DescribeInstances", "ssm:DescribeInstanceInformation"},
     "CommanderFunction": {"ssm:SendCommand", "ssm:ListCommands", "s3:PutObject"},
@@ -300,6 +304,7 @@ def test_the_ledger_is_written_by_the_steps_that_know_the_facts(
 ) -> None:
     """The slot facts, and the vCPU counters (claimed, released, freed by the reconciler)."""
     assert _reaching(resources, "RunLedgerTable") == {
+        "ClaimFunction": {"dynamodb:GetItem", "dynamodb:PutItem"},
         "RoomFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         "StarterFunction": {"dynamodb:UpdateItem"},
         "StopperFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
@@ -307,6 +312,19 @@ def test_the_ledger_is_written_by_the_steps_that_know_the_facts(
         "RecorderFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
         "ReporterFunction": {"dynamodb:Query"},
     }
+
+
+def test_the_claim_reaches_only_the_ledger_and_only_to_claim(resources: dict[str, Any]) -> None:
+    """A conditional PutItem claims the slot; GetItem reads who holds it. Nothing else:
+    no update, no delete, no scan.
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.ConditionalUpdate
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html
+    """
+    (statement,) = _policies(resources, "ClaimFunction")
+    assert sorted(as_list(statement["Action"])) == ["dynamodb:GetItem", "dynamodb:PutItem"]
+    assert statement["Resource"] == {"Fn::GetAtt": ["RunLedgerTable", "Arn"]}
+    env = resources["ClaimFunction"]["Properties"]["Environment"]["Variables"]
+    assert env == {"RUN_LEDGER_TABLE": {"Ref": "RunLedgerTable"}}
 
 
 OUTPUT_BUCKET_ARN = {
@@ -382,6 +400,69 @@ def test_notification_key_policy(resources: dict[str, Any]) -> None:
     alarms = statements[1]
     assert sorted(alarms["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
     assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_the_starter_may_resolve_public_and_the_stacks_image_parameters(
+    resources: dict[str, Any], template: dict[str, Any]
+) -> None:
+    """RunInstances with `ImageId: resolve:ssm:<name>` needs ssm:GetParameters for the
+    caller: AWS's public parameters (no account in their ARN) and the user's own.
+    https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-ec2-aliases.html
+    https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-public-parameters.html
+    """
+    (statement,) = [
+        s for s in _policies(resources, "StarterFunction") if grants(s, "ssm:GetParameters")
+    ]
+    public, own = statement["Resource"]
+    assert public == {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/*"
+    }
+    condition, granted, otherwise = own["Fn::If"]
+    assert granted == {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}"
+        ":parameter/${ImageParameterPattern}"
+    }
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    # None of the user's parameters by default.
+    assert template["Parameters"]["ImageParameterPattern"]["Default"] == ""
+    assert template["Conditions"][condition] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ImageParameterPattern"}, ""]}]
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "role", "passes"),
+    [
+        ("/", "arn:aws:iam::123456789012:role/amirun-x", True),
+        ("/", "arn:aws:iam::123456789012:role/ops/amirun-x", False),
+        ("/ops/", "arn:aws:iam::123456789012:role/ops/amirun-x", True),
+        ("/*/", "arn:aws:iam::123456789012:role/ops/team/amirun-x", True),
+    ],
+)
+def test_pass_role_matches_the_roles_path(
+    resources: dict[str, Any], template: dict[str, Any], path: str, role: str, passes: bool
+) -> None:
+    """A role's ARN carries its path (`role/ops/amirun-x`), and iam:PassRole matches
+    the ARN: the path is a stack parameter (default /, any path with /*/).
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns
+    """
+    import fnmatch
+    import re
+
+    from amirun.project import StackContext
+
+    spec = template["Parameters"]["InstanceRolePath"]
+    assert spec["Default"] == "/"
+    assert re.fullmatch(spec["AllowedPattern"], path)
+    (statement,) = [s for s in _policies(resources, "StarterFunction") if grants(s, "iam:PassRole")]
+    context = StackContext.of(
+        template,
+        region="us-east-1",
+        account="123456789012",
+        stack_name="amirun",
+        parameters={"InstanceRolePath": path},
+    )
+    assert fnmatch.fnmatchcase(role, context.resolve(statement["Resource"])) is passes
 
 
 def test_the_commander_writes_exactly_the_run_output_and_the_record_beside_outputs(

@@ -315,11 +315,22 @@ def test_the_item_the_code_writes_fits_the_table(resources: dict[str, Any]) -> N
 
 
 def test_the_settler_hears_command_ends_and_lost_instances(resources: dict[str, Any]) -> None:
+    """Every invocation status but the in-flight ones, from this account only.
+
+    AWS documents terminal statuses beyond the API's enum (Delivery Timed Out,
+    Execution Timed Out, Undeliverable, Terminated, Invalid Platform, Access
+    Denied) and does not pin the strings the event carries, so the rule excludes
+    the in-flight ones with `anything-but` instead of listing ends:
+    https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html
+    The `account` field is in every event:
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html
+    """
     from amirun_core.command import DOCUMENT
     from amirun_core.completion import (
         EC2_DETAIL_TYPE,
-        ENDED_STATUSES,
         GONE_STATES,
+        IN_FLIGHT_STATUSES,
         SSM_DETAIL_TYPE,
     )
 
@@ -333,12 +344,14 @@ def test_the_settler_hears_command_ends_and_lost_instances(resources: dict[str, 
     ssm = patterns["CommandEnded"]
     assert ssm["source"] == ["aws.ssm"]
     assert ssm["detail-type"] == [SSM_DETAIL_TYPE]
-    assert ssm["detail"]["status"] == list(ENDED_STATUSES)
+    assert ssm["detail"]["status"] == [{"anything-but": list(IN_FLIGHT_STATUSES)}]
+    assert ssm["account"] == [{"Ref": "AWS::AccountId"}]
     assert ssm["detail"]["document-name"] == [DOCUMENT]
     ec2 = patterns["InstanceGone"]
     assert ec2["source"] == ["aws.ec2"]
     assert ec2["detail-type"] == [EC2_DETAIL_TYPE]
     assert ec2["detail"]["state"] == list(GONE_STATES)
+    assert ec2["account"] == [{"Ref": "AWS::AccountId"}]
     # A lost event costs only time (the safety look), so no queue keeps failures.
     assert settler["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
 

@@ -33,8 +33,8 @@ from amirun_core.command import (
     TAIL_BYTES,
     command_comment,
     follow_command,
-    output_object,
     output_prefix,
+    s3_object_of_url,
     send_commands,
 )
 from amirun_core.errors import (
@@ -268,24 +268,58 @@ def test_a_failed_command_is_command_failed_with_exit_code_and_stderr(ec2: Any, 
     assert str(sent.output_url) in message  # where the full output is
 
 
-def long_failure(ssm: Any) -> str:
+def ssm_output(sent: CommandRecord, stream: str) -> tuple[str, str]:
+    """Where SSM writes a stream of AWS-RunShellScript's output, under the command's prefix."""
+    bucket, _, prefix = str(sent.output_url).removeprefix("s3://").partition("/")
+    return bucket, f"{prefix}{sent.instance_id}/{PLUGIN_OUTPUT}/{stream}"
+
+
+def long_failure(ssm: Any, sent: CommandRecord) -> str:
     """SSM's answer for a failed command whose stderr passed 8,000 characters: its
-    first 8,000 only (stubbed: moto's invocations always succeed)."""
+    first 8,000 only, and the whole stream's URL (stubbed: moto's invocations always
+    succeed and carry no URL)."""
     head = "starting\n" + "x" * 7_991
+    bucket, key = ssm_output(sent, "stderr")
+    url = f"https://s3.us-east-1.amazonaws.com/{bucket}/{key}"
     answer(
         ssm,
         "GetCommandInvocation",
-        lambda p: invocation(p, "Failed", ResponseCode=1, StandardErrorContent=head),
+        lambda p: invocation(
+            p, "Failed", ResponseCode=1, StandardErrorContent=head, StandardErrorUrl=url
+        ),
     )
     return head
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://s3.us-east-1.amazonaws.com/out-bucket/runs/a%20b/i-1/stdout",
+        "https://s3.amazonaws.com/out-bucket/runs/a%20b/i-1/stdout",
+        "https://out-bucket.s3.us-gov-west-1.amazonaws.com/runs/a%20b/i-1/stdout",
+        "https://s3.cn-north-1.amazonaws.com.cn/out-bucket/runs/a%20b/i-1/stdout",
+    ],
+)
+def test_the_output_url_ssm_gives_names_the_object(url: str) -> None:
+    """GetCommandInvocation's StandardOutputUrl/StandardErrorUrl: "The URL for the
+    complete text written by the plugin to stdout in Amazon S3. If an S3 bucket
+    wasn't specified, then this string is empty."
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html
+    """
+    assert s3_object_of_url(url) == ("out-bucket", "runs/a b/i-1/stdout")
+
+
+@pytest.mark.parametrize("url", ["", None, "https://example.com/x"])
+def test_no_output_url_means_no_s3_read(url: str | None) -> None:
+    assert s3_object_of_url(url) is None
 
 
 def test_a_long_stderrs_real_tail_comes_from_s3_with_a_ranged_get(
     ec2: Any, ssm: Any, s3: Any
 ) -> None:
     state, sent = sent_state(ec2, ssm)
-    long_failure(ssm)
-    bucket, key = output_object(sent, "stderr") or ("", "")
+    long_failure(ssm, sent)
+    bucket, key = ssm_output(sent, "stderr")
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key=key, Body=("y" * 30_000 + "\nERROR: disk full\n").encode())
     gets = answer(s3, "GetObject")
@@ -323,7 +357,7 @@ def test_an_unreadable_s3_output_keeps_ssms_start_and_says_where_the_end_is(
     ec2: Any, ssm: Any, s3: Any
 ) -> None:
     state, sent = sent_state(ec2, ssm)
-    long_failure(ssm)  # nothing in S3: NoSuchBucket
+    long_failure(ssm, sent)  # nothing in S3: NoSuchBucket
 
     with pytest.raises(CommandFailed) as caught:
         follow_command(ssm, ec2, state, s3)

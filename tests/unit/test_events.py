@@ -28,7 +28,7 @@ from unit_helpers import (
     load_json,
 )
 
-from amirun.local.runner import create_command_wait_table
+from amirun.local.runner import create_command_wait_table, create_ledger_table
 from amirun_core import aws
 from amirun_core.command import send_commands
 from amirun_core.completion import find_waiter
@@ -36,6 +36,7 @@ from amirun_core.daily import Resolution
 from amirun_core.launch import TAG_EXECUTION, launch_instance
 from amirun_core.state import (
     CheckRecord,
+    ClaimRecord,
     CleanupRecord,
     CommandRecord,
     InputsRecord,
@@ -51,6 +52,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 #: event file -> the function `sam local invoke` runs it with.
 FUNCTION_OF = {
+    "claim": "claim",
     "resolver": "resolver",
     "inputs": "inputs",
     "starter": "starter",
@@ -142,6 +144,27 @@ def test_execution_events_carry_the_sample_execution_as_their_input(name: str, s
 
     assert json.loads(detail["input"]) == load_json(EVENTS / "execution.json")
     assert detail["status"] == status
+
+
+def test_claim_event(
+    load_handler: Handler, emulator: Any, lambda_context: FakeLambdaContext
+) -> None:
+    """A run started by hand claims a slot of its own; a second claimant of it does not."""
+    dynamodb = aws.client("dynamodb")
+    create_ledger_table(dynamodb, RUN_LEDGER_TABLE)
+    event = load_event("claim")
+    claim = load_handler("claim")
+
+    result = invoke(claim, event, lambda_context)
+
+    assert_shape(result, ClaimRecord)
+    name = event["execution"]["name"]
+    assert result["slot"] == f"slot#manual/{name}#2025-06-01T06:00:00Z"
+    assert (result["claimed"], result["owner"]) == (True, event["execution"]["id"])
+    # Retried by Step Functions: still ours.
+    assert invoke(claim, event, lambda_context)["claimed"] is True
+    other = dict(event, execution=dict(event["execution"], id=event["execution"]["id"] + "-2"))
+    assert invoke(claim, other, lambda_context)["claimed"] is False
 
 
 def test_resolver_event(load_handler: Handler, lambda_context: FakeLambdaContext) -> None:
@@ -398,7 +421,7 @@ def test_recorder_event(load_handler: Handler, lambda_context: FakeLambdaContext
     """The recorder writes the end onto the slot the execution claimed (a manual run here)."""
     from amirun.local.runner import create_ledger_table
     from amirun_core.ledger import claim_slot, read_slot
-    from amirun_core.slot_facts import slot_of
+    from amirun_core.ledger import run_slot as slot_of
 
     event = load_event("recorder")
     detail = event["detail"]

@@ -15,8 +15,9 @@ from amirun.local.runner import create_ledger_table
 from amirun_core import aws, ledger
 from amirun_core.capacity import InstanceType
 from amirun_core.cleanup import stop_instance
+from amirun_core.ledger import run_slot as slot_of
 from amirun_core.rightsize import rightsize
-from amirun_core.slot_facts import record_cleanup, slot_of
+from amirun_core.slot_facts import record_cleanup
 from amirun_core.utilisation import instance_utilisation
 
 DUE = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)

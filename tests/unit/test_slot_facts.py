@@ -17,12 +17,12 @@ from amirun.local.runner import create_ledger_table
 from amirun_core import aws
 from amirun_core.cost import UsageRecord
 from amirun_core.ledger import claim_slot, read_slot
+from amirun_core.ledger import run_slot as slot_of
 from amirun_core.slot_facts import (
     end_fields,
     record_cleanup,
     record_execution_end,
     record_launch,
-    slot_of,
 )
 from amirun_core.state import CaughtError, CleanupRecord, InstanceRecord, WorkflowState
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import urllib.parse
 from datetime import datetime
 from typing import Any
 
@@ -247,19 +249,32 @@ def _tail(text: str | None) -> str:
     return text if len(text) <= TAIL_CHARS else "..." + text[-TAIL_CHARS:]
 
 
-def output_object(record: CommandRecord, stream: str) -> tuple[str, str] | None:
-    """(bucket, key) of a stream's full output in S3, when the command wrote there."""
-    if not record.output_url:
+def s3_object_of_url(url: str | None) -> tuple[str, str] | None:
+    """(bucket, key) of the https URL GetCommandInvocation gives for a stream's full
+    output (StandardOutputUrl, StandardErrorUrl; empty when no bucket was given):
+    path-style (`https://s3.<region>.amazonaws.com/<bucket>/<key>`) or virtual-hosted
+    (`https://<bucket>.s3.<region>.amazonaws.com/<key>`)."""
+    if not url:
         return None
-    bucket, _, prefix = record.output_url.removeprefix("s3://").partition("/")
-    return bucket, f"{prefix}{record.instance_id}/{PLUGIN_OUTPUT}/{stream}"
+    parsed = urllib.parse.urlsplit(url)
+    host, path = parsed.hostname or "", urllib.parse.unquote(parsed.path).lstrip("/")
+    if parsed.scheme == "s3":
+        bucket, key = host, path
+    elif host.startswith(("s3.", "s3-")):
+        bucket, _, key = path.partition("/")
+    elif ".s3." in host or ".s3-" in host:
+        bucket, key = re.split(r"\.s3[.-]", host, maxsplit=1)[0], path
+    else:
+        return None
+    return (bucket, key) if bucket and key else None
 
 
-def stream_tail(s3: Any, record: CommandRecord, stream: str, content: str | None) -> str:
+def stream_tail(s3: Any, stream: str, content: str | None, url: str | None) -> str:
     """The real end of a stream: SSM's answer when it is whole, else a ranged GET of
-    the last bytes of the S3 output (SSM only returns the start of a long output)."""
+    the last bytes of the S3 output SSM names in `url` (SSM only returns the start of
+    a long output)."""
     content = content or ""
-    where = output_object(record, stream)
+    where = s3_object_of_url(url)
     if len(content) < INVOCATION_LIMITS[stream] or where is None or s3 is None:
         return _tail(content)
     bucket, key = where
@@ -357,8 +372,12 @@ def look_at_command(ssm: Any, ec2: Any, command: CommandRecord, s3: Any = None) 
         return record
     record.done = True
     record.ended_at = timing.now()
-    record.stdout_tail = stream_tail(s3, record, "stdout", invocation.get("StandardOutputContent"))
-    record.stderr_tail = stream_tail(s3, record, "stderr", invocation.get("StandardErrorContent"))
+    record.stdout_tail = stream_tail(
+        s3, "stdout", invocation.get("StandardOutputContent"), invocation.get("StandardOutputUrl")
+    )
+    record.stderr_tail = stream_tail(
+        s3, "stderr", invocation.get("StandardErrorContent"), invocation.get("StandardErrorUrl")
+    )
     if record.status == "Success":
         return record
     if record.status == "TimedOut" and "Delivery" not in record.status_details:

@@ -31,8 +31,11 @@ from amirun_core.command import look_at_command
 from amirun_core.errors import AmirunError, AwsThrottled, CommandFailed, one_line_cause
 from amirun_core.state import CommandRecord, WorkflowState
 
-#: Run Command's terminal invocation statuses, as its events spell them.
-ENDED_STATUSES = ("Success", "Failed", "Cancelled", "TimedOut")
+#: Run Command's statuses of an invocation still on its way, in both spellings AWS
+#: uses (API and console). Every other status is an end (AWS documents more of them
+#: than the API's enum: Delivery Timed Out, Undeliverable, Terminated, Access
+#: Denied...): the handler reads the invocation again whatever the event says.
+IN_FLIGHT_STATUSES = ("Pending", "InProgress", "In Progress", "Delayed", "Cancelling")
 #: EC2 states in which an instance can no longer finish a command.
 GONE_STATES = ("stopping", "stopped", "shutting-down", "terminated")
 SSM_DETAIL_TYPE = "EC2 Command Invocation Status-change Notification"
@@ -217,7 +220,8 @@ def event_target(event: dict[str, Any]) -> tuple[str, str | None] | None:
     if not isinstance(instance_id, str):
         return None
     kind = event.get("detail-type")
-    if kind == SSM_DETAIL_TYPE and detail.get("status") in ENDED_STATUSES:
+    status = detail.get("status")
+    if kind == SSM_DETAIL_TYPE and isinstance(status, str) and status not in IN_FLIGHT_STATUSES:
         command_id = detail.get("command-id")
         # A command end names its command; one that does not is no event of SSM's.
         return (instance_id, command_id) if isinstance(command_id, str) else None

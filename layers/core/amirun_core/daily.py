@@ -392,6 +392,18 @@ class Schedule(BaseModel):
         "run's reference time for DAILY; without it, the execution's start time.",
         json_schema_extra={"pattern": _ISO_TIME_PATTERN},
     )
+    rerun: bool = Field(
+        False,
+        description="Run this schedule's slot (name and scheduled time) again on purpose: "
+        "take it over from a run that failed, timed out or was aborted (`amirun rerun` "
+        "sets it). Without it, a second run for a slot ends at once as a duplicate.",
+    )
+    new_slot: bool = Field(
+        False,
+        description="Run in a slot of its own (as a run started by hand), even though the "
+        "schedule's slot is taken (`amirun start --new-slot`); the schedule name and "
+        "scheduled time still tag the run and resolve DAILY.",
+    )
 
     @field_validator("scheduled_time", mode="before")
     @classmethod

@@ -145,8 +145,16 @@ def _refused_launch(exc: ClientError, params: dict[str, Any], role_pattern: str 
             f"RunInstances may not pass the role {role} of instance profile {profile_name} "
             f"to EC2: the starter may pass only roles whose names match the stack parameter "
             f"InstanceRoleNamePattern{pattern}, which is matched against role names, not "
-            "instance profile names. Redeploy with a pattern that matches the role, or use "
-            "a profile whose role matches"
+            "instance profile names, under the IAM path InstanceRolePath (default /). "
+            "Redeploy with a pattern and path that match the role, or use a profile whose "
+            "role matches"
+        ) from exc
+    if "ssm:GetParameters" in message:
+        raise PermissionDenied(
+            f"RunInstances could not read the SSM parameter of ImageId {params.get('ImageId')}"
+            ": the starter may read AWS's public parameters (/aws/service/...) and yours "
+            "matching the stack parameter ImageParameterPattern (default: none). Redeploy "
+            "with a pattern that covers the parameter"
         ) from exc
     aws.raise_if_denied(
         exc,

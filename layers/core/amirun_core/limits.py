@@ -38,9 +38,11 @@ ROOM_POLL_BUDGET = 150
 INPUT_GATE_MAX_S = 86_400
 #: The command wait's safety interval: the longest it may take to notice the command's end.
 COMMAND_WAIT_SAFETY_S = 600
-#: One Task's worst in-place retrying: Lambda's errors (6 retries, at most 60 s apart),
-#: throttling (8, at most 120 s apart), each try up to the 30 s function timeout.
-TASK_RETRY_ALLOWANCE_S = 1_200
+#: One Task's worst in-place retrying, each retrier counting on its own: Lambda's
+#: errors (6 retries, at most 60 s apart), Lambda's throttling (10, at most 60 s
+#: apart), the steps' AWS throttling (8, at most 120 s apart), each try up to the
+#: 30 s function timeout.
+TASK_RETRY_ALLOWANCE_S = 1_800
 #: Tasks one attempt runs: room, starter, readiness, commander, the command wait
 #: (waiter), poller, checker, stopper.
 TASKS_PER_ATTEMPT = 8

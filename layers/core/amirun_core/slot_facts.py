@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,41 +44,8 @@ def ledger_table() -> str | None:
     return os.environ.get("RUN_LEDGER_TABLE") or None
 
 
-@dataclass(frozen=True)
-class Slot:
-    """The slot an execution belongs to: its schedule and the time it was due."""
-
-    schedule: str
-    scheduled_time: datetime
-
-    @property
-    def key(self) -> str:
-        return ledger.slot_key(self.schedule, self.scheduled_time)
-
-
-def _utc(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def slot_of(request: Any, execution_name: str, started_at: datetime) -> Slot:
-    """A scheduled run's slot is its schedule and scheduled time; any other run's
-    is `manual/<execution name>` at its start."""
-    schedule = request.get("schedule") if isinstance(request, dict) else None
-    if isinstance(schedule, dict):
-        name, due = schedule.get("name"), _utc(schedule.get("scheduled_time"))
-        if isinstance(name, str) and name and due is not None:
-            return Slot(name, due)
-    return Slot(ledger.manual_schedule(execution_name), started_at.astimezone(UTC))
-
-
-def _state_slot(state: WorkflowState) -> Slot:
-    return slot_of(state.request, state.execution.name, state.execution.start_time)
+def _state_slot(state: WorkflowState) -> ledger.RunSlot:
+    return ledger.run_slot(state.request, state.execution.name, state.execution.start_time)
 
 
 def _written(action: str, write: Any) -> bool:
@@ -175,7 +141,9 @@ def _json(text: Any) -> Any:
         return None
 
 
-def end_fields(detail: dict[str, Any], slot: Slot, item: dict[str, Any] | None) -> dict[str, Any]:
+def end_fields(
+    detail: dict[str, Any], slot: ledger.RunSlot, item: dict[str, Any] | None
+) -> dict[str, Any]:
     """What the ledger keeps of an ended execution, from its status-change event.
 
     Instance-seconds and cost: a succeeded run's output totals its attempts; for a
@@ -225,7 +193,7 @@ def record_execution_end(dynamodb: Any, table: str | None, detail: dict[str, Any
     if not table or status is None:
         return False
     started = _moment(detail.get("startDate")) or datetime.now(UTC)
-    slot = slot_of(_json(detail.get("input")), str(detail.get("name", "")), started)
+    slot = ledger.run_slot(_json(detail.get("input")), str(detail.get("name", "")), started)
 
     def write() -> bool:
         item = ledger.read_slot(dynamodb, table, slot.key)

@@ -144,11 +144,22 @@ class CleanupRecord(_Record):
     )
 
 
+class ClaimRecord(_Record):
+    """ClaimSlot: the run's slot in the ledger, and whether this execution holds it."""
+
+    slot: str = Field(description="The ledger key: slot#<schedule>#<scheduled time>.")
+    claimed: bool
+    owner: str = Field(description="The execution ARN that holds the slot.")
+    schedule: str
+    scheduled_time: datetime
+
+
 class WorkflowState(_Record):
     """The input of every Task in the state machine."""
 
     request: Any
     execution: ExecutionContext
+    claim: ClaimRecord | None = None
     resolved: Resolution | None = Field(
         None, description="The Resolve step's result: DAILY resolved once for every attempt."
     )

@@ -36,8 +36,10 @@ from amirun.commands.remote import (
     _reported,
     _target,
     describe,
+    settle_slot_owner,
     start_execution,
 )
+from amirun_core.ledger import manual_schedule
 from amirun_core.state import schedule_name
 
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
@@ -87,6 +89,8 @@ class RunRow:
     market: str | None = None
     instance_seconds: int | None = None
     estimated_cost_usd: float | None = None
+    #: The execution that holds this run's slot, when this one ended as its duplicate.
+    duplicate_of: str | None = None
 
     @property
     def relaunched(self) -> bool:
@@ -135,6 +139,11 @@ def run_row(sfn: Any, listed: dict[str, Any]) -> RunRow:
     if row.status == "SUCCEEDED":
         output = _json(described.get("output"))
         output = output if isinstance(output, dict) else {}
+        if isinstance(output.get("duplicate_of"), str):
+            # Launched nothing: another execution runs its slot.
+            row.duplicate_of = output["duplicate_of"].rsplit(":", 1)[-1]
+            row.instance_type = None
+            return row
         row.attempts = output.get("attempt")
         row.market = output.get("market")
         _apply_usage(row, output.get("usage"))
@@ -202,8 +211,8 @@ def _money(cost: float | None) -> str:
 
 COLUMNS = (
     ("NAME", lambda r: r.name),
-    ("STATUS", lambda r: r.status),
-    ("ERROR", lambda r: r.error or "-"),
+    ("STATUS", lambda r: "DUPLICATE" if r.duplicate_of else r.status),
+    ("ERROR", lambda r: f"of {r.duplicate_of}" if r.duplicate_of else r.error or "-"),
     ("ATTEMPTS", _attempts),
     ("STARTED", lambda r: f"{r.started.astimezone(UTC):%m-%d %H:%M}"),
     ("DURATION", lambda r: _duration(r.duration_s)),
@@ -305,6 +314,11 @@ def summary(rows: list[RunRow], since: datetime) -> str:
             relaunched = sum(1 for r in rows if r.status == status and r.relaunched)
             if status == "SUCCEEDED" and relaunched:
                 part += f" ({relaunched} after a relaunch)"
+            duplicates = sum(1 for r in rows if r.status == status and r.duplicate_of)
+            if duplicates:
+                part += (
+                    f" ({duplicates} duplicate{'s' if duplicates != 1 else ''}, nothing launched)"
+                )
             parts.append(part)
     seconds = sum(r.instance_seconds or 0 for r in rows)
     cost = sum(r.estimated_cost_usd or 0 for r in rows)
@@ -347,14 +361,23 @@ def rerun_name(name: str) -> str:
 def rerun_request(request: dict[str, Any], name: str, started: datetime) -> dict[str, Any]:
     """The same input; a run without a scheduled time keeps its first start as reference.
 
-    A run started by hand has no schedule: the rerun's is named after that run (a
-    schedule name has at most 64 characters), which also labels it in `runs`.
+    A run started by hand has no schedule: the rerun's is named after that run's slot,
+    `manual/<name>` (a schedule name has at most 64 characters), which also labels it
+    in `runs`. `schedule.rerun` takes the slot over from the failed run.
     """
     again = dict(request)
     schedule = dict(again.get("schedule") or {})
-    schedule.setdefault("name", name[:SCHEDULE_NAME_LIMIT])
+    if "name" not in schedule:
+        # The slot the run by hand held (manual/<name>), when that fits a schedule name.
+        manual = manual_schedule(name)
+        schedule["name"] = (
+            manual if len(manual) <= SCHEDULE_NAME_LIMIT else name[:SCHEDULE_NAME_LIMIT]
+        )
     if not schedule.get("scheduled_time"):
         schedule["scheduled_time"] = started.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # On purpose: take the slot over from the run that failed.
+    schedule["rerun"] = True
+    schedule.pop("new_slot", None)
     again["schedule"] = schedule
     return again
 
@@ -381,6 +404,9 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         raise RemoteError(f"{name}: its input is not available (over 256 KiB?)")
     again = rerun_request(request, name, described["startDate"])
     reference = again["schedule"]["scheduled_time"]
+    note = settle_slot_owner(target, again)
+    if note:
+        print(f"amirun: {note}", file=sys.stderr)
     start_execution(
         target,
         args.name or rerun_name(name),

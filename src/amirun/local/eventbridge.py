@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from amirun.local.lambda_endpoint import Invocation
-from amirun.project import load_template
+from amirun.project import StackContext, load_template
 
 #: Asynchronous invocation: the first try and two retries (the template's EventInvokeConfig).
 ATTEMPTS = 3
@@ -35,26 +35,55 @@ class Rule:
     pattern: dict[str, Any]
 
 
-def rules_of(template: dict[str, Any]) -> list[Rule]:
-    """Every EventBridge rule the template attaches to a function."""
+def rules_of(template: dict[str, Any], context: StackContext | None = None) -> list[Rule]:
+    """Every EventBridge rule the template attaches to a function, its !Refs resolved
+    in `context` (the emulated stack's account, region...)."""
     rules = []
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         for event in resource["Properties"].get("Events", {}).values():
             if event.get("Type") == "EventBridgeRule":
-                rules.append(Rule(logical_id, event["Properties"]["Pattern"]))
+                pattern = event["Properties"]["Pattern"]
+                rules.append(Rule(logical_id, context.resolve(pattern) if context else pattern))
     return rules
 
 
+def _matches_value(wanted: list[Any], value: Any) -> bool:
+    """One field: any of the pattern's values, or content filters (anything-but, prefix,
+    exists) as EventBridge applies them; an array field matches if one element does."""
+    if isinstance(value, list):
+        return any(_matches_value(wanted, item) for item in value)
+    for item in wanted:
+        if not isinstance(item, dict):
+            if value == item:
+                return True
+            continue
+        ((operator, operand),) = item.items()
+        if operator == "anything-but":
+            excluded = operand if isinstance(operand, list) else [operand]
+            if value is not None and value not in excluded:
+                return True
+        elif operator == "prefix":
+            if isinstance(value, str) and value.startswith(operand):
+                return True
+        elif operator == "exists":
+            if (value is not None) == operand:
+                return True
+        else:
+            raise ValueError(f"the rehearsal's event bus does not know the filter {operator}")
+    return False
+
+
 def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
-    """EventBridge matching for what the template uses: lists of values, nested fields."""
+    """EventBridge matching for what the template uses: lists of values, nested fields,
+    and the content filters anything-but, prefix and exists."""
     for key, wanted in pattern.items():
         value = event.get(key)
         if isinstance(wanted, dict):
             if not isinstance(value, dict) or not matches(wanted, value):
                 return False
-        elif value not in wanted:
+        elif not _matches_value(wanted, value):
             return False
     return True
 
@@ -70,12 +99,19 @@ class EventBus:
         delay_s: float,
         faults: frozenset[str] = frozenset(),
         rules: list[Rule] | None = None,
+        stack_name: str = "amirun",
     ) -> None:
         self._invoke: Invoke | None = None
         self._region, self._account = region, account
         self._delay_s = delay_s
         self._faults = faults
-        self._rules = rules_of(load_template()) if rules is None else rules
+        if rules is None:
+            template = load_template()
+            context = StackContext.of(
+                template, region=region, account=account, stack_name=stack_name, strict=False
+            )
+            rules = rules_of(template, context)
+        self._rules = rules
         self._lock = threading.Lock()
         self._timers: list[threading.Timer] = []
         self._held: list[tuple[str, dict[str, Any]]] = []

@@ -14,6 +14,7 @@ EventBridge events AWS would send.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import json
 import os
@@ -112,6 +113,27 @@ class WorldSettings:
     #: and mem_used_percent as the agent would): (peak CPU %, peak memory %) by the
     #: execution's ARN; None: drawn from the execution's name, the same every time.
     utilisation: Callable[[str], tuple[float, float]] | None = None
+    #: ssm:GetParameters resources the starter's role is granted (IAM wildcards), for
+    #: an ImageId `resolve:ssm:<name>`, which EC2 resolves with the caller's rights.
+    image_parameter_grants: tuple[str, ...] = ()
+    region: str = "us-east-1"
+    account: str = "123456789012"
+
+
+#: An ImageId naming an SSM parameter: `resolve:ssm:<name>[:<version or label>]`.
+IMAGE_ALIAS = "resolve:ssm:"
+
+
+def image_parameter_name(image_id: str) -> str:
+    """The parameter an ImageId `resolve:ssm:<name>[:<version or label>]` names."""
+    return image_id.removeprefix(IMAGE_ALIAS).split(":", 1)[0]
+
+
+def parameter_arn(name: str, region: str, account: str, partition: str = "aws") -> str:
+    """A parameter's ARN; AWS's public parameters (/aws/service/...) name no account."""
+    path = name.lstrip("/")
+    owner = "" if path.startswith("aws/service/") else account
+    return f"arn:{partition}:ssm:{region}:{owner}:parameter/{path}"
 
 
 @dataclass
@@ -158,6 +180,7 @@ class EmulatedWorld:
         self._ticking = threading.Event()
         self._clock: threading.Thread | None = None
         self._ec2: Any = None
+        self._ssm: Any = None
         self._lock = threading.RLock()
         self._tokens: dict[str, str] = {}
         self._launched: dict[str, float] = {}
@@ -217,6 +240,11 @@ class EmulatedWorld:
             },
         }
         hooks[self._s3] = {"before-call.s3.HeadObject": self._head_object}
+        self._ssm = ssm
+        # Before the parameters are kept: EC2 launches from the AMI the alias resolves to.
+        ec2.meta.events.register(
+            "before-parameter-build.ec2.RunInstances", self._resolve_image_alias
+        )
         for client, events in hooks.items():
             service = client.meta.service_model.service_id.hyphenize()
             for operation in {event.rsplit(".", 1)[1] for event in events}:
@@ -330,6 +358,32 @@ class EmulatedWorld:
         if "throttle" in self.settings.faults and operation not in self._throttled:
             self._throttled.add(operation)
             raise _client_error("RequestLimitExceeded", "Request limit exceeded.", operation)
+
+    def _resolve_image_alias(self, params: dict[str, Any], **_: Any) -> None:
+        """EC2's `resolve:ssm:` ImageId: it reads the parameter with the caller's rights
+        (ssm:GetParameters), then launches the AMI it names (moto knows no aliases)."""
+        image = params.get("ImageId")
+        if not isinstance(image, str) or not image.startswith(IMAGE_ALIAS):
+            return
+        name = image_parameter_name(image)
+        settings = self.settings
+        arn = parameter_arn(name, settings.region, settings.account)
+        if not any(fnmatch.fnmatchcase(arn, grant) for grant in settings.image_parameter_grants):
+            raise _client_error(
+                "UnauthorizedOperation",
+                f"You are not authorized to perform: ssm:GetParameters on resource: {arn} "
+                "(rehearsal: as template.yaml grants the starter)",
+                "RunInstances",
+            )
+        with self.emulator_calls():
+            found = self._ssm.get_parameters(Names=[name])["Parameters"]
+        if not found:
+            raise _client_error(
+                "InvalidParameterValue",
+                f"Invalid value '{image}' for ImageId: parameter {name} not found",
+                "RunInstances",
+            )
+        params["ImageId"] = found[0]["Value"]
 
     def _run_instances(self, context: dict[str, Any], **_: Any) -> Any:
         params = context.get("amirun_params", {})
@@ -621,16 +675,10 @@ class EmulatedWorld:
         command.status, command.details = status, details or status
         command.exit_code = code
         command.ended_at = datetime.now(UTC)
-        if command.output_bucket:
-            base = f"{command.output_prefix}/" if command.output_prefix else ""
-            # Where SSM itself writes a command's output for AWS-RunShellScript.
-            key = f"{base}{command.command_id}/{command.instance_id}/{PLUGIN_OUTPUT}"
-            for stream in ("stdout", "stderr"):
-                body = getattr(command, stream)
-                if body:
-                    self._s3.put_object(
-                        Bucket=command.output_bucket, Key=f"{key}/{stream}", Body=body.encode()
-                    )
+        for stream in ("stdout", "stderr"):
+            body, key = getattr(command, stream), self._output_key(command, stream)
+            if body and key:
+                self._s3.put_object(Bucket=command.output_bucket, Key=key, Body=body.encode())
         self._publish_utilisation(command)
         self._publish(
             "aws.ssm",
@@ -695,7 +743,23 @@ class EmulatedWorld:
         }
         if command.ended_at:
             invocation["ExecutionEndDateTime"] = command.ended_at.isoformat()
+        # Where SSM writes the whole streams, as it gives them (empty without a bucket).
+        for stream, field_name in (("stdout", "StandardOutputUrl"), ("stderr", "StandardErrorUrl")):
+            key = self._output_key(command, stream)
+            invocation[field_name] = (
+                f"https://s3.{self._s3.meta.region_name}.amazonaws.com/{command.output_bucket}/{key}"
+                if key
+                else ""
+            )
         return invocation
+
+    @staticmethod
+    def _output_key(command: _Command, stream: str) -> str | None:
+        """Where SSM itself writes a stream of AWS-RunShellScript's output."""
+        if not command.output_bucket:
+            return None
+        base = f"{command.output_prefix}/" if command.output_prefix else ""
+        return f"{base}{command.command_id}/{command.instance_id}/{PLUGIN_OUTPUT}/{stream}"
 
     def _cancel_command(self, context: dict[str, Any], **_: Any) -> Any:
         params = context.get("amirun_params", {})
