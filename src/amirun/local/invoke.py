@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -78,6 +79,8 @@ POWERTOOLS_PACKAGES = ("aws-lambda-powertools", "pydantic")
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six")
 #: A first invocation builds the emulation image over the base image: give it time.
 INVOKE_TIMEOUT_S = 600
+#: Held during each `sam local invoke` on this machine, whichever checkout runs it.
+INVOKE_LOCK = Path(tempfile.gettempdir()) / "amirun-sam-local-invoke.lock"
 DOCKER_START_TIMEOUT_S = 60
 
 
@@ -652,6 +655,24 @@ ARRANGE: dict[str, Callable[[Emulator, dict[str, Any]], Arranged]] = {
 
 
 # --- Invoking ----------------------------------------------------------------------
+@contextlib.contextmanager
+def one_invoke_at_a_time() -> Iterator[None]:
+    """The machine's invoke lock (flock on INVOKE_LOCK), held for the block.
+
+    The SAM CLI names the image it builds over the base image after the runtime, the
+    architecture and the layers' names, and a layer of the template is named by its
+    logical ID: every checkout builds the same image name, again before each
+    invocation. Two runs at once would start a container on the other's build, with
+    the other checkout's amirun_core.
+    """
+    with INVOKE_LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @dataclass
 class Outcome:
     sample: Sample
@@ -715,12 +736,15 @@ class Invoker:
     def send(self, sample: Sample, arranged: Arranged) -> Outcome:
         """`sam local invoke` the sample's function with the arranged event, as it is."""
         outcome = Outcome(sample, arranged)
-        started = time.monotonic()
         variables = {
             "Parameters": self.emulator.environment(),
             sample.function: arranged.environment,
         }
-        with tempfile.TemporaryDirectory(prefix="amirun-invoke-") as scratch:
+        with (
+            tempfile.TemporaryDirectory(prefix="amirun-invoke-") as scratch,
+            one_invoke_at_a_time(),
+        ):
+            started = time.monotonic()
             env_file = Path(scratch) / "env.json"
             env_file.write_text(json.dumps(variables), encoding="utf-8")
             try:
@@ -737,7 +761,7 @@ class Invoker:
             except subprocess.TimeoutExpired:
                 outcome.error = f"sam local invoke did not end within {INVOKE_TIMEOUT_S} s"
                 return outcome
-        outcome.seconds = time.monotonic() - started
+            outcome.seconds = time.monotonic() - started
         outcome.result, outcome.error = _answer(result)
         return outcome
 
