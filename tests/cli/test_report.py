@@ -24,7 +24,7 @@ from cli_helpers import ACCOUNT, REGION, create_stack
 from amirun.cli import main
 from amirun.local.runner import create_ledger_table
 from amirun.project import ROOT
-from amirun_core.ledger import claim_slot, record_attempt, record_end, slot_key
+from amirun_core.ledger import claim_slot, read_day, record_attempt, record_end, slot_key
 from amirun_core.night import due_slots
 
 Capsys = pytest.CaptureFixture[str]
@@ -553,3 +553,36 @@ def test_backfill_starts_the_past_slots_that_never_ran_once(
     # Room counts the runs of the nights backfilled: the ones just started.
     assert again[0].endswith(": 0 slot(s) never ran; room for " + str(100 - len(started)))
     assert again[-1] == "Started 0"
+
+
+def test_report_rightsize_reads_the_nights_of_the_ledger(
+    night: dict[str, int], capsys: Capsys
+) -> None:
+    """`report --rightsize` reads the same ledger as the report: a short-range slot whose
+    every attempt peaked at 20% CPU on m8g.xlarge (0.8 of its 4 vCPUs) is named, with the
+    smallest same-family type that holds that peak under the 80% ceiling: m8g.medium."""
+    dynamodb = boto3.client("dynamodb")
+    items = [
+        item
+        for day in (NIGHT - timedelta(days=2), NIGHT - timedelta(days=1), NIGHT)
+        for item in read_day(dynamodb, TABLE, day)
+        if item["schedule"].startswith("short_range_fcst00_vpu01_")
+    ]
+    assert len(items) == 3
+    for item in items:
+        for number in item["attempts"]:
+            record_attempt(
+                dynamodb,
+                TABLE,
+                slot=item["pk"],
+                execution_arn=item["execution"],
+                attempt=int(number),
+                fields={"cpu_max": 20.0, "cpu_avg": 9.0},
+            )
+    code, out = report(
+        capsys, "--rightsize", "--nights", "3", "--block", "short_range_fcst00_vpu01_"
+    )
+    assert code == 0
+    (row,) = [line for line in out.splitlines() if line.startswith("short_range_fcst00_vpu01_")]
+    assert row.split()[1:5] == ["m8g.xlarge", "3", "3", "20%"]
+    assert "m8g.medium" in row

@@ -58,6 +58,23 @@ def _written(action: str, write: Any) -> bool:
         return False
 
 
+def _record_attempt(
+    dynamodb: Any, table: str, state: WorkflowState, fields: dict[str, Any]
+) -> bool:
+    """Write this attempt's known fields (None left out) onto the execution's slot."""
+    return _written(
+        "UpdateItem",
+        lambda: ledger.record_attempt(
+            dynamodb,
+            table,
+            slot=_state_slot(state).key,
+            execution_arn=state.execution.id,
+            attempt=state.attempt,
+            fields={k: v for k, v in fields.items() if v is not None},
+        ),
+    )
+
+
 def record_launch(
     dynamodb: Any, table: str | None, state: WorkflowState, instance: InstanceRecord
 ) -> bool:
@@ -71,17 +88,7 @@ def record_launch(
         "az": instance.zone,
         "launched_at": instance.launched_at,
     }
-    return _written(
-        "UpdateItem",
-        lambda: ledger.record_attempt(
-            dynamodb,
-            table,
-            slot=_state_slot(state).key,
-            execution_arn=state.execution.id,
-            attempt=state.attempt,
-            fields={k: v for k, v in fields.items() if v is not None},
-        ),
-    )
+    return _record_attempt(dynamodb, table, state, fields)
 
 
 def record_cleanup(
@@ -115,17 +122,7 @@ def record_cleanup(
     if state.error is not None:
         fields["error"] = state.error.Error
         fields["cause"] = one_line_cause(state.error.Cause)
-    return _written(
-        "UpdateItem",
-        lambda: ledger.record_attempt(
-            dynamodb,
-            table,
-            slot=_state_slot(state).key,
-            execution_arn=state.execution.id,
-            attempt=state.attempt,
-            fields={k: v for k, v in fields.items() if v is not None},
-        ),
-    )
+    return _record_attempt(dynamodb, table, state, fields)
 
 
 def _moment(epoch_ms: Any) -> datetime | None:

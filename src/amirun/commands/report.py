@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from amirun.commands import rightsize
 from amirun.commands.common import EXIT_FAILED, EXIT_OK, usage_error
 from amirun.commands.remote import Target, _reported, _target
 from amirun.schedules import ScheduleFileError, expand
@@ -187,10 +188,13 @@ def report_lines(night: Night, stack: str, nights: int, by: str | None) -> list[
 # --- the command ---------------------------------------------------------------------
 @_reported
 def cmd_report(args: argparse.Namespace) -> int:
-    schedules = due_schedules(args.files)
     target = Target(args)
     table = target.output(LEDGER_OUTPUT)
     dynamodb = target.client("dynamodb")
+    if args.rightsize:
+        args.last_night = args.night
+        return rightsize.cmd_rightsize(args, dynamodb, target.client("ec2"), table)
+    schedules = due_schedules(args.files)
     now = datetime.now(UTC)
     last = args.night or (now.date() - timedelta(days=1))
     count = args.since or 1
@@ -247,5 +251,11 @@ def register(sub: Any) -> None:
     report.add_argument("--by", choices=ROLLUPS, help="also roll the slots up by this")
     report.add_argument("--json", action="store_true", help="everything as one JSON object")
     report.add_argument("--html", metavar="FILE", help="also write the night as one HTML page")
+    report.add_argument(
+        "--rightsize",
+        action="store_true",
+        help="instead: runs whose peak CPU stayed low, and the smaller type that would do",
+    )
+    rightsize.add_arguments(report)
     _target(report)
     report.set_defaults(func=cmd_report)

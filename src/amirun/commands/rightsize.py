@@ -122,9 +122,10 @@ def format_rows(rows: list[RightsizeRow], threshold: float) -> str:
 
 
 def cmd_rightsize(
-    args: argparse.Namespace, dynamodb: Any, ec2: Any, table: str, out: TextIO = sys.stdout
+    args: argparse.Namespace, dynamodb: Any, ec2: Any, table: str, out: TextIO | None = None
 ) -> int:
     """Print the table (or `--json`, one object per row) for the nights up to yesterday."""
+    out = out or sys.stdout
     if args.nights < 1:
         print("amirun: --nights must be 1 or more", file=sys.stderr)
         return 2
