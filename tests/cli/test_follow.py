@@ -32,7 +32,7 @@ def state_lines(out: str) -> list[str]:
 def test_follow_shows_each_state_and_ends_with_the_summary(succeeded: Followed) -> None:
     assert succeeded.code == 0
     states = state_lines(succeeded.out)
-    assert states[:5] == [
+    assert states[:6] == [
         "Prepare",
         "ClaimSlot",
         "Resolve",

@@ -20,7 +20,7 @@ from amirun.schedules import arn_partition, expand, start_execution_target
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What deploys or talks to a deployed stack. Tests, the rehearsal (src/amirun/local,
-#: an emulated commercial-partition account), benchmarks on it and the sample events
+#: an emulated commercial-partition account, and its pages), benchmarks on it and the sample events
 #: (payloads as a commercial region delivers them) may spell ARNs out.
 DEPLOYED = [
     "template.yaml",
@@ -34,6 +34,8 @@ DEPLOYED = [
     "docs",
 ]
 REHEARSAL = ROOT / "src" / "amirun" / "local"
+#: Pages about the emulator on this machine (its account is commercial-partition).
+LOCAL_PAGES = {ROOT / "docs" / name for name in ("invoke.md", "up.md", "rehearsal.md")}
 LITERAL = re.compile(r"arn:aws:")
 
 
@@ -45,7 +47,10 @@ def deployed_files() -> list[Path]:
         files += [
             f
             for f in found
-            if REHEARSAL not in f.parents and "__pycache__" not in f.parts and f.suffix != ".pyc"
+            if REHEARSAL not in f.parents
+            and f not in LOCAL_PAGES
+            and "__pycache__" not in f.parts
+            and f.suffix != ".pyc"
         ]
     return files
 
