@@ -24,7 +24,12 @@ from pydantic import BaseModel
 from amirun.local.invoke import (
     COMMAND_WAIT_TABLE,
     EVENTS,
+    NIGHT_FAILURE_CAUSE,
+    NIGHT_SCHEDULES,
     OUTPUT_BUCKET,
+    ROOM_VCPU_LIMIT,
+    RUN_LEDGER_TABLE,
+    STACK_NAME,
     Arranged,
     InvokeError,
     Invoker,
@@ -36,12 +41,16 @@ from amirun.local.invoke import (
 from amirun_core.completion import find_waiter
 from amirun_core.daily import Resolution
 from amirun_core.launch import TAG_EXECUTION
+from amirun_core.ledger import read_slot
+from amirun_core.room import STACK_COUNTER, Limits, claims_of
 from amirun_core.state import (
     CheckRecord,
+    ClaimRecord,
     CleanupRecord,
     CommandRecord,
     InputsRecord,
     InstanceRecord,
+    RoomRecord,
 )
 
 pytestmark = pytest.mark.slow
@@ -82,7 +91,99 @@ def test_every_function_has_a_sample_event() -> None:
     assert {s.name for s in SAMPLES} == named
 
 
+def again_with(invoker: Invoker, outcome: Outcome, event: dict[str, Any]) -> Outcome:
+    """The same function once more, with `event`, in the emulator as the first left it."""
+    assert outcome.arranged is not None
+    again = invoker.send(outcome.sample, Arranged(event, outcome.arranged.environment))
+    assert again.error is None, again.line()
+    return again
+
+
+def another_execution(event: dict[str, Any], **changes: str) -> dict[str, Any]:
+    return dict(event, execution=dict(event["execution"], **changes))
+
+
 # --- What each sample must return: the in-process tests' expectations. -------------
+def expect_claim(invoker: Invoker, outcome: Outcome) -> None:
+    """The slot is the execution's, in the ledger too; another claimant of it is refused."""
+    event = load_event("claim")
+    execution = event["execution"]
+    assert_shape(outcome.result, ClaimRecord)
+    assert outcome.result["slot"] == f"slot#manual/{execution['name']}#2025-06-01T06:00:00Z"
+    assert (outcome.result["claimed"], outcome.result["owner"]) == (True, execution["id"])
+    assert outcome.result == load_event("room")["claim"]
+    dynamodb = invoker.emulator.client("dynamodb")
+    item = read_slot(dynamodb, RUN_LEDGER_TABLE, outcome.result["slot"])
+    assert item is not None
+    assert item["execution"] == execution["id"]
+    other = another_execution(event, id=execution["id"] + "-2")
+    duplicate = again_with(invoker, outcome, other).result
+    assert (duplicate["claimed"], duplicate["owner"]) == (False, execution["id"])
+
+
+def expect_room(invoker: Invoker, outcome: Outcome) -> None:
+    """Under the limit, the run takes its t4g.small's 2 vCPUs; another run waits in line."""
+    event = load_event("room")
+    key = f"{event['execution']['name']}#1"
+    result = outcome.result
+    assert_shape(result, RoomRecord)
+    assert (result["granted"], result["limited"], result["vcpus"]) == (True, True, 2)
+    assert (result["key"], result["attempt"], result["ahead"]) == (key, 1, 0)
+    dynamodb = invoker.emulator.client("dynamodb")
+    limits = Limits(stack=ROOM_VCPU_LIMIT)
+    assert claims_of(dynamodb, RUN_LEDGER_TABLE, limits) == {
+        STACK_COUNTER: {key: event["execution"]["id"]}
+    }
+    other = another_execution(event, name="example-20250601-b")
+    waiting = again_with(invoker, outcome, other).result
+    assert (waiting["granted"], waiting["ahead"], waiting["vcpus"]) == (False, 0, 2)
+    assert waiting["wait_seconds"] >= 1
+    held = claims_of(dynamodb, RUN_LEDGER_TABLE, limits)[STACK_COUNTER]
+    assert set(held) == {key, "example-20250601-b#1"}
+
+
+def expect_recorder(invoker: Invoker, outcome: Outcome) -> None:
+    """The end is written onto the slot the execution claimed."""
+    assert outcome.arranged is not None
+    detail = load_event("recorder")["detail"]
+    expected = {"execution": detail["executionArn"], "status": "SUCCEEDED", "recorded": True}
+    assert outcome.result == expected
+    dynamodb = invoker.emulator.client("dynamodb")
+    item = read_slot(dynamodb, RUN_LEDGER_TABLE, outcome.arranged.facts["slot"])
+    assert item is not None
+    facts = (item["status"], item["instance_seconds"], item["start_latency_s"])
+    assert facts == ("succeeded", 1890, 0)
+
+
+def expect_reporter(invoker: Invoker, outcome: Outcome) -> None:
+    """Last night's page in the output bucket, escaped; one message with the counts."""
+    assert outcome.arranged is not None
+    result = outcome.result
+    night = result["night"]
+    assert night in outcome.arranged.facts["nights"]
+    key = f"reports/{night}.html"
+    assert result["page"] == f"s3://{OUTPUT_BUCKET}/{key}"
+    assert (result["due"], result["missing"]) == (3, 1)
+    page = invoker.emulator.client("s3").get_object(Bucket=OUTPUT_BUCKET, Key=key)
+    assert page["ContentType"] == "text/html; charset=utf-8"
+    html = page["Body"].read().decode()
+    assert html.count('<td class="cell') == 3
+    assert NIGHT_FAILURE_CAUSE.replace("<", "&lt;").replace(">", "&gt;") in html
+    assert NIGHT_FAILURE_CAUSE not in html
+    sqs = invoker.emulator.client("sqs")
+    (message,) = sqs.receive_message(
+        QueueUrl=outcome.arranged.facts["queue"], MaxNumberOfMessages=10
+    )["Messages"]
+    note = json.loads(message["Body"])
+    assert note["Subject"] == f"amirun {STACK_NAME} night {night}: 2 need a look, 3 due"
+    body = note["Message"]
+    assert "3 due: 1 succeeded, 1 failed, 1 missing (due, never started)" in body
+    assert f"- {NIGHT_SCHEDULES[1]} due " in body
+    assert f": CommandFailed: {NIGHT_FAILURE_CAUSE}" in body
+    assert f"Missing (1): {NIGHT_SCHEDULES[2]}" in body
+    assert body.endswith(f"Page: {result['page']}")
+
+
 def expect_resolver(invoker: Invoker, outcome: Outcome) -> None:
     assert_shape(outcome.result, Resolution)
     assert outcome.result == load_event("starter")["resolved"]
@@ -144,10 +245,7 @@ def expect_checker(invoker: Invoker, outcome: Outcome) -> None:
 def second_pass(invoker: Invoker, outcome: Outcome) -> Outcome:
     """The stopper again with its first answer as `cleanup`, as the state machine does."""
     assert outcome.arranged is not None
-    event = {**outcome.arranged.event, "cleanup": outcome.result}
-    again = invoker.send(outcome.sample, Arranged(event, outcome.arranged.environment))
-    assert again.error is None, again.line()
-    return again
+    return again_with(invoker, outcome, {**outcome.arranged.event, "cleanup": outcome.result})
 
 
 def expect_stopper(invoker: Invoker, outcome: Outcome) -> None:
@@ -217,8 +315,10 @@ def expect_notifier(invoker: Invoker, outcome: Outcome) -> None:
 
 
 EXPECT: dict[str, Callable[[Invoker, Outcome], None]] = {
+    "claim": expect_claim,
     "resolver": expect_resolver,
     "inputs": expect_inputs,
+    "room": expect_room,
     "starter": expect_starter,
     "readiness": expect_readiness,
     "commander": expect_commander,
@@ -232,6 +332,8 @@ EXPECT: dict[str, Callable[[Invoker, Outcome], None]] = {
     "settler-instance-gone": expect_settler,
     "reconciler": expect_reconciler,
     "notifier": expect_notifier,
+    "recorder": expect_recorder,
+    "reporter": expect_reporter,
 }
 
 

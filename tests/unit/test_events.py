@@ -34,6 +34,7 @@ from amirun_core.command import send_commands
 from amirun_core.completion import find_waiter
 from amirun_core.daily import Resolution
 from amirun_core.launch import TAG_EXECUTION, launch_instance
+from amirun_core.room import STACK_COUNTER, Limits, claims_of
 from amirun_core.state import (
     CheckRecord,
     ClaimRecord,
@@ -41,6 +42,7 @@ from amirun_core.state import (
     CommandRecord,
     InputsRecord,
     InstanceRecord,
+    RoomRecord,
     WorkflowState,
 )
 
@@ -68,6 +70,7 @@ FUNCTION_OF = {
     "settler-instance-gone": "settler",
     "reconciler": "reconciler",
     "notifier": "notifier",
+    "room": "room",
     "recorder": "recorder",
     "reporter": "reporter",
 }
@@ -161,10 +164,47 @@ def test_claim_event(
     name = event["execution"]["name"]
     assert result["slot"] == f"slot#manual/{name}#2025-06-01T06:00:00Z"
     assert (result["claimed"], result["owner"]) == (True, event["execution"]["id"])
+    # What the later sample events carry: the state after ClaimSlot.
+    assert result == load_event("room")["claim"]
     # Retried by Step Functions: still ours.
     assert invoke(claim, event, lambda_context)["claimed"] is True
     other = dict(event, execution=dict(event["execution"], id=event["execution"]["id"] + "-2"))
     assert invoke(claim, other, lambda_context)["claimed"] is False
+
+
+def test_room_event(
+    load_handler: Handler,
+    ec2: Any,
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a stack limit of 2 vCPUs the sample run (a t4g.small: 2 vCPUs, as
+    DescribeInstanceTypes says) takes them all; another run finds no room and waits."""
+    monkeypatch.setenv("VCPU_LIMIT", "2")  # the template's VcpuLimit (default 0: no limit)
+    dynamodb = aws.client("dynamodb")
+    create_ledger_table(dynamodb, RUN_LEDGER_TABLE)
+    event = load_event("room")
+    room = load_handler("room")
+
+    result = invoke(room, event, lambda_context)
+
+    assert_shape(result, RoomRecord)
+    key = f"{event['execution']['name']}#1"
+    assert (result["granted"], result["limited"], result["vcpus"]) == (True, True, 2)
+    assert (result["key"], result["attempt"], result["ahead"]) == (key, 1, 0)
+    assert claims_of(dynamodb, RUN_LEDGER_TABLE, Limits(stack=2)) == {
+        STACK_COUNTER: {key: event["execution"]["id"]}
+    }
+    # Looked again (the state machine's retry): still granted, nothing taken twice.
+    assert invoke(room, event, lambda_context)["granted"] is True
+    other = dict(event, execution=dict(event["execution"], name="example-20250601-b"))
+    waiting = invoke(room, other, lambda_context)
+    assert (waiting["granted"], waiting["ahead"], waiting["vcpus"]) == (False, 0, 2)
+    assert waiting["wait_seconds"] >= 1
+    assert set(claims_of(dynamodb, RUN_LEDGER_TABLE, Limits(stack=2))[STACK_COUNTER]) == {
+        key,
+        "example-20250601-b#1",
+    }
 
 
 def test_resolver_event(load_handler: Handler, lambda_context: FakeLambdaContext) -> None:

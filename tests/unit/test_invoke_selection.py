@@ -6,15 +6,23 @@ No container here (tests/invoke runs them): the choice of samples and the readin
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from amirun.local import invoke
 from amirun.local.invoke import (
     EVENTS,
     ROOT,
+    Arranged,
+    Emulator,
     InvokeError,
+    Invoker,
     Outcome,
     Sample,
     _answer,
@@ -117,3 +125,35 @@ def test_the_local_powertools_layer_names_the_pinned_version() -> None:
 
     assert arn.startswith("arn:aws:lambda:us-east-1:123456789012:layer:")
     assert arn.endswith(f"powertools-python313-x86_64-{version.replace('.', '_')}:1")
+
+
+def test_sam_local_invoke_runs_under_the_machines_invoke_lock(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two runs at once (two checkouts) would share the SAM CLI's emulation image name:
+    each `sam local invoke` holds a lock of the machine. The SAM CLI is not run here."""
+    lock = tmp_path / "invoke.lock"
+    monkeypatch.setattr(invoke, "INVOKE_LOCK", lock)
+    monkeypatch.setenv("SAM_CLI", sys.executable)
+    seen: list[str] = []
+
+    def sam(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        with lock.open("a") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                seen.append("held")
+            else:
+                fcntl.flock(other, fcntl.LOCK_UN)
+                seen.append("free")
+        return completed('{"ready": true}\n')
+
+    monkeypatch.setattr(invoke.subprocess, "run", sam)
+    invoker = Invoker(Emulator("http://127.0.0.1:1"), ROOT / "t.yaml", "i", "x86_64", "a", ROOT)
+    sample = Sample("ResolverFunction", EVENTS / "resolver.json")
+
+    outcome = invoker.send(sample, Arranged({}))
+
+    assert (outcome.result, outcome.error, seen) == ({"ready": True}, None, ["held"])
+    with lock.open("a") as after:
+        fcntl.flock(after, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released: no BlockingIOError

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -33,14 +34,18 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from amirun.local.emulator_server import emulator_server
-from amirun.local.runner import create_command_wait_table
+from amirun.local.runner import create_command_wait_table, create_ledger_table
 from amirun.project import ROOT, TEMPLATE, load_workflow
 from amirun_core.command import send_commands
 from amirun_core.launch import launch_instance
+from amirun_core.ledger import claim_slot, record_end, run_slot, slot_key
 from amirun_core.state import WorkflowState
 
 EVENTS = ROOT / "events"
@@ -55,7 +60,17 @@ ACCOUNT = "123456789012"
 STACK_NAME = "amirun"
 OUTPUT_BUCKET = "amirun-local-output"
 COMMAND_WAIT_TABLE = "amirun-local-command-wait"
+RUN_LEDGER_TABLE = "amirun-local-run-ledger"
+SCHEDULE_GROUP = "amirun-local-schedules"
 TOPIC_NAME = "amirun-notifications"
+#: The stack's vCPU limit ClaimRoom's sample runs under (the template's VcpuLimit). With
+#: the default, 0, the function grants at once and reads nothing: nothing to check.
+ROOM_VCPU_LIMIT = 2
+#: The morning report's sample night: three schedules of the stack's group, one run
+#: succeeded, one failed (its cause has characters the page must escape), one missing.
+NIGHT_ZONE = "America/New_York"
+NIGHT_SCHEDULES = tuple(f"short_range_fcst0{n}_vpu0{n}_schedule_cfe_nom_prod" for n in (1, 2, 3))
+NIGHT_FAILURE_CAUSE = "exit 3: <no forcing>"
 #: The emulator takes any credentials; these are the ones the tests use too.
 EMULATOR_KEY = "testing"
 #: What the Powertools layer holds: the project's pins of these (requirements/run.txt).
@@ -64,6 +79,8 @@ POWERTOOLS_PACKAGES = ("aws-lambda-powertools", "pydantic")
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six")
 #: A first invocation builds the emulation image over the base image: give it time.
 INVOKE_TIMEOUT_S = 600
+#: Held during each `sam local invoke` on this machine, whichever checkout runs it.
+INVOKE_LOCK = Path(tempfile.gettempdir()) / "amirun-sam-local-invoke.lock"
 DOCKER_START_TIMEOUT_S = 60
 
 
@@ -387,6 +404,7 @@ class Emulator:
             "STACK_NAME": STACK_NAME,
             "OUTPUT_BUCKET": OUTPUT_BUCKET,
             "COMMAND_WAIT_TABLE": COMMAND_WAIT_TABLE,
+            "RUN_LEDGER_TABLE": RUN_LEDGER_TABLE,
         }
 
 
@@ -518,14 +536,106 @@ def _arrange_notifier(emulator: Emulator, event: dict[str, Any]) -> Arranged:
     return Arranged(event, environment={"TOPIC_ARN": topic}, facts={"topic": topic})
 
 
+def _arrange_ledger(emulator: Emulator, event: dict[str, Any]) -> Arranged:
+    """The stack's table, empty: ClaimSlot's slots, ClaimRoom's vCPU counters."""
+    create_ledger_table(emulator.client("dynamodb"), RUN_LEDGER_TABLE)
+    return Arranged(event)
+
+
+def _arrange_room(emulator: Emulator, event: dict[str, Any]) -> Arranged:
+    arranged = _arrange_ledger(emulator, event)
+    arranged.environment["VCPU_LIMIT"] = str(ROOM_VCPU_LIMIT)
+    return arranged
+
+
+def _arrange_recorder(emulator: Emulator, event: dict[str, Any]) -> Arranged:
+    """The slot the ended execution claimed (a run started by hand), as ClaimSlot left it."""
+    dynamodb = emulator.client("dynamodb")
+    create_ledger_table(dynamodb, RUN_LEDGER_TABLE)
+    detail = event["detail"]
+    started = datetime.fromtimestamp(detail["startDate"] / 1000, UTC)
+    slot = run_slot(json.loads(detail["input"]), detail["name"], started)
+    claim_slot(
+        dynamodb,
+        RUN_LEDGER_TABLE,
+        slot=slot.key,
+        execution_arn=detail["executionArn"],
+        schedule=slot.schedule,
+        scheduled_time=slot.scheduled_time,
+        started_at=started,
+    )
+    return Arranged(event, facts={"slot": slot.key})
+
+
+def _night_ledger(dynamodb: Any, night: date) -> None:
+    """The sample night's ends in the ledger: the first schedule succeeded, the second failed,
+    the third never started."""
+    for n, end in ((1, "succeeded"), (2, "failed")):
+        name = NIGHT_SCHEDULES[n - 1]
+        due = datetime.combine(night, clock(n), ZoneInfo(NIGHT_ZONE)).astimezone(UTC)
+        arn = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{STACK_NAME}:run-{night:%Y%m%d}-{n}"
+        key = slot_key(name, due)
+        claim_slot(dynamodb, RUN_LEDGER_TABLE, slot=key, execution_arn=arn,
+                   schedule=name, scheduled_time=due, started_at=due)  # fmt: skip
+        fields: dict[str, Any] = {"duration_s": 900, "instance_seconds": 800, "cost_usd": 0.04}
+        if end == "failed":
+            fields |= {"error": "CommandFailed", "cause": NIGHT_FAILURE_CAUSE}
+        record_end(
+            dynamodb, RUN_LEDGER_TABLE, slot=key, execution_arn=arn, status=end, fields=fields
+        )
+
+
+def _arrange_reporter(emulator: Emulator, event: dict[str, Any]) -> Arranged:
+    """The stack's schedule group, the ledger, the output bucket and the topic (read
+    through a queue) for the night the report covers: the UTC day before the invocation.
+
+    The function reads its own clock, so the night is written for the day before now
+    and for today as well, in case the invocation starts after midnight (UTC).
+    """
+    scheduler = emulator.client("scheduler")
+    scheduler.create_schedule_group(Name=SCHEDULE_GROUP)
+    for n, name in enumerate(NIGHT_SCHEDULES, 1):
+        scheduler.create_schedule(
+            Name=name,
+            GroupName=SCHEDULE_GROUP,
+            ScheduleExpression=f"cron(0 {n} * * ? *)",
+            ScheduleExpressionTimezone=NIGHT_ZONE,
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={
+                "Arn": "arn:aws:scheduler:::aws-sdk:sfn:startExecution",
+                "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/{STACK_NAME}-scheduler",
+                "Input": "{}",
+            },
+        )
+    dynamodb = emulator.client("dynamodb")
+    create_ledger_table(dynamodb, RUN_LEDGER_TABLE)
+    today = datetime.now(UTC).date()
+    nights = [today - timedelta(days=1), today]
+    for night in nights:
+        _night_ledger(dynamodb, night)
+    emulator.client("s3").create_bucket(Bucket=OUTPUT_BUCKET)
+    sns, sqs = emulator.client("sns"), emulator.client("sqs")
+    topic = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"{TOPIC_NAME}-reader")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
+    return Arranged(
+        event,
+        environment={"SCHEDULE_GROUP": SCHEDULE_GROUP, "TOPIC_ARN": topic},
+        facts={"nights": [n.isoformat() for n in nights], "queue": queue},
+    )
+
+
 def _as_is(emulator: Emulator, event: dict[str, Any]) -> Arranged:
     return Arranged(event)
 
 
 #: event name -> what its function needs in the emulator first.
 ARRANGE: dict[str, Callable[[Emulator, dict[str, Any]], Arranged]] = {
+    "claim": _arrange_ledger,
     "resolver": _as_is,
     "inputs": _arrange_inputs,
+    "room": _arrange_room,
     "starter": _arrange_starter,
     "readiness": _arrange_launched,
     "commander": _arrange_commander,
@@ -539,10 +649,30 @@ ARRANGE: dict[str, Callable[[Emulator, dict[str, Any]], Arranged]] = {
     "settler-instance-gone": _arrange_settler,
     "reconciler": _arrange_reconciler,
     "notifier": _arrange_notifier,
+    "recorder": _arrange_recorder,
+    "reporter": _arrange_reporter,
 }
 
 
 # --- Invoking ----------------------------------------------------------------------
+@contextlib.contextmanager
+def one_invoke_at_a_time() -> Iterator[None]:
+    """The machine's invoke lock (flock on INVOKE_LOCK), held for the block.
+
+    The SAM CLI names the image it builds over the base image after the runtime, the
+    architecture and the layers' names, and a layer of the template is named by its
+    logical ID: every checkout builds the same image name, again before each
+    invocation. Two runs at once would start a container on the other's build, with
+    the other checkout's amirun_core.
+    """
+    with INVOKE_LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @dataclass
 class Outcome:
     sample: Sample
@@ -606,12 +736,15 @@ class Invoker:
     def send(self, sample: Sample, arranged: Arranged) -> Outcome:
         """`sam local invoke` the sample's function with the arranged event, as it is."""
         outcome = Outcome(sample, arranged)
-        started = time.monotonic()
         variables = {
             "Parameters": self.emulator.environment(),
             sample.function: arranged.environment,
         }
-        with tempfile.TemporaryDirectory(prefix="amirun-invoke-") as scratch:
+        with (
+            tempfile.TemporaryDirectory(prefix="amirun-invoke-") as scratch,
+            one_invoke_at_a_time(),
+        ):
+            started = time.monotonic()
             env_file = Path(scratch) / "env.json"
             env_file.write_text(json.dumps(variables), encoding="utf-8")
             try:
@@ -628,7 +761,7 @@ class Invoker:
             except subprocess.TimeoutExpired:
                 outcome.error = f"sam local invoke did not end within {INVOKE_TIMEOUT_S} s"
                 return outcome
-        outcome.seconds = time.monotonic() - started
+            outcome.seconds = time.monotonic() - started
         outcome.result, outcome.error = _answer(result)
         return outcome
 
