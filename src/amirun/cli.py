@@ -8,7 +8,8 @@ amirun status RUN --stack NAME
 amirun logs RUN --stack NAME
 amirun runs --stack NAME [--since 24h] [--status S] [--schedule PREFIX] [--json]
 amirun rerun RUN --stack NAME [--name NEW]
-amirun schedules expand|render|plan|apply ...   schedule sets declared in files
+amirun schedules expand|render|plan|apply|rehearse ...   schedule sets declared in files
+amirun up [--port N] [--time-scale X]   the whole stack on this machine, until Ctrl-C
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import signal
 import sys
 from typing import NoReturn
 
-from amirun.commands import remote, render, run, runs, schedules, validate
+from amirun.commands import remote, render, run, runs, schedules, up, validate
 from amirun.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
 
 #: One module per command group, in the order `amirun --help` lists them.
-COMMAND_GROUPS = (run, validate, render, remote, runs, schedules)
+COMMAND_GROUPS = (run, validate, render, remote, runs, schedules, up)
 
 
 class _Parser(argparse.ArgumentParser):

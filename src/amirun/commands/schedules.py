@@ -4,6 +4,7 @@ amirun schedules expand FILE... [--json] [--inputs]   every schedule, every inpu
 amirun schedules render FILE NAME --at TIME           one schedule's execution at that time
 amirun schedules plan FILE... --stack NAME            what apply would change in the group
 amirun schedules apply FILE... --stack NAME           make the stack's group equal the files
+amirun schedules rehearse FILE... --day DATE          a whole day fired through the local stack
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from amirun.commands.common import (
     usage_error,
 )
 from amirun.commands.remote import Target, _reported
+from amirun.commands.up import add_rehearse
 from amirun.schedules import (
     Problem,
     Schedule,
@@ -270,6 +272,8 @@ def register(sub: Any) -> None:
         )
         command.add_argument("--region", help="AWS region (default: your AWS configuration)")
         command.set_defaults(func=_reported(cmd_sync), apply=name == "apply", state_machine=None)
+
+    add_rehearse(actions, files_help)
 
 
 def _at(parser: argparse.ArgumentParser) -> None:

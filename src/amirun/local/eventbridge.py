@@ -35,15 +35,29 @@ class Rule:
     pattern: dict[str, Any]
 
 
-def rules_of(template: dict[str, Any]) -> list[Rule]:
-    """Every EventBridge rule the template attaches to a function."""
+def resolved(value: Any, refs: dict[str, str]) -> Any:
+    """A pattern with `Ref`s replaced by `refs` and each `Fn::If` taken as false
+    (the local stack has every optional condition off, e.g. NotifyOnSuccess)."""
+    if isinstance(value, list):
+        return [resolved(item, refs) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"}:
+        return refs.get(value["Ref"], f"unresolved {value['Ref']}")
+    if set(value) == {"Fn::If"}:
+        return resolved(value["Fn::If"][2], refs)
+    return {key: resolved(item, refs) for key, item in value.items()}
+
+
+def rules_of(template: dict[str, Any], refs: dict[str, str] | None = None) -> list[Rule]:
+    """Every EventBridge rule the template attaches to a function, `Ref`s resolved."""
     rules = []
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         for event in resource["Properties"].get("Events", {}).values():
             if event.get("Type") == "EventBridgeRule":
-                rules.append(Rule(logical_id, event["Properties"]["Pattern"]))
+                rules.append(Rule(logical_id, resolved(event["Properties"]["Pattern"], refs or {})))
     return rules
 
 
@@ -70,12 +84,13 @@ class EventBus:
         delay_s: float,
         faults: frozenset[str] = frozenset(),
         rules: list[Rule] | None = None,
+        refs: dict[str, str] | None = None,
     ) -> None:
         self._invoke: Invoke | None = None
         self._region, self._account = region, account
         self._delay_s = delay_s
         self._faults = faults
-        self._rules = rules_of(load_template()) if rules is None else rules
+        self._rules = rules_of(load_template(), refs) if rules is None else rules
         self._lock = threading.Lock()
         self._timers: list[threading.Timer] = []
         self._held: list[tuple[str, dict[str, Any]]] = []
@@ -88,7 +103,12 @@ class EventBus:
         self._invoke = invoke
 
     def publish(self, source: str, detail_type: str, detail: dict[str, Any]) -> None:
-        instance = f"ec2:{self._region}:{self._account}:instance/{detail['instance-id']}"
+        if "instance-id" in detail:
+            resources = [
+                f"arn:aws:ec2:{self._region}:{self._account}:instance/{detail['instance-id']}"
+            ]
+        else:
+            resources = [detail["executionArn"]] if "executionArn" in detail else []
         event = {
             "version": "0",
             "id": str(uuid.uuid4()),
@@ -97,7 +117,7 @@ class EventBus:
             "account": self._account,
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": self._region,
-            "resources": [f"arn:aws:{instance}"],
+            "resources": resources,
             "detail": detail,
         }
         with self._lock:

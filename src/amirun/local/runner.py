@@ -40,7 +40,7 @@ from amirun.local.world import (
     WorldSettings,
     task_tokens_as_on_aws,
 )
-from amirun.progress import Progress, RunResult, describe_result
+from amirun.progress import Progress, RunResult, describe_result, is_plumbing
 from amirun.project import load_template, load_workflow
 from amirun_core.daily import Resolution
 from amirun_core.errors import InvalidExecutionInput, one_line_cause
@@ -52,6 +52,8 @@ STACK_NAME = "amirun-rehearsal"
 OUTPUT_BUCKET = "amirun-rehearsal-output"
 COMMAND_WAIT_TABLE = "amirun-rehearsal-command-wait"
 RUN_LEDGER_TABLE = "amirun-rehearsal-run-ledger"
+NOTIFICATION_TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK_NAME}-notifications"
+STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK_NAME}-workflow"
 #: Default: a 30 s poll becomes 1 s, a 600 s readiness limit 6 s, 3600 s run limit 36 s.
 DEFAULT_TIME_SCALE = 0.01
 
@@ -88,6 +90,10 @@ class RehearsalOptions:
     throttle_share: float = 0.0
     #: Lambda invocations that may run at once, like an account's concurrency limit.
     lambda_concurrency: int = LAMBDA_CONCURRENCY
+    #: EC2's running vCPU quota of the emulated account (None: no limit).
+    quota_vcpus: int | None = None
+    #: Where the handlers' logs go (None: stderr).
+    log_file: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -152,6 +158,8 @@ def _function_environment(env: dict[str, Any]) -> dict[str, str]:
             resolved[name] = COMMAND_WAIT_TABLE
         elif name == "RUN_LEDGER_TABLE":
             resolved[name] = RUN_LEDGER_TABLE
+        elif name == "TOPIC_ARN":
+            resolved[name] = NOTIFICATION_TOPIC_ARN
         elif name in ("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"):
             resolved[name] = "WARNING"
     return resolved
@@ -276,12 +284,21 @@ def _references(request: dict[str, Any], ec2: Any, iam: Any, s3: Any) -> list[_R
     return refs
 
 
-def prepare_standins(request: dict[str, Any], clients: dict[str, Any], strict: bool) -> list[str]:
+def prepare_standins(
+    request: dict[str, Any],
+    clients: dict[str, Any],
+    strict: bool,
+    known: set[tuple[str, str]] | None = None,
+) -> list[str]:
     """Create what the execution refers to; return one line per stand-in.
 
     With `strict`, nothing is created and a missing resource is an error.
+    `known` holds (kind, id) of what earlier calls found or created: not looked up again.
     """
     refs = _references(request, clients["ec2"], clients["iam"], clients["s3"])
+    if known is not None:
+        refs = [ref for ref in refs if (ref.kind, ref.ident) not in known]
+        known.update((ref.kind, ref.ident) for ref in refs)
     missing = [ref for ref in refs if ref.missing()]
     if strict and missing:
         names = ", ".join(f"{ref.kind} {ref.ident}" for ref in missing)
@@ -458,8 +475,9 @@ class _Follower:
             )
         else:
             detail = describe_result(invocation.result)
+            kind = "detail" if is_plumbing(invocation.result) else "result"
             if detail:
-                self._emit(Progress(self.elapsed(), "result", invocation.function, detail))
+                self._emit(Progress(self.elapsed(), kind, invocation.function, detail))
 
 
 @contextlib.contextmanager
@@ -561,6 +579,9 @@ class EmulatorSession:
         self.endpoint: LambdaEndpoint
         self.bus: EventBus
         self.state_machine_arn = ""
+        self._known: set[tuple[str, str]] = set()
+        self._boto: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def __enter__(self) -> EmulatorSession:
         # Setting up loads a large heap that lives as long as the emulator (service
@@ -623,12 +644,17 @@ class EmulatorSession:
         from amirun_core.observability import logger as step_logger
         from amirun_core.observability import metrics as step_metrics
 
-        # Step logs go to stderr: stdout carries the progress (or --json).
+        # Step logs go to the log file, or to stderr: stdout carries the progress (or --json).
+        log_stream: Any = sys.stderr
+        if options.log_file:
+            log_stream = stack.enter_context(open(options.log_file, "a", encoding="utf-8"))  # noqa: SIM115
         for handler in step_logger.handlers:
             if isinstance(handler, logging.StreamHandler):
                 # Assigned, not setStream(): that flushes the previous stream, which an
                 # earlier rehearsal may have left pointing at a stderr closed since.
-                handler.stream = sys.stderr
+                handler.stream = log_stream
+                if options.log_file:
+                    stack.callback(setattr, handler, "stream", sys.stderr)
         aws.client.cache_clear()
         self.clients = {name: aws.client(name) for name in ("ec2", "ssm", "s3", "iam")}
         self.sfn = boto3.client("stepfunctions")
@@ -654,7 +680,11 @@ class EmulatorSession:
             )
         }
         self.bus = EventBus(
-            region=REGION, account=ACCOUNT, delay_s=options.event_delay_s, faults=options.faults
+            region=REGION,
+            account=ACCOUNT,
+            delay_s=options.event_delay_s,
+            faults=options.faults,
+            refs={"AmirunStateMachine": STATE_MACHINE_ARN},
         )
         self.world = EmulatedWorld(
             WorldSettings(
@@ -664,6 +694,7 @@ class EmulatorSession:
                 exec_commands=options.exec_commands,
                 command_env=command_env,
                 throttle_share=options.throttle_share,
+                quota_vcpus=options.quota_vcpus,
             ),
             self.clients["s3"],
             publish=self.bus.publish,
@@ -672,7 +703,7 @@ class EmulatorSession:
         stack.callback(self.world.close)
         stack.enter_context(task_tokens_as_on_aws())
         if options.exec_commands:
-            command_env["AWS_ENDPOINT_URL"] = stack.enter_context(_emulator_server())
+            command_env["AWS_ENDPOINT_URL"] = stack.enter_context(emulator_server())
         lose = frozenset({"StarterFunction"} if "lost-response" in options.faults else ())
         self.endpoint = stack.enter_context(
             LambdaEndpoint(
@@ -725,13 +756,31 @@ class EmulatorSession:
         arn: str = started["executionArn"]
         # Resolve uses the execution's start time: so do the stand-ins. Set long
         # before the command ends (the instance must launch and its agent register).
-        resolution = planned_resolution(request, started["startDate"])
-        self.world.expect_output(arn, expected_output(resolution))
+        self.prepare_execution(request, arn, started["startDate"], standins=False)
+        return arn
+
+    def prepare_execution(
+        self, request: dict[str, Any], arn: str, started: datetime, *, standins: bool = True
+    ) -> list[str]:
+        """What an execution needs from the world: stand-ins for what it names (unless
+        `standins` is false), its inputs, and its output once its command succeeds."""
+        created = []
+        resolution = planned_resolution(request, started)
         with self.world.emulator_calls():
+            if standins:
+                created = prepare_standins(request, self.clients, self.options.strict, self._known)
+            self.world.expect_output(arn, expected_output(resolution))
             self.world.provide_inputs(
                 [(i.bucket, i.key) for i in resolution.inputs] if resolution else []
             )
-        return arn
+        return created
+
+    def boto(self, service: str) -> Any:
+        """A client of the emulated account (one per service, shared by threads)."""
+        with self._lock:
+            if service not in self._boto:
+                self._boto[service] = boto3.client(service)
+            return self._boto[service]
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
         described: dict[str, Any] = self.sfn.describe_execution(executionArn=execution_arn)
@@ -810,12 +859,12 @@ def _stop_if_running(sfn: Any, arn: str) -> None:
 
 
 @contextlib.contextmanager
-def _emulator_server() -> Iterator[str]:
+def emulator_server(port: int = 0) -> Iterator[str]:
     """The emulator over HTTP on 127.0.0.1, for commands run in another process."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     with contextlib.redirect_stdout(io.StringIO()):
         server.start()
     host, port = server.get_host_and_port()

@@ -14,6 +14,7 @@ EventBridge events AWS would send.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -102,6 +103,8 @@ class WorldSettings:
     command_env: dict[str, str] = field(default_factory=dict)
     #: Share (0 to 1) of the steps' EC2 and SSM calls refused as throttled.
     throttle_share: float = 0.0
+    #: EC2's running On-Demand vCPU quota: a launch beyond it is refused (None: no limit).
+    quota_vcpus: int | None = None
 
 
 @dataclass
@@ -166,6 +169,57 @@ class EmulatedWorld:
         self.standin_outputs: list[str] = []
         self.standin_inputs: list[str] = []
         self._late_inputs: dict[tuple[str, str], int] = {}
+        #: Faults of one execution only, on top of the settings' (a night's drawn faults).
+        self._faults_of: dict[str, frozenset[str]] = {}
+        self._vcpus_of: dict[str, int] = {}
+        self._type_of: dict[str, str] = {}
+        #: Launches refused for the vCPU quota.
+        self.quota_refusals = 0
+
+    def instance_lives(self) -> list[tuple[str, str, float | None]]:
+        """(instance id, type, wall seconds from launch to stop; None if not stopped)."""
+        with self._lock:
+            return [
+                (
+                    instance,
+                    self._type_of.get(instance, ""),
+                    self._stopping[instance] - launched if instance in self._stopping else None,
+                )
+                for instance, launched in self._launched.items()
+            ]
+
+    def add_faults(self, execution_arn: str, faults: frozenset[str]) -> None:
+        """Rehearse `faults` in this execution only."""
+        with self._lock:
+            self._faults_of[execution_arn] = faults
+
+    def faults_for(self, execution_arn: str | None) -> frozenset[str]:
+        with self._lock:
+            return self.settings.faults | self._faults_of.get(execution_arn or "", frozenset())
+
+    def _within_quota(self, params: dict[str, Any]) -> None:
+        """EC2's running On-Demand vCPU quota, when the settings give one."""
+        quota = self.settings.quota_vcpus
+        if quota is None:
+            return
+        wanted = vcpus(params.get("InstanceType", "")) * int(params.get("MaxCount", 1))
+        with self._lock:
+            in_use = sum(
+                n for instance, n in self._vcpus_of.items() if instance not in self._stopping
+            )
+            if in_use + wanted > quota:
+                self.quota_refusals += 1
+                refused = True
+            else:
+                refused = False
+        if refused:
+            raise _client_error(
+                "VcpuLimitExceeded",
+                f"You have requested more vCPU capacity than your current vCPU limit of {quota} "
+                "allows for the instance bucket that the specified instance type belongs to "
+                "(rehearsal quota).",
+                "RunInstances",
+            )
 
     def expect_output(self, execution_arn: str, target: tuple[str, str] | None) -> None:
         """The (bucket, key) an execution checks: put in place when its command succeeds."""
@@ -311,7 +365,8 @@ class EmulatedWorld:
     def _run_instances(self, context: dict[str, Any], **_: Any) -> Any:
         params = context.get("amirun_params", {})
         self._throttle_once("RunInstances")
-        if "capacity" in self.settings.faults:
+        execution = _execution_tag(params)
+        if "capacity" in self.faults_for(execution):
             raise _client_error(
                 "InsufficientInstanceCapacity",
                 f"We currently do not have sufficient {params.get('InstanceType', '')} "
@@ -322,6 +377,7 @@ class EmulatedWorld:
         with self._lock:
             instance_id = self._tokens.get(token) if token else None
         if instance_id is None:
+            self._within_quota(params)
             return None  # moto launches it
         # EC2 returns the instance the token already launched (moto would launch another).
         with self.emulator_calls():
@@ -337,19 +393,12 @@ class EmulatedWorld:
     ) -> None:
         params = context.get("amirun_params", {})
         token = params.get("ClientToken")
-        execution = next(
-            (
-                tag["Value"]
-                for spec in params.get("TagSpecifications", [])
-                if spec.get("ResourceType") == "instance"
-                for tag in spec.get("Tags", [])
-                if tag.get("Key") == TAG_EXECUTION
-            ),
-            None,
-        )
+        execution = _execution_tag(params)
         with self._lock:
             for instance in parsed.get("Instances", []):
                 self._launched.setdefault(instance["InstanceId"], time.monotonic())
+                self._vcpus_of[instance["InstanceId"]] = vcpus(instance.get("InstanceType", ""))
+                self._type_of[instance["InstanceId"]] = instance.get("InstanceType", "")
                 if token:
                     self._tokens[token] = instance["InstanceId"]
                 if execution:
@@ -466,12 +515,13 @@ class EmulatedWorld:
                     output_prefix=params.get("OutputS3KeyPrefix"),
                     execution=self._execution_of.get(instance_id),
                 )
-                if self.settings.exec_commands and not self._scripted_fault():
+                if self.settings.exec_commands and not self._scripted_fault(command.execution):
                     self._start_process(command)
                 self._commands[command_id] = command
 
-    def _scripted_fault(self) -> bool:
-        return bool({"command-fails", "command-hangs", "spot-interruption"} & self.settings.faults)
+    def _scripted_fault(self, execution: str | None = None) -> bool:
+        scripted = {"command-fails", "command-hangs", "spot-interruption"}
+        return bool(scripted & self.faults_for(execution))
 
     def _start_process(self, command: _Command) -> None:
         command.workdir = Path(tempfile.mkdtemp(prefix="amirun-command-"))
@@ -512,7 +562,7 @@ class EmulatedWorld:
         if elapsed < self.settings.command_pending_s:
             return
         command.status = command.details = "InProgress"
-        faults = self.settings.faults
+        faults = self.faults_for(command.execution)
         if "spot-interruption" in faults:
             # EC2 takes the instance back; SSM still says InProgress for a while.
             if command.instance_id not in self._stopping:
@@ -576,7 +626,7 @@ class EmulatedWorld:
 
     def _put_standin_output(self, command: _Command) -> None:
         target = self._expected.get(command.execution or "", self.settings.expected_output)
-        if target is None or "output-missing" in self.settings.faults:
+        if target is None or "output-missing" in self.faults_for(command.execution):
             return
         bucket, key = target
         body = json.dumps(
@@ -686,6 +736,29 @@ def task_tokens_as_on_aws() -> Iterator[None]:
         mock.patch.object(StepFunctionResponse, "send_task_failure", send_task_failure),
     ):
         yield
+
+
+def _execution_tag(params: dict[str, Any]) -> str | None:
+    """The execution a RunInstances call tags its instance with."""
+    return next(
+        (
+            tag["Value"]
+            for spec in params.get("TagSpecifications", [])
+            if spec.get("ResourceType") == "instance"
+            for tag in spec.get("Tags", [])
+            if tag.get("Key") == TAG_EXECUTION
+        ),
+        None,
+    )
+
+
+@functools.cache
+def vcpus(instance_type: str) -> int:
+    """vCPUs of an instance type, from the emulator's catalogue (1 if unknown)."""
+    from moto.ec2.models.instance_types import INSTANCE_TYPES
+
+    info = INSTANCE_TYPES.get(instance_type, {})
+    return int(info.get("VCpuInfo", {}).get("DefaultVCpus", 1))
 
 
 def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
