@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -150,10 +150,45 @@ def validated_schedule(
         return None
 
 
+def _not_a_fire_time(schedule: Schedule, at: str) -> str | None:
+    """A line saying so when the schedule never fires at `at`, with its nearest times."""
+    from amirun.local.cron import ExpressionError, fire_times
+
+    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    try:
+        times = fire_times(
+            schedule.expression,
+            schedule.time_zone,
+            moment - timedelta(days=2),
+            moment + timedelta(days=2),
+        )
+    except ExpressionError as exc:
+        return f"note: cannot tell when {schedule.expression} fires ({exc})"
+    if moment in times or schedule.expression.startswith("rate("):
+        return None
+    before = [t for t in times if t < moment]
+    after = [t for t in times if t > moment]
+    nearest = ", ".join(
+        f"{t:%Y-%m-%dT%H:%M:%SZ}" for t in ([before[-1]] if before else []) + after[:1]
+    )
+    return (
+        f"note: {schedule.name} never fires at {at}: {schedule.expression} in"
+        f" {schedule.time_zone}" + (f" fires at {nearest} around it" if nearest else "")
+    )
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from amirun.commands.render import show_rendered
 
-    request = schedule_input(args.file, args.name, args.at)
+    schedules = _expanded([args.file])
+    try:
+        schedule = find(schedules, args.name)
+    except ScheduleFileError as exc:
+        raise usage_error(f"{args.file}: {exc}") from None
+    warning = _not_a_fire_time(schedule, args.at)
+    if warning:
+        print(warning, file=sys.stderr)
+    request = schedule.input_at(args.at)
     # The reference time is the input's schedule.scheduled_time, as when Scheduler fires.
     return show_rendered(request, None, f"{args.file}: {args.name}", as_json=args.json)
 

@@ -12,6 +12,7 @@ start due that day has been made or dead-lettered and no run is left running.
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import time
 from collections import Counter
@@ -32,6 +33,8 @@ from amirun_core.launch import TAG_ATTEMPT, TAG_EXECUTION
 
 #: Runs under way at most before the clock stops jumping ahead.
 MAX_IN_FLIGHT = 250
+#: The night's heap is frozen this often (see StackOptions.freeze_every_s).
+FREEZE_EVERY_S = 2.0
 #: Wall seconds between two looks at the night.
 LOOK_S = 0.25
 
@@ -125,6 +128,8 @@ def rehearse_night(
     start, end = day_bounds(day)
     fired: list[Fired] = []
     wall = time.monotonic()
+    if options.freeze_every_s is None:
+        options = dataclasses.replace(options, freeze_every_s=FREEZE_EVERY_S)
     with LocalStack(options) as local:
         _apply(local, schedules)
         scheduler = local.start_scheduler(start, on_fired=fired.append, until=end)

@@ -44,7 +44,7 @@ from amirun.progress import Progress, RunResult, describe_result, is_plumbing
 from amirun.project import load_template, load_workflow
 from amirun_core.daily import Resolution
 from amirun_core.errors import InvalidExecutionInput, one_line_cause
-from amirun_core.execution import STATE_LIMIT_BYTES, read_execution
+from amirun_core.execution import STATE_LIMIT_BYTES, instance_parameter_problems, read_execution
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -502,6 +502,52 @@ def _invoked(
         on_invoke(invocation)
 
 
+@contextlib.contextmanager
+def _tags_read_directly() -> Iterator[None]:
+    """moto's tag lookups, answered from the tag table by resource id (same results)."""
+    from moto.ec2 import utils as ec2_utils
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    def get_tags(resource: Any) -> list[dict[str, str]]:
+        ident = getattr(resource, "id", None)
+        if not ident:
+            return []
+        kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(ident), "")
+        tags = resource.ec2_backend.tags.get(ident, {})
+        return [
+            {"resource_id": ident, "key": key, "value": value, "resource_type": kind}
+            for key, value in list(tags.items())
+        ]
+
+    pattern = functools.lru_cache(maxsize=4096)(ec2_utils.simple_aws_filter_to_re)
+    with (
+        mock.patch.object(TaggedEC2Resource, "get_tags", get_tags),
+        mock.patch.object(ec2_utils, "simple_aws_filter_to_re", pattern),
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def _definitions_parsed_once() -> Iterator[None]:
+    """The executor parses the whole ASL again for each execution, and builds a new
+    JSONPath parser (its grammar tables) for each path it reads: each is parsed once.
+
+    A parsed program holds no execution's state (the environment does), and a parsed
+    path is only read; the workflow has no Map or Parallel state, whose parts keep some.
+    """
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    parse_program = functools.lru_cache(maxsize=16)(AmazonStateLanguageParser.parse)
+    parse_path = functools.lru_cache(maxsize=4096)(json_path.parse)
+    with (
+        mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(parse_program)),
+        mock.patch.object(json_path, "parse", parse_path),
+    ):
+        yield
+
+
 class _ScaledSleep:
     """`time` as the executor's Retry sees it: every interval times the rehearsal's scale."""
 
@@ -630,6 +676,11 @@ class EmulatorSession:
         stack.enter_context(
             mock.patch.object(retrier_decl, "time", _ScaledSleep(options.time_scale))
         )
+        # moto reads one instance's tags by scanning every tag of the account, and a tag
+        # filter compiles its pattern again for each instance: a DescribeInstances by tag
+        # grows with the square of the instances (a night has over a thousand).
+        stack.enter_context(_tags_read_directly())
+        stack.enter_context(_definitions_parsed_once())
         # It also creates a new Lambda client for every Task; one per region will do,
         # as for the state machine on AWS (a client is thread-safe).
         stack.enter_context(
@@ -718,6 +769,9 @@ class EmulatorSession:
         # Deliveries under way finish before the endpoint and the emulator go.
         stack.callback(self.bus.close)
         self.world.start_clock()
+        # Loaded once by the first Resolve of a run: loaded now, with the rest of the
+        # heap that lives as long as the emulator.
+        instance_parameter_problems({"ImageId": "ami-00000000"})
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.endpoint.url
         self.called_by_states = frozenset(workflow.function_substitutions.values())
         self.state_machine_arn = self.sfn.create_state_machine(

@@ -19,8 +19,10 @@ close), and shuts the server down: nothing is left running.
 from __future__ import annotations
 
 import contextlib
+import gc
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -53,6 +55,10 @@ class StackOptions:
     #: Share (0 to 1) of runs that get one fault drawn from DRAWN_FAULTS.
     fault_rate: float = 0.0
     seed: int | None = None
+    #: Every so many wall seconds, what is alive is frozen out of the collector's way
+    #: (a night's heap grows; full collections would walk it again and again). Garbage
+    #: cycles alive at that moment are then never freed: for a run of bounded length.
+    freeze_every_s: float | None = None
 
 
 def _epoch_ms(moment: Any) -> int | None:
@@ -197,17 +203,20 @@ class LocalStack:
         return [e for e in self.executions() if _status(e) not in ENDED]
 
     def _watch(self) -> None:
-        reconcile = self._reconcile_every()
-        next_reconcile: datetime | None = None
+        # The reconciler's rate in wall seconds (the clock's jumps would not move it).
+        every = self._reconcile_every()
+        wall_every = every.total_seconds() * self.options.rehearsal.time_scale if every else None
+        next_pass = time.monotonic() + (wall_every or 0)
+        freeze = self.options.freeze_every_s
+        next_freeze = time.monotonic() + (freeze or 0)
         while not self._stop.wait(WATCH_S):
             self._announce_ends()
-            if self.scheduler is not None and reconcile is not None:
-                now = self.scheduler.clock.now()
-                if next_reconcile is None:
-                    next_reconcile = now + reconcile
-                elif now >= next_reconcile:
-                    next_reconcile = now + reconcile
-                    self.session.endpoint.invoke("ReconcilerFunction", _scheduled_event(now))
+            if freeze and time.monotonic() >= next_freeze:
+                next_freeze = time.monotonic() + freeze
+                gc.freeze()
+            if wall_every and time.monotonic() >= next_pass:
+                next_pass = time.monotonic() + wall_every
+                self.session.endpoint.invoke("ReconcilerFunction", _scheduled_event(_now()))
 
     def _announce_ends(self) -> None:
         executions = self.executions()
@@ -244,6 +253,10 @@ class LocalStack:
         start = datetime(2026, 1, 1, tzinfo=UTC)
         times = fire_times(default, "UTC", start, start + timedelta(days=2))
         return times[1] - times[0] if len(times) > 1 else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _status(execution: Any) -> str:
