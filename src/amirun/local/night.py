@@ -32,7 +32,7 @@ from amirun_core.cost import price_table
 from amirun_core.launch import TAG_ATTEMPT, TAG_EXECUTION
 
 #: Runs under way at most before the clock stops jumping ahead.
-MAX_IN_FLIGHT = 250
+MAX_IN_FLIGHT = 200
 #: The night's heap is frozen this often (see StackOptions.freeze_every_s).
 FREEZE_EVERY_S = 2.0
 #: Wall seconds between two looks at the night.
@@ -135,10 +135,17 @@ def rehearse_night(
         scheduler = local.start_scheduler(start, on_fired=fired.append, until=end)
         while True:
             in_flight = len(local.running())
-            if in_flight < max_in_flight:
+            # Start what is due next, jumping the clock to it, while there is room.
+            while in_flight < max_in_flight:
                 due = scheduler.next_due(end)
-                if due is not None and due > scheduler.clock.now():
+                if due is None:
+                    break
+                if due > scheduler.clock.now():
                     scheduler.clock.jump_to(due)
+                started = scheduler.tick()
+                if not started:
+                    break
+                in_flight += started
             if on_tick is not None:
                 report.started = sum(1 for f in fired if f.execution_arn)
                 on_tick(report, in_flight)
