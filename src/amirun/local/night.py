@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
-from typing import Any
 
 from amirun import schedule_sync
 from amirun.local.cron import fire_times
 from amirun.local.load import AT_REST
+from amirun.local.runner import ACCOUNT, REGION
 from amirun.local.scheduler import Fired
 from amirun.local.server import LocalStack, StackOptions
 from amirun.schedules import Schedule
@@ -201,21 +201,22 @@ def _count(local: LocalStack, fired: list[Fired], report: NightReport) -> None:
 
 
 def _look_at_instances(local: LocalStack, arns: set[str], report: NightReport) -> None:
+    """From the emulator's own tables: a DescribeInstances of a night's instances, all
+    serialised and parsed again, would take longer than some of the runs."""
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[ACCOUNT][REGION]
     per_attempt: Counter[tuple[str, str]] = Counter()
-    session = local.session
-    with session.world.emulator_calls():
-        pages = list(session.clients["ec2"].get_paginator("describe_instances").paginate())
-    for page in pages:
-        for reservation in page["Reservations"]:
-            for instance in reservation["Instances"]:
-                tags: dict[str, Any] = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-                if tags.get(TAG_EXECUTION) not in arns:
-                    continue
-                per_attempt[tags[TAG_EXECUTION], tags.get(TAG_ATTEMPT, "")] += 1
-                report.instances += 1
-                if instance["State"]["Name"] not in AT_REST:
-                    report.left_running += 1
-    commands = session.world.commands_per_instance()
+    for reservation in list(backend.reservations.values()):
+        for instance in reservation.instances:
+            tags = backend.tags.get(instance.id, {})
+            if tags.get(TAG_EXECUTION) not in arns:
+                continue
+            per_attempt[tags[TAG_EXECUTION], tags.get(TAG_ATTEMPT, "")] += 1
+            report.instances += 1
+            if instance.state not in AT_REST:
+                report.left_running += 1
+    commands = local.session.world.commands_per_instance()
     report.duplicates += sum(n - 1 for n in per_attempt.values()) + sum(
         n - 1 for n in commands.values()
     )
