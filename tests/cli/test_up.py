@@ -129,3 +129,51 @@ def test_up_serves_the_stack_fires_a_schedule_and_stops_on_ctrl_c(tmp_path: Path
     assert "Traceback" not in err
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", port))  # free again
+
+
+NIGHT = """\
+template: run.json
+time_zone: America/New_York
+flexible_window: 10
+schedules:
+  - name: night-${n}
+    expression: cron(${n * 7} 1 * * ? *)
+    matrix:
+      n: [1, 2, 3]
+"""
+
+
+def test_rehearse_fires_every_schedule_of_the_day_and_ends_with_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every run drawn a fault: each still ends, none is left running."""
+    from amirun.cli import main
+
+    (tmp_path / "night.yaml").write_text(NIGHT, encoding="utf-8")
+    (tmp_path / "run.json").write_text(EXECUTION, encoding="utf-8")
+
+    code = main(
+        [
+            "schedules",
+            "rehearse",
+            str(tmp_path / "night.yaml"),
+            "--day",
+            "2026-02-09",
+            "--fault-rate",
+            "1",
+            "--seed",
+            "3",
+        ]
+    )
+
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    lines = out.splitlines()
+    assert lines[0] == "Night of 2026-02-09: 3 starts due, 3 started, 0 dead-lettered"
+    assert re.match(r"^  by end:    3 failed$|^  by end:    (\d+ \w+(, )?)+$", lines[1])
+    assert any(line.startswith("  faults drawn: ") for line in lines)
+    assert "  instances: " in out and "0 left running, 0 duplicates" in out
+    assert "3 of 3 started" in err  # progress on stderr
+    logs = re.search(r"the handlers' logs: (\S+)", out)
+    assert logs and Path(logs[1]).exists()
+    assert "Traceback" not in out + err
