@@ -540,7 +540,7 @@ def _definitions_parsed_once() -> Iterator[None]:
     from moto.stepfunctions.parser.asl.utils import json_path
 
     parse_program = functools.lru_cache(maxsize=16)(AmazonStateLanguageParser.parse)
-    parse_path = functools.lru_cache(maxsize=4096)(json_path.parse)
+    parse_path = functools.lru_cache(maxsize=4096)(vars(json_path)["parse"])
     with (
         mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(parse_program)),
         mock.patch.object(json_path, "parse", parse_path),
