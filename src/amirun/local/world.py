@@ -156,6 +156,7 @@ class EmulatedWorld:
         self._launched: dict[str, float] = {}
         self._stopping: dict[str, float] = {}
         self._commands: dict[str, _Command] = {}
+        self._under_way: dict[str, _Command] = {}
         self._throttled: set[str] = set()
         self._execution_of: dict[str, str] = {}
         self._expected: dict[str, tuple[str, str] | None] = {}
@@ -276,8 +277,11 @@ class EmulatedWorld:
     def _tick(self) -> None:
         while self._ticking.is_set():
             with self._lock, self.emulator_calls():
-                for command in list(self._commands.values()):
+                # Only the commands still under way: a night ends over a thousand.
+                for command_id, command in list(self._under_way.items()):
                     self._advance(command)
+                    if command.finished:
+                        del self._under_way[command_id]
             time.sleep(TICK_S)
 
     # --- S3: the run's inputs -------------------------------------------------------
@@ -518,6 +522,7 @@ class EmulatedWorld:
                 if self.settings.exec_commands and not self._scripted_fault(command.execution):
                     self._start_process(command)
                 self._commands[command_id] = command
+                self._under_way[command_id] = command
 
     def _scripted_fault(self, execution: str | None = None) -> bool:
         scripted = {"command-fails", "command-hangs", "spot-interruption"}
