@@ -252,3 +252,16 @@ def test_nothing_fires_at_or_after_until(sfn: Any) -> None:
     run_until(scheduler, utc("2026-02-11T00:00:00"))
 
     assert len(fired) == 4
+
+
+def test_a_start_at_the_clocks_first_second_fires(sfn: Any) -> None:
+    """A day rehearsed from 00:00:00Z fires the schedules due at 00:00:00Z too."""
+    fired: list[Fired] = []
+    clock = Clock(utc("2026-02-09T00:00:00"), speed=1)
+    scheduler = Scheduler(
+        clock, lambda: [schedule("cron(0 0 * * ? *)")], sfn, Letters(), on_fired=fired.append
+    )
+
+    run_until(scheduler, utc("2026-02-09T00:00:01"))
+
+    assert [f.scheduled_time for f in fired] == [utc("2026-02-09T00:00:00")]

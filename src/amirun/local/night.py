@@ -149,8 +149,8 @@ def rehearse_night(
             if on_tick is not None:
                 report.started = sum(1 for f in fired if f.execution_arn)
                 on_tick(report, in_flight)
-            done = len(fired) >= report.due and scheduler.pending() == 0
-            if done and in_flight == 0:
+            # Nothing more due before the day's end, nothing under way.
+            if in_flight == 0 and scheduler.next_due(end) is None:
                 break
             time.sleep(LOOK_S)
         scheduler.stop()

@@ -57,6 +57,8 @@ class Clock:
         self.speed = speed
         self._lock = threading.Lock()
         self._origin = start or datetime.now(UTC)
+        #: Where the clock started: what is due from then on fires.
+        self.started_at = self._origin
         self._wall = time.monotonic()
 
     def now(self) -> datetime:
@@ -154,7 +156,7 @@ class Scheduler:
         self._on_fired = on_fired
         self._draws = random.Random(seed)  # noqa: S311 - spreading starts, not secrets
         self._queue: list[Firing] = []
-        self._looked_until = clock.now()
+        self._looked_until = clock.started_at
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
