@@ -177,3 +177,20 @@ def test_rehearse_fires_every_schedule_of_the_day_and_ends_with_the_summary(
     logs = re.search(r"the handlers' logs: (\S+)", out)
     assert logs and Path(logs[1]).exists()
     assert "Traceback" not in out + err
+
+
+def test_up_on_a_taken_port_says_so_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from amirun.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exited:
+            main(["up", "--port", str(port)])
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        f"amirun: cannot start the server: port {port} on 127.0.0.1 is taken"
+        " (Address already in use)\n"
+    )

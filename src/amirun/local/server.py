@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -90,6 +91,8 @@ class LocalStack:
 
     # --- life cycle ---------------------------------------------------------------
     def __enter__(self) -> LocalStack:
+        if self.options.port:
+            _refuse_if_taken(self.options.port)
         try:
             self.session = self._stack.enter_context(EmulatorSession(self.options.rehearsal))
             self.url = self._stack.enter_context(emulator_server(self.options.port))
@@ -253,6 +256,18 @@ class LocalStack:
         start = datetime(2026, 1, 1, tzinfo=UTC)
         times = fire_times(default, "UTC", start, start + timedelta(days=2))
         return times[1] - times[0] if len(times) > 1 else None
+
+
+def _refuse_if_taken(port: int) -> None:
+    """OSError at once when the port is taken (the server's thread would only log it)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"port {port} on 127.0.0.1 is taken ({exc.strerror})"
+            ) from None
 
 
 def _now() -> datetime:
