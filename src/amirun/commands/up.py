@@ -134,7 +134,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             say("In another shell:")
             for line in local.exports():
                 say(f"  {line}")
-            say(f"  amirun schedules apply schedules/examples --stack {local.deployed.name}")
+            say(
+                "  amirun schedules apply schedules/examples/nightly-report.yaml"
+                f" --stack {local.deployed.name}"
+            )
             say("Ctrl-C stops it.")
             threading.Event().wait()
     except OSError as exc:
