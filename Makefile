@@ -7,11 +7,14 @@ SAM    := $(SAMENV)/bin/sam
 CHECKOVENV := .venv-checkov
 CHECKOV    := $(CHECKOVENV)/bin/checkov
 EXECUTION ?= events/execution.json
+# `make invoke FN=StarterFunction EVENT=events/starter.json` invokes one function with one event.
+FN    ?=
+EVENT ?=
 # `sam build` needs a python3.13 (the Lambda runtime) on PATH; pyenv's counts too.
 PY313_DIR ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13; do \
 	$$p --version >/dev/null 2>&1 && { dirname "$$(command -v $$p)"; break; }; done)
 
-.PHONY: run test lint typecheck unit integration static build validate deploy schema diagram prices clean
+.PHONY: run test lint typecheck unit integration static build validate deploy invoke schema diagram prices clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +46,14 @@ $(CHECKOV): requirements/checkov.txt
 run: $(VENV)/.run
 	$(BIN)/amirun run $(EXECUTION)
 
-test: $(VENV)/.dev $(SAM) $(CHECKOV)
+# The report page's test opens it in a real headless browser: Debian's chromium.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		command -v apt-get >/dev/null 2>&1 || { echo "install chromium (the report page test needs it)"; exit 1; }; \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: $(VENV)/.dev $(SAM) $(CHECKOV) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -56,6 +66,12 @@ lint: $(VENV)/.dev
 
 build: $(SAM)
 	PATH="$(PY313_DIR):$$PATH" $(SAM) build
+
+# Every function in a container (`sam local invoke`) with its sample events, against the
+# local emulator. The first run builds the Lambda-like base image (tools/lambda-image.sh).
+invoke: $(VENV)/.run $(SAM)
+	SAM_CLI=$(abspath $(SAM)) $(BIN)/python -m amirun.local.invoke \
+		$(if $(FN),--function $(FN)) $(if $(EVENT),--event $(EVENT))
 
 validate: $(SAM)
 	$(SAM) validate --lint

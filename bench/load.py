@@ -6,6 +6,13 @@ and SSM calls refused as throttled. Reports whether every execution succeeded
 with exactly one instance, left at rest, and how fast and how big it ran.
 
     nice .venv/bin/python bench/load.py [-n 200] [--throttle 0.3] [--lambda-concurrency 1000]
+        [--quota-vcpus 64] [--vcpu-limit 64]
+
+With --quota-vcpus the emulated account refuses launches past that many vCPUs
+(VcpuLimitExceeded); with --vcpu-limit the stack's VcpuLimit makes runs wait for
+room before launching. The report gives the longest wait of a run that succeeded
+(on the workflow's clock, i.e. divided by the time scale) and the runs that ended
+for capacity.
 """
 
 from __future__ import annotations
@@ -36,6 +43,14 @@ def main() -> int:
     parser.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE)
     parser.add_argument("--execution", type=Path, default=SAMPLE, help="execution JSON to run")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--quota-vcpus", type=int, default=0, help="emulated vCPU quota")
+    parser.add_argument("--vcpu-limit", type=int, default=0, help="the stack's VcpuLimit")
+    parser.add_argument(
+        "--queue-timeout",
+        type=int,
+        help="run_options.queue_timeout_s for every run (the rehearsal's clock is scaled: "
+        "a long load on a small machine needs more than the default hour)",
+    )
     args = parser.parse_args()
     if not 0 <= args.throttle < 1:
         parser.error("--throttle must be in [0, 1)")
@@ -46,10 +61,14 @@ def main() -> int:
             print(f"{elapsed:7.1f}s  {done}", file=sys.stderr, flush=True)
 
     request = json.loads(args.execution.read_text(encoding="utf-8"))
+    if args.queue_timeout is not None:
+        request.setdefault("run_options", {})["queue_timeout_s"] = args.queue_timeout
     options = RehearsalOptions(
         time_scale=args.time_scale,
         throttle_share=args.throttle,
         lambda_concurrency=args.lambda_concurrency,
+        quota_vcpus=args.quota_vcpus,
+        vcpu_limit=args.vcpu_limit,
     )
     report = run_load(request, args.executions, options, tick)
     print(
@@ -71,6 +90,11 @@ def main() -> int:
         ("longest invocation", f"{report.lambda_longest_s:.1f} s"),
         ("EC2/SSM attempts throttled", report.throttled_attempts),
         ("  still after SDK retries", report.throttled_calls),
+        ("vCPU quota / stack limit", f"{args.quota_vcpus or '-'} / {args.vcpu_limit or '-'}"),
+        ("peak vCPUs running", report.peak_vcpus),
+        ("launches refused (quota)", report.quota_refusals),
+        ("longest wait for room", f"{report.longest_room_wait_s / args.time_scale:.0f} s"),
+        ("failed for capacity", report.failed_for_capacity),
     ]
     for label, value in rows:
         print(f"  {label:<28}{value}")

@@ -23,5 +23,7 @@ def lambda_handler(state: WorkflowState, context: LambdaContext) -> dict[str, An
     command = follow_command(SSM, EC2, state, S3)
     if command.done:
         metrics.add_metric(name="CommandsSucceeded", unit=MetricUnit.Count, value=1)
+        # The safety look found the end before (or without) its event: the dashboard's ratio.
+        metrics.add_metric(name="EndsFoundBySafetyLook", unit=MetricUnit.Count, value=1)
     logger.info("command status", extra=command.to_json())
     return command.to_json()

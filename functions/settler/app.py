@@ -28,6 +28,7 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
     notice = handle_event(SERVICES, event.raw_event)
     if notice.outcome == "succeeded":
         metrics.add_metric(name="CommandsSucceeded", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="EndsFoundByEvent", unit=MetricUnit.Count, value=1)
     logger.info("end event", extra={"detail_type": event.detail_type, "event_detail": event.detail})
     logger.info("what the event did", extra=notice.to_json())
     return notice.to_json()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from amirun_core import relaunch
 from amirun_core.daily import Resolution
 from amirun_core.execution import ExecutionRequest, parse_execution
 from amirun_core.launch import launch_parameters
@@ -53,6 +54,7 @@ def render_execution(
     params = launch_parameters(request, state, stack_name, spot=spot)
     params["ClientToken"] = CLIENT_TOKEN
     check = resolution.output_check
+    options = request.run_options
     return {
         "reference_time": resolution.reference_time.astimezone(UTC).isoformat(),
         "reference": resolution.reference,
@@ -61,8 +63,18 @@ def render_execution(
         "cycle_hour": resolution.cycle_hour,
         "commands": request.resolved_commands(resolution),
         "output_check": {"bucket": check.bucket, "prefix": check.prefix} if check else None,
+        "checked_key": check.location if check else None,
+        "checked_because": check.why if check else None,
         "inputs": [item.url for item in resolution.inputs],
+        "forcing_file": next(
+            (item.url for item in resolution.inputs if item.source == "forcing"), None
+        ),
+        "record": [
+            *([resolution.record.url] if resolution.record else []),
+            "s3://(OutputBucketName)/runs/(the execution name)/execution.json",
+        ],
         "market": "spot" if spot else "on-demand",
         "on_demand_fallback": spot,
+        "relaunch_plan": relaunch.plan(options),
         "instance_parameters": params,
     }

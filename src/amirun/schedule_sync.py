@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from amirun.schedules import EXECUTION_ID, START_EXECUTION_TARGET, Schedule
+from amirun.schedules import EXECUTION_ID, Schedule, start_execution_target
 from amirun_core.aws import error_code
 
 #: Parallel GetSchedule calls while reading the group (Scheduler's API is rate-limited).
@@ -77,7 +77,7 @@ def schedule_request(schedule: Schedule, destination: Destination) -> dict[str, 
         "FlexibleTimeWindow": window,
         "State": "ENABLED" if schedule.enabled else "DISABLED",
         "Target": {
-            "Arn": START_EXECUTION_TARGET,
+            "Arn": start_execution_target(destination.state_machine_arn),
             "RoleArn": destination.role_arn,
             "Input": target_input(schedule, destination.state_machine_arn),
             "RetryPolicy": {

@@ -57,7 +57,15 @@ def deploy(name: str) -> Stack:
         definition=workflow.definition(function_arns(name)),
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}-workflow",
     )["stateMachineArn"]
-    create_stack(name, {"StateMachineArn": machine, "OutputBucketName": {"Ref": "OutputBucket"}})
+    create_stack(
+        name,
+        {
+            "StateMachineArn": machine,
+            "OutputBucketName": {"Ref": "OutputBucket"},
+            # The `live` fixture creates it under this name.
+            "RunLedgerTableName": f"{name}-run-ledger",
+        },
+    )
     outputs = boto3.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]["Outputs"]
     bucket = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "OutputBucketName")
     return Stack(name, machine, bucket)

@@ -32,7 +32,14 @@ def state_lines(out: str) -> list[str]:
 def test_follow_shows_each_state_and_ends_with_the_summary(succeeded: Followed) -> None:
     assert succeeded.code == 0
     states = state_lines(succeeded.out)
-    assert states[:4] == ["Prepare", "Resolve", "EC2StarterFromAMI", "WaitForInstance"]
+    assert states[:6] == [
+        "Prepare",
+        "ClaimSlot",
+        "Resolve",
+        "ClaimRoom",
+        "EC2StarterFromAMI",
+        "WaitForInstance",
+    ]
     for name in ("CheckInstanceReady", "Commander", "WaitForCommandEnd", "RunChecker"):
         assert name in states
     # The command's end came as an event: no safety look was needed.

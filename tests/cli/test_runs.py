@@ -89,6 +89,13 @@ def ran(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Ran:
                 input=json.dumps(scheduled(live, schedule)),
             )
             wait_until_ended(live, name)
+        # Scheduler starting r-b's scheduled time again (a retried start).
+        sfn.start_execution(
+            stateMachineArn=live.stack.state_machine_arn,
+            name="r-b-again",
+            input=json.dumps(scheduled(live, SCHEDULE_B)),
+        )
+        wait_until_ended(live, "r-b-again")
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(live.world.settings, "faults", frozenset({"command-hangs"}))
@@ -174,7 +181,7 @@ def test_runs_by_status_and_schedule(ran: Ran, capsys: Capsys) -> None:
 
     assert "r-fails" in failed
     assert {row["status"] for row in failed.values()} == {"FAILED"}
-    assert set(by_schedule) == {"r-a", "r-b"}
+    assert set(by_schedule) == {"r-a", "r-b", "r-b-again"}
     assert by_schedule["r-a"]["schedule"] == SCHEDULE_A
 
 
@@ -205,8 +212,10 @@ def test_rerun_starts_the_same_input_with_its_reference_time(ran: Ran, capsys: C
     assert {k: v for k, v in request.items() if k != "schedule"} == first
     reference = original["startDate"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert request["schedule"]["scheduled_time"] == name.group(2) == reference
-    # Started by hand: the rerun's schedule is named after the first run.
-    assert request["schedule"]["name"] == "r-fails"
+    # Started by hand: the rerun takes over the first run's own slot, on purpose.
+    assert request["schedule"]["name"] == "manual/r-fails"
+    assert request["schedule"]["rerun"] is True
+    assert "duplicate_of" not in json.loads(again["output"])
 
 
 def test_rerun_keeps_a_scheduled_runs_schedule(ran: Ran, capsys: Capsys) -> None:
@@ -214,8 +223,42 @@ def test_rerun_keeps_a_scheduled_runs_schedule(ran: Ran, capsys: Capsys) -> None
 
     again = wait_until_ended(ran.live, "r-a-again")
     request = json.loads(again["input"])
-    # Its own scheduled time is the reference already: the input is unchanged.
-    assert request == scheduled(ran.live, SCHEDULE_A)
+    # Its own scheduled time is the reference already: the input is unchanged, but
+    # for taking the slot over from the run that failed.
+    expected = scheduled(ran.live, SCHEDULE_A)
+    expected["schedule"]["rerun"] = True
+    assert request == expected
+    assert again["status"] == "SUCCEEDED", again.get("cause")
+    assert "duplicate_of" not in json.loads(again["output"])
+
+
+def test_runs_show_a_duplicate_start_of_a_slot(ran: Ran, capsys: Capsys) -> None:
+    """A second execution for r-b's scheduled time ended at once, launching nothing."""
+    rows = runs_json(ran, capsys)
+    again = rows["r-b-again"]
+    assert (again["status"], again["duplicate_of"]) == ("SUCCEEDED", "r-b")
+    assert (again["instance_type"], again["instance_seconds"]) == (None, None)
+
+    assert main(["runs", "--stack", ran.live.stack.name, "--schedule", SCHEDULE_B]) == 0
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("r-b-again")]
+    assert line.split()[1:3] == ["DUPLICATE", "of"]
+    assert "(1 duplicate, nothing launched)" in out.splitlines()[-1]
+
+
+def test_start_new_slot_runs_a_taken_slot_anyway(ran: Ran, capsys: Capsys, tmp_path: Path) -> None:
+    path = tmp_path / "again.json"
+    path.write_text(json.dumps(scheduled(ran.live, SCHEDULE_B)), encoding="utf-8")
+    stack = ran.live.stack.name
+
+    assert main(["start", str(path), "--stack", stack, "--name", "r-b-taken"]) == 0
+    assert main(["start", str(path), "--stack", stack, "--name", "r-b-own", "--new-slot"]) == 0
+
+    taken, own = (wait_until_ended(ran.live, name) for name in ("r-b-taken", "r-b-own"))
+    assert json.loads(taken["output"]) == {"duplicate_of": execution_arn(ran.live, "r-b")}
+    assert own["status"] == "SUCCEEDED", own.get("cause")
+    assert "duplicate_of" not in json.loads(own["output"])
+    assert json.loads(own["input"])["schedule"]["new_slot"] is True
 
 
 def test_rerun_refuses_a_success_in_one_line(ran: Ran, capsys: Capsys) -> None:
@@ -294,7 +337,7 @@ def test_a_rerun_of_a_long_named_run_gets_a_valid_schedule_name() -> None:
 
     assert again == {
         "commands": ["true"],
-        "schedule": {"name": "n" * 64, "scheduled_time": "2026-11-26T06:00:05Z"},
+        "schedule": {"name": "n" * 64, "scheduled_time": "2026-11-26T06:00:05Z", "rerun": True},
     }
 
 
@@ -311,3 +354,47 @@ def test_ctrl_c_while_listing_is_one_line(
 
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", "\namirun: interrupted\n")
+
+
+LONG_NAME = "medium_range_fcst18_mem1_vpu10L_schedule_cfe_nom_prod_4d1c0e52-2b9f-4c1e-9a57-0c2f4e6a"
+
+
+def test_runs_table_fits_the_terminal_and_cuts_names_in_the_middle(
+    ran: Ran, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    capsys.readouterr()
+    assert main(["runs", "--stack", ran.live.stack.name]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table_lines = lines[: lines.index("")]
+    assert all(len(line) <= 100 for line in table_lines)
+
+    assert main(["runs", "--stack", ran.live.stack.name, "--wide"]) == 0
+    wide = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in wide[: wide.index("")]) > 100
+
+
+def test_a_long_name_keeps_its_start_and_end() -> None:
+    row = runs.RunRow(
+        name=LONG_NAME,
+        status="FAILED",
+        started=datetime(2026, 2, 9, 6, tzinfo=UTC),
+        error="InstanceNotReady",
+        attempts=3,
+        duration_s=3600,
+        instance_type="m8g.4xlarge",
+        market="spot",
+        instance_seconds=3600,
+        estimated_cost_usd=0.4,
+    )
+    full = runs.table([row])
+    assert len(full[1]) > 120 and LONG_NAME in full[1]
+
+    fitted = runs.table([row], 120)
+    assert [len(line) <= 120 for line in fitted] == [True, True]
+    name = fitted[1].split()[0]
+    assert name.startswith("medium_range") and name.endswith("0c2f4e6a")
+    assert ".." in name
+    assert "InstanceNotReady" in fitted[1]
+    assert runs.middle_cut("abcdefghij", 6) == "ab..ij"
+    assert runs.middle_cut("abc", 6) == "abc"

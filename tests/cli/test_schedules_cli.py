@@ -21,7 +21,8 @@ from amirun.project import ROOT
 Capsys = pytest.CaptureFixture[str]
 EXAMPLES = ROOT / "schedules" / "examples"
 CFE_NOM = EXAMPLES / "nextgen-cfe-nom.yaml"
-GENERIC = EXAMPLES / "nightly-report.yaml"
+GENERIC = ROOT / "schedules" / "generic" / "nightly-report.yaml"
+GENERIC_TEMPLATE = GENERIC.parent / "nightly-report.json"
 STATE_MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:amirun-sched-workflow"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/amirun-sched-scheduler"
 QUEUE = f"arn:aws:sqs:{REGION}:{ACCOUNT}:amirun-sched-ScheduleDeadLetterQueue"
@@ -101,7 +102,7 @@ def test_expand_json_has_the_inputs(capsys: Capsys) -> None:
 
 
 def test_expand_reports_a_bad_row_with_its_values_and_fails(tmp_path: Path, capsys: Capsys) -> None:
-    (tmp_path / "nightly-report.json").write_text((EXAMPLES / "nightly-report.json").read_text())
+    (tmp_path / "nightly-report.json").write_text(GENERIC_TEMPLATE.read_text())
     (tmp_path / "set.yaml").write_text(
         GENERIC.read_text().replace("timeout_s: 1800", "timeout_s: 30")
     )
@@ -111,10 +112,10 @@ def test_expand_reports_a_bad_row_with_its_values_and_fails(tmp_path: Path, caps
     err = capsys.readouterr().err.splitlines()
     assert err == [
         "2 of 3 schedules are invalid:",
-        "  - nightly-report-small (dataset=small): run_options.timeout_s: Input should be"
-        " greater than or equal to 60",
-        "  - nightly-report-large (dataset=large): run_options.timeout_s: Input should be"
-        " greater than or equal to 60",
+        "  - nightly-report-small (dataset=small): run_options.timeout_s: must be at least"
+        " 60, not 30",
+        "  - nightly-report-large (dataset=large): run_options.timeout_s: must be at least"
+        " 60, not 30",
     ]
 
 
@@ -183,7 +184,7 @@ def test_apply_creates_the_set_then_a_rerun_changes_nothing(
     assert out.splitlines()[-1] == "Plan: 580 to create, 0 to change, 0 to delete, 0 unchanged"
     assert names(group) == set()  # plan changes nothing
 
-    assert main(["schedules", "apply", str(CFE_NOM), "--stack", stack]) == 0
+    assert main(["schedules", "apply", str(CFE_NOM), "--stack", stack, "--yes"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "Applied: 580 created, 0 changed, 0 deleted"
     assert len(names(group)) == 580
 
@@ -204,7 +205,7 @@ def test_apply_creates_the_set_then_a_rerun_changes_nothing(
     execution = json.loads(json.loads(target["Input"])["Input"])
     assert execution["instance_parameters"]["InstanceType"] == "m8g.4xlarge"
 
-    assert main(["schedules", "apply", str(CFE_NOM), "--stack", stack]) == 0
+    assert main(["schedules", "apply", str(CFE_NOM), "--stack", stack, "--yes"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == (
         "Nothing to change: 0 to create, 0 to change, 0 to delete, 580 unchanged"
     )
@@ -220,9 +221,9 @@ def test_a_changed_row_and_a_removed_row_are_updated_and_deleted(
         FlexibleTimeWindow={"Mode": "OFF"},
         Target={"Arn": QUEUE, "RoleArn": ROLE, "Input": "{}"},
     )
-    assert main(["schedules", "apply", str(GENERIC), "--stack", stack]) == 0
+    assert main(["schedules", "apply", str(GENERIC), "--stack", stack, "--yes"]) == 0
     capsys.readouterr()
-    (tmp_path / "nightly-report.json").write_text((EXAMPLES / "nightly-report.json").read_text())
+    (tmp_path / "nightly-report.json").write_text(GENERIC_TEMPLATE.read_text())
     changed = (
         GENERIC.read_text()
         .replace("large: m8g.2xlarge", "large: m8g.4xlarge")
@@ -239,13 +240,13 @@ def test_a_changed_row_and_a_removed_row_are_updated_and_deleted(
         "Plan: 0 to create, 1 to change, 1 to delete, 1 unchanged",
     ]
 
-    assert main(["schedules", "apply", str(tmp_path), "--stack", stack]) == 0
+    assert main(["schedules", "apply", str(tmp_path), "--stack", stack, "--yes"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "Applied: 0 created, 1 changed, 1 deleted"
     assert names(group) == {"nightly-report-large", "hourly-check"}
     target = stored(group, "nightly-report-large")["Target"]
     execution = json.loads(json.loads(target["Input"])["Input"])
     assert execution["instance_parameters"]["InstanceType"] == "m8g.4xlarge"
-    assert main(["schedules", "apply", str(tmp_path), "--stack", stack]) == 0
+    assert main(["schedules", "apply", str(tmp_path), "--stack", stack, "--yes"]) == 0
     assert "Nothing to change" in capsys.readouterr().out
     # The schedule of the same name in the default group was never touched.
     assert other.get_schedule(Name="nightly-report-large")["Target"]["Input"] == "{}"
@@ -280,12 +281,12 @@ def test_apply_after_a_partial_failure_finishes_the_job(
             raise EndpointConnectionError(endpoint_url="http://scheduler")
 
     monkeypatch.setattr(remote.Target, "client", failing_client)
-    assert main(["schedules", "apply", str(GENERIC), "--stack", stack]) == 2
+    assert main(["schedules", "apply", str(GENERIC), "--stack", stack, "--yes"]) == 2
     assert "Could not connect to the endpoint URL" in capsys.readouterr().err
     assert len(names(group)) == 2
     monkeypatch.undo()
 
-    assert main(["schedules", "apply", str(GENERIC), "--stack", stack]) == 0
+    assert main(["schedules", "apply", str(GENERIC), "--stack", stack, "--yes"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "Applied: 1 created, 0 changed, 0 deleted"
     assert names(group) == {"nightly-report-small", "nightly-report-large", "hourly-check"}
 
@@ -293,14 +294,16 @@ def test_apply_after_a_partial_failure_finishes_the_job(
 def test_plan_refuses_invalid_files_before_any_aws_call(
     tmp_path: Path, group: str, capsys: Capsys
 ) -> None:
-    (tmp_path / "nightly-report.json").write_text((EXAMPLES / "nightly-report.json").read_text())
+    (tmp_path / "nightly-report.json").write_text(GENERIC_TEMPLATE.read_text())
     (tmp_path / "set.yaml").write_text(GENERIC.read_text().replace("rate(1 hour)", "rate(1 hr)"))
 
-    code = main(["schedules", "apply", str(tmp_path / "set.yaml"), "--stack", "no-such-stack"])
+    code = main(
+        ["schedules", "apply", str(tmp_path / "set.yaml"), "--stack", "no-such-stack", "--yes"]
+    )
 
     assert code == 1
     err = capsys.readouterr().err
-    assert "hourly-check: expression: 'rate(1 hr)' is not cron(6 fields)" in err
+    assert "hourly-check: expression: 'rate(1 hr)' is not rate(N unit)" in err
     assert err.splitlines()[-1] == "Nothing was changed: fix the files first."
 
 
@@ -309,3 +312,116 @@ def test_plan_for_a_stack_that_does_not_exist_is_one_line(capsys: Capsys, stack:
     assert capsys.readouterr().err == (
         f"amirun: no stack named nope in {REGION} (deployed elsewhere? --region)\n"
     )
+
+
+# --- asking before apply, grouping the plan ------------------------------------------------------
+class _Terminal:
+    """A standard input that is a terminal and answers `answer` (pytest's stdin is none)."""
+
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self) -> str:
+        return self.answer
+
+
+def test_apply_without_a_terminal_refuses_unless_yes(
+    stack: str, group: str, capsys: Capsys
+) -> None:
+    assert main(["schedules", "apply", str(GENERIC), "--stack", stack]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "amirun: apply asks before it changes the group and there is no terminal to ask:"
+        " give --yes to apply without asking\n"
+    )
+    assert "  + nightly-report-small" in captured.out  # the plan was shown
+    assert names(group) == set()
+
+
+def test_apply_asks_and_a_no_changes_nothing(
+    stack: str, group: str, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", _Terminal("n\n"))
+    assert main(["schedules", "apply", str(GENERIC), "--stack", stack]) == 1
+    out = capsys.readouterr().out
+    assert "Apply 3 changes to group amirun-sched-group? [y/N] " in out
+    assert out.splitlines()[-1].endswith("Nothing was changed.")
+    assert names(group) == set()
+
+    monkeypatch.setattr("sys.stdin", _Terminal("y\n"))
+    assert main(["schedules", "apply", str(GENERIC), "--stack", stack]) == 0
+    # The answer's newline is the terminal's echo: here the next line follows the prompt.
+    assert capsys.readouterr().out.endswith("[y/N] Applied: 3 created, 0 changed, 0 deleted\n")
+    assert len(names(group)) == 3
+
+
+def test_apply_of_one_file_says_in_words_it_deletes_most_of_the_group(
+    stack: str, group: str, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The incident: apply given one file of two deletes the other file's schedules."""
+    assert main(["schedules", "apply", str(CFE_NOM), str(GENERIC), "--stack", stack, "--yes"]) == 0
+    capsys.readouterr()
+
+    monkeypatch.setattr("sys.stdin", _Terminal("\n"))  # Enter: the default, no
+    assert main(["schedules", "apply", str(GENERIC), "--stack", stack]) == 1
+
+    out = capsys.readouterr().out
+    assert (
+        "Warning: This deletes 580 of the 583 schedules in group amirun-sched-group (99%):"
+        " they are not in the files given." in out
+    )
+    assert len(names(group)) == 583
+
+
+def test_a_small_deletion_is_not_warned_about() -> None:
+    """A tenth of the group is the line: 58 of 580 is not warned about, 59 is."""
+    from amirun.commands.schedules import deletion_warning
+    from amirun.schedule_sync import Change, Plan
+
+    def plan(deleting: int) -> Plan:
+        changes = [Change("delete", f"s{i}") for i in range(deleting)]
+        return Plan("g", changes, unchanged=580 - deleting)
+
+    assert deletion_warning(plan(0)) is None
+    assert deletion_warning(plan(58)) is None
+    assert deletion_warning(plan(59)) == (
+        "This deletes 59 of the 580 schedules in group g (10%): they are not in the files"
+        " given. Give every schedule file of the group if that is not what you mean."
+    )
+
+
+def test_plan_prints_a_change_shared_by_many_schedules_once(
+    tmp_path: Path, stack: str, group: str, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "120")
+    assert main(["schedules", "apply", str(CFE_NOM), "--stack", stack, "--yes"]) == 0
+    bigger = CFE_NOM.read_text().replace("m8g.4xlarge: 16}", "m8g.4xlarge: 16, m8g.8xlarge: 32}")
+    bigger = bigger.replace('"10L": m8g.4xlarge', '"10L": m8g.8xlarge')
+    bigger = bigger.replace('"10U": m8g.4xlarge', '"10U": m8g.8xlarge')
+    # The template lies next to the schedule file, as it must.
+    (tmp_path / "nextgen-cfe-nom.json").write_text((EXAMPLES / "nextgen-cfe-nom.json").read_text())
+    (tmp_path / "cfe.yaml").write_text(bigger)
+    capsys.readouterr()
+
+    assert main(["schedules", "plan", str(tmp_path / "cfe.yaml"), "--stack", stack]) == 0
+
+    out = capsys.readouterr().out.splitlines()
+    # The 10L and 10U medium-range runs of the four cycles: one entry, names listed once.
+    assert out[1] == "  ~ 8 schedules:"
+    assert out[2].startswith("      input.commands[0]: ...")
+    assert "-n 15 -F" in out[2]
+    assert "-n 31 -F" in out[2]
+    assert out[3] == "      input.instance_parameters.InstanceType: m8g.4xlarge -> m8g.8xlarge"
+    changes = "\n".join(out)
+    assert changes.count("m8g.4xlarge -> m8g.8xlarge") == 1
+    for init in ("00", "06", "12", "18"):
+        for vpu in ("10L", "10U"):
+            assert (
+                changes.count(f"medium_range_fcst{init}_mem1_vpu{vpu}_schedule_cfe_nom_prod") == 1
+            )
+    assert all(len(line) <= 120 for line in out[4:-1])
+    assert out[-1] == "Plan: 0 to create, 8 to change, 0 to delete, 572 unchanged"

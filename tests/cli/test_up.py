@@ -17,7 +17,11 @@ import sys
 import time
 from pathlib import Path
 
+import boto3
 import pytest
+
+from amirun.local.runner import RUN_LEDGER_TABLE
+from amirun_core.ledger import read_slot
 
 pytestmark = pytest.mark.slow
 
@@ -102,6 +106,7 @@ def test_up_serves_the_stack_fires_a_schedule_and_stops_on_ctrl_c(tmp_path: Path
             str(tmp_path / "tiny.yaml"),
             "--stack",
             "amirun-rehearsal",
+            "--yes",
             env=env,
         )
         assert applied.returncode == 0, applied.stderr
@@ -117,6 +122,9 @@ def test_up_serves_the_stack_fires_a_schedule_and_stops_on_ctrl_c(tmp_path: Path
             time.sleep(1)
         assert '"SUCCEEDED"' in runs.stdout, runs.stdout + runs.stderr
         assert '"schedule": "tiny"' in runs.stdout
+        # The run claimed its slot (ClaimSlot) and its end reached the recorder
+        # (RecorderFunction, on the state machine's status-change rule).
+        assert recorded_status(env, "slot#tiny#2026-02-09T01:00:00Z") == "succeeded"
 
         server.send_signal(signal.SIGINT)
         _, err = server.communicate(timeout=60)
@@ -129,6 +137,24 @@ def test_up_serves_the_stack_fires_a_schedule_and_stops_on_ctrl_c(tmp_path: Path
     assert "Traceback" not in err
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", port))  # free again
+
+
+def recorded_status(env: dict[str, str], slot: str) -> str | None:
+    """The slot's status in the local stack's ledger, once the recorder has written it."""
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env.get("AWS_DEFAULT_REGION", "us-east-1"),
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", "testing"),
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", "testing"),
+    )
+    item = None
+    for _ in range(60):
+        item = read_slot(dynamodb, RUN_LEDGER_TABLE, slot)
+        if item is not None and item.get("status") != "running":
+            break
+        time.sleep(0.5)
+    return None if item is None else item.get("status")
 
 
 NIGHT = """\

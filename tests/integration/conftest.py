@@ -60,6 +60,10 @@ class Rehearsal:
     volumes: dict[str, str]
     #: S3 objects in the emulated account when the execution ended: {s3 url: body}.
     objects: dict[str, bytes]
+    #: Each instance's tags when the execution ended: {instance id: {key: value}}.
+    instance_tags: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    #: Each EBS volume's size in GiB when the execution ended: {volume id: size}.
+    volume_sizes: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def terminate(self) -> bool:
@@ -115,12 +119,23 @@ class Rehearsal:
         ]
 
 
-def _snapshot(volumes: dict[str, str], objects: dict[str, bytes]) -> None:
-    """Volumes and objects of the emulated account (called inside the emulator)."""
+def _snapshot(
+    volumes: dict[str, str],
+    objects: dict[str, bytes],
+    instance_tags: dict[str, dict[str, str]],
+    volume_sizes: dict[str, int],
+) -> None:
+    """Volumes, instances and objects of the emulated account (called inside the emulator)."""
     from amirun_core import aws
 
     ec2, s3 = aws.client("ec2"), aws.client("s3")
-    volumes.update({v["VolumeId"]: v["State"] for v in ec2.describe_volumes()["Volumes"]})
+    found = ec2.describe_volumes()["Volumes"]
+    volumes.update({v["VolumeId"]: v["State"] for v in found})
+    volume_sizes.update({v["VolumeId"]: v["Size"] for v in found})
+    for reservation in ec2.describe_instances()["Reservations"]:
+        for instance in reservation["Instances"]:
+            tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+            instance_tags[instance["InstanceId"]] = tags
     for bucket in s3.list_buckets()["Buckets"]:
         name = bucket["Name"]
         for item in s3.list_objects_v2(Bucket=name).get("Contents", []):
@@ -139,11 +154,13 @@ def run_rehearsal(
     statuses: dict[str, str] = {}
     volumes: dict[str, str] = {}
     objects: dict[str, bytes] = {}
+    instance_tags: dict[str, dict[str, str]] = {}
+    volume_sizes: dict[str, int] = {}
 
     def on_progress(event: Progress) -> None:
         progress.append(event)
         if event.kind == "state" and event.state in FINAL_STATES:
-            _snapshot(volumes, objects)
+            _snapshot(volumes, objects, instance_tags, volume_sizes)
 
     close = EmulatedWorld.close
 
@@ -154,7 +171,9 @@ def run_rehearsal(
     options = dataclasses.replace(FAST, exec_commands=exec_commands, faults=frozenset(faults))
     with mock.patch.object(EmulatedWorld, "close", close_and_record):
         result = rehearse(copy.deepcopy(request), options, on_progress)
-    return Rehearsal(request, result, progress, statuses, volumes, objects)
+    return Rehearsal(
+        request, result, progress, statuses, volumes, objects, instance_tags, volume_sizes
+    )
 
 
 def load_execution(name: str) -> dict[str, Any]:
@@ -252,7 +271,9 @@ def success_path() -> list[str]:
     """The states of a run that succeeds, without waits, choices and repeated polls."""
     return [
         "Prepare",
+        "ClaimSlot",
         "Resolve",
+        "ClaimRoom",
         "EC2StarterFromAMI",
         "CheckInstanceReady",
         "Commander",
@@ -262,3 +283,33 @@ def success_path() -> list[str]:
         "Summarize",
         "Succeeded",
     ]
+
+
+# --- Several executions on one emulator ----------------------------------------------------
+def wait_until_ended(session: Any, arns: Iterable[str], limit_s: float = 120) -> list[Any]:
+    """Each execution's last description, once none is RUNNING (at most `limit_s`)."""
+    import time
+
+    deadline = time.monotonic() + limit_s
+    arns = list(arns)
+    while True:
+        described = [session.describe(arn) for arn in arns]
+        if all(d["status"] != "RUNNING" for d in described):
+            return described
+        assert time.monotonic() < deadline, "the executions did not end in time"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def emulator_session() -> Iterator[Any]:
+    """One emulated account for the module's executions (EmulatorSession, FAST)."""
+    from amirun.local.runner import EmulatorSession
+
+    with EmulatorSession(FAST) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def until_ended() -> Callable[..., list[Any]]:
+    """`until_ended(session, arns)`: their descriptions once all ended."""
+    return wait_until_ended

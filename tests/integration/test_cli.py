@@ -49,8 +49,8 @@ def test_run_with_a_failing_fault_exits_1_and_prints_the_error(
     out, _ = capsys.readouterr()
 
     assert code == 1
-    assert re.search(r"^FAILED in [\d.]+ s: InsufficientCapacity$", out, re.MULTILINE), out
-    assert "  cause     on-demand: InsufficientInstanceCapacity" in out
+    assert re.search(r"^FAILED in [\d.]+ s: InstanceQueueTimeout$", out, re.MULTILINE), out
+    assert "the last launch was refused: t4g.small on-demand: InsufficientInstanceCapacity" in out
     assert "faults injected: capacity" in out
     assert "  instance  " not in out  # nothing was launched
 
@@ -217,7 +217,7 @@ def test_run_schedule_rehearses_one_schedule_of_a_file_at_its_scheduled_time(
 ) -> None:
     from amirun.project import ROOT
 
-    schedules = str(ROOT / "schedules" / "examples" / "nightly-report.yaml")
+    schedules = str(ROOT / "schedules" / "generic" / "nightly-report.yaml")
     code = main(
         [
             "run",

@@ -14,12 +14,25 @@ import pytest
 pytestmark = pytest.mark.slow
 
 #: The path up to the failing step, then the cleanup and the Fail state.
-FAILED_AT_LAUNCH = ["Prepare", "Resolve", "EC2StarterFromAMI", "EC2Stopper", "RunFailed"]
+#: No capacity: the launch is refused, the run waits for room and capacity (up to
+#: queue_timeout_s, 0.6 s here: one wait), then gives up having launched nothing.
+FAILED_FOR_CAPACITY = [
+    "Prepare",
+    "ClaimSlot",
+    "Resolve",
+    "ClaimRoom",
+    "EC2StarterFromAMI",
+    "ClaimRoom",
+    "EC2Stopper",
+    "RunFailed",
+]
 #: Refused by Resolve, the first step: nothing else ran.
-REFUSED = ["Prepare", "Resolve", "EC2Stopper", "RunFailed"]
+REFUSED = ["Prepare", "ClaimSlot", "Resolve", "EC2Stopper", "RunFailed"]
 FAILED_AT_READINESS = [
     "Prepare",
+    "ClaimSlot",
     "Resolve",
+    "ClaimRoom",
     "EC2StarterFromAMI",
     "CheckInstanceReady",
     "EC2Stopper",
@@ -28,7 +41,9 @@ FAILED_AT_READINESS = [
 #: The command's end (or its instance's) came as an event and ended the wait.
 FAILED_IN_COMMAND = [
     "Prepare",
+    "ClaimSlot",
     "Resolve",
+    "ClaimRoom",
     "EC2StarterFromAMI",
     "CheckInstanceReady",
     "Commander",
@@ -127,8 +142,8 @@ FAILURES = [
     ("crash", "InternalError", FAILED_IN_COMMAND),
     ("command_hangs", "CommandTimedOut", FAILED_AT_SAFETY_LOOK),
     ("spot_interruption", "InstanceLost", FAILED_IN_COMMAND),
-    ("capacity", "InsufficientCapacity", FAILED_AT_LAUNCH),
-    ("capacity_cheapo", "InsufficientCapacity", FAILED_AT_LAUNCH),
+    ("capacity", "InstanceQueueTimeout", FAILED_FOR_CAPACITY),
+    ("capacity_cheapo", "InstanceQueueTimeout", FAILED_FOR_CAPACITY),
     ("invalid_input", "InvalidExecutionInput", REFUSED),
     ("invalid_instance_parameter", "InvalidExecutionInput", REFUSED),
 ]
@@ -274,16 +289,17 @@ def test_a_command_past_its_time_limit_is_cancelled(command_hangs: Any) -> None:
 def test_capacity_on_demand_only_names_the_on_demand_attempt(capacity: Any) -> None:
     cause = capacity.result.cause
 
-    assert cause.startswith("on-demand: InsufficientInstanceCapacity: ")
-    assert "t4g.small" in cause
+    assert cause.startswith("waited ")
+    assert "(queue_timeout_s 60), nothing launched: the last launch was refused: " in cause
+    assert "refused: t4g.small on-demand: InsufficientInstanceCapacity: " in cause
     assert "spot" not in cause
 
 
 def test_capacity_with_ii_cheapo_names_spot_then_on_demand(capacity_cheapo: Any) -> None:
     cause = capacity_cheapo.result.cause
 
-    assert cause.startswith("spot: InsufficientInstanceCapacity: ")
-    assert "; on-demand: InsufficientInstanceCapacity: " in cause
+    assert "refused: t4g.small spot: InsufficientInstanceCapacity: " in cause
+    assert "; t4g.small on-demand: InsufficientInstanceCapacity: " in cause
     assert cause.index("spot:") < cause.index("on-demand:")
 
 

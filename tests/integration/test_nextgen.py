@@ -9,6 +9,7 @@ nothing.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,10 +43,13 @@ def test_the_commands_sent_are_the_ones_render_shows(nextgen: Any) -> None:
 
     assert nextgen.result.sent_commands == [rendered["commands"]]
     assert f"DAILY = {rendered['daily_date']} " in line
-    check = rendered["output_check"]
     location = nextgen.result.output["checked_object"]["location"]
-    assert location.startswith(f"s3://{check['bucket']}/{check['prefix']}")
+    assert location == rendered["checked_key"]  # the one key, merkdir.file or metadata.csv
     assert nextgen.result.standin_outputs == [location]
+    # The execution JSON beside the outputs, where the original wrote it, as it ran.
+    record = json.loads(nextgen.objects[rendered["record"][0]])
+    assert record["commands"] == rendered["commands"]
+    assert record["run_options"] == nextgen.request["run_options"]
 
 
 def nextgen_reference(rehearsal: Any) -> datetime:
@@ -74,11 +78,14 @@ def writes_output(rehearsed: Any, execution: Any) -> Any:
 def test_with_exec_commands_what_the_command_wrote_is_found(writes_output: Any) -> None:
     result = writes_output.result
     day = writes_output.run_date
-    location = f"s3://amirun-nextgen-results/outputs/qkrig/qkrig.{day}/out_{day}.csv"
+    prefix = f"s3://amirun-nextgen-results/outputs/qkrig/qkrig.{day}"
+    location = f"{prefix}/metadata/forcings_metadata/metadata.csv"
 
     assert result.status == "SUCCEEDED", result.cause
+    # No command runs /scripts/datastream: the key checked is the forcing metadata.
     assert result.output["checked_object"]["location"] == location
     assert writes_output.objects[location] == f"qkrig for {day}\n".encode()
+    assert writes_output.objects[f"{prefix}/out_{day}.csv"] == f"qkrig for {day}\n".encode()
     assert result.standin_outputs == []
     # No forcing source: every whole-word DAILY is yesterday's date (UTC).
     started = nextgen_reference(writes_output)
@@ -168,6 +175,7 @@ def test_inputs_that_never_come_end_inputs_missing_with_nothing_launched(
     assert "EC2StarterFromAMI" not in result.states
     assert inputs_never.milestones == [
         "Prepare",
+        "ClaimSlot",
         "Resolve",
         "CheckInputs",
         "EC2Stopper",

@@ -91,7 +91,8 @@ def test_the_datastream_example_runs_the_originals_command(datastream_example: A
             "-S my-bucket -o test_directory'"
         ]
     ]
-    # ii_check_s3: true; the location is the options' s3_bucket and s3_prefix.
-    location = "s3://my-bucket/test_directory/amirun-rehearsal-output.json"
+    # ii_check_s3: true; the location is the options' s3_bucket and s3_prefix, and the
+    # command built from them runs the datastream script: its merkdir.file is checked.
+    location = "s3://my-bucket/test_directory/merkdir.file"
     assert result.output["checked_object"]["location"] == location
     assert result.standin_outputs == [location]

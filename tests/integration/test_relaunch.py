@@ -9,6 +9,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ATTEMPT = [
+    "ClaimRoom",
     "EC2StarterFromAMI",
     "CheckInstanceReady",
     "Commander",
@@ -48,6 +49,7 @@ def test_a_relaunched_run_fails_after_its_last_attempt(fails_twice: Any) -> None
     assert (result.status, result.error) == ("FAILED", "CommandFailed")
     assert fails_twice.milestones == [
         "Prepare",
+        "ClaimSlot",
         "Resolve",
         *ATTEMPT,
         "PrepareRelaunch",
@@ -114,14 +116,13 @@ def test_a_relaunch_can_succeed_and_keeps_the_failed_attempt(
     assert fails_then_succeeds.milestones.count("EC2StarterFromAMI") == 2
 
 
-def test_capacity_is_relaunchable_and_the_delay_doubles(capacity_with_delays: Any) -> None:
+def test_capacity_is_a_wait_not_a_relaunch(capacity_with_delays: Any) -> None:
+    """No capacity is waited out within queue_timeout_s (0.6 s here), then the run ends
+    InstanceQueueTimeout: relaunching would not find capacity sooner."""
     result = capacity_with_delays.result
 
-    assert (result.error, result.instances) == ("InsufficientCapacity", {})
-    assert capacity_with_delays.results("StopperFunction") == [
-        "no instance to stop; relaunch as attempt 2 in 1 s",
-        "no instance to stop; relaunch as attempt 3 in 2 s",
-        "no instance to stop",
-    ]
-    assert result.cause.endswith(" [attempt 3; no instance]")
-    assert result.states.count("PrepareRelaunch") == 2
+    assert (result.error, result.instances) == ("InstanceQueueTimeout", {})
+    assert capacity_with_delays.results("StopperFunction") == ["no instance to stop"]
+    assert result.cause.endswith(" [attempt 1; no instance]")
+    assert "PrepareRelaunch" not in result.states
+    assert "WaitForRoom" in result.states

@@ -21,8 +21,10 @@ ASL = ROOT / "statemachine" / "amirun.asl.json"
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 #: The functions by logical id (the rehearsal runner reads these ids) and code folder.
 FUNCTIONS = {
+    "ClaimFunction": "claim",
     "ResolverFunction": "resolver",
     "InputsFunction": "inputs",
+    "RoomFunction": "room",
     "StarterFunction": "starter",
     "ReadinessFunction": "readiness",
     "CommanderFunction": "commander",
@@ -34,6 +36,8 @@ FUNCTIONS = {
     "SweeperFunction": "sweeper",
     "ReconcilerFunction": "reconciler",
     "NotifierFunction": "notifier",
+    "RecorderFunction": "recorder",
+    "ReporterFunction": "reporter",
 }
 
 
@@ -59,9 +63,12 @@ def asl(asl_text: str) -> dict[str, Any]:
 
 
 def substitute_placeholders(asl_text: str) -> str:
-    """The ASL as deployed: each ${XFunctionArn} becomes a plausible Lambda ARN."""
+    """The ASL as deployed: each ${XFunctionArn} becomes a plausible Lambda ARN, the
+    ${Partition} the commercial one (GovCloud's aws-us-gov and China's aws-cn deploy alike)."""
 
     def arn(match: re.Match[str]) -> str:
+        if match.group(1) == "Partition":
+            return "aws"
         name = match.group(1).removesuffix("Arn").removesuffix("Function").lower()
         return f"arn:aws:lambda:us-east-1:123456789012:function:amirun-{name}"
 

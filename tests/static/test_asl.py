@@ -69,6 +69,10 @@ def test_every_placeholder_has_a_substitution_and_back(
     substitutions = resources["AmirunStateMachine"]["Properties"]["DefinitionSubstitutions"]
     assert set(PLACEHOLDER.findall(asl_text)) == set(substitutions)
     for placeholder, value in substitutions.items():
+        if placeholder == "Partition":
+            # Service integrations' ARNs name the partition the stack is deployed in.
+            assert value == {"Ref": "AWS::Partition"}
+            continue
         function, attribute = value["Fn::GetAtt"]
         assert attribute == "Arn", placeholder
         assert resources[function]["Type"] == "AWS::Serverless::Function", placeholder
@@ -159,7 +163,7 @@ def test_the_time_limit_counts_the_input_gate_and_the_command_wait(
 def test_the_command_end_is_a_task_token_wait_with_a_safety_look(asl: dict[str, Any]) -> None:
     states = asl["States"]
     wait = states["WaitForCommandEnd"]
-    assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert wait["Resource"] == "arn:${Partition}:states:::lambda:invoke.waitForTaskToken"
     assert wait["Parameters"]["FunctionName"] == "${WaiterFunctionArn}"
     assert wait["Parameters"]["Payload"] == {"task_token.$": "$$.Task.Token", "state.$": "$"}
     # The safety interval, never past the command's deadline (the steps compute it).
@@ -177,3 +181,34 @@ def test_the_command_end_is_a_task_token_wait_with_a_safety_look(asl: dict[str, 
     assert states["EC2Poller"]["Next"] == "IsCommandDone"
     assert states["IsCommandDone"]["Default"] == "WaitForCommandEnd"
     assert states["IsCommandDone"]["Choices"][0]["Next"] == "RunChecker"
+
+
+def test_every_task_outlasts_a_minute_of_lambda_throttling(asl: dict[str, Any]) -> None:
+    """Lambda throttles invocations past the account's concurrency for as long as a
+    burst lasts; Step Functions' own retry of Lambda.TooManyRequestsException must
+    outlast a minute-long burst: many attempts, backoff capped at 60 s, full jitter
+    so that a fleet of executions does not retry in step.
+    https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
+    https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html
+    https://docs.aws.amazon.com/lambda/latest/dg/invocation-scaling.html
+    """
+    for name, state in tasks(asl).items():
+        (retrier,) = [
+            r for r in state["Retry"] if "Lambda.TooManyRequestsException" in r["ErrorEquals"]
+        ]
+        assert retrier["ErrorEquals"] == ["Lambda.TooManyRequestsException"], name
+        assert retrier["JitterStrategy"] == "FULL", name
+        assert retrier["MaxDelaySeconds"] >= 60, name
+        assert retrier["MaxAttempts"] >= 10, name
+        # The longest each retry may wait (full jitter draws between 0 and this).
+        caps = [
+            min(
+                retrier["IntervalSeconds"] * retrier["BackoffRate"] ** n,
+                retrier["MaxDelaySeconds"],
+            )
+            for n in range(retrier["MaxAttempts"])
+        ]
+        # On average half of it: several minutes, well past a minute-long burst.
+        assert sum(caps) / 2 >= 150, (name, sum(caps))
+        # Before the general retrier of Lambda's errors: the first match is the one used.
+        assert state["Retry"].index(retrier) == 0, name

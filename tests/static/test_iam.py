@@ -20,8 +20,10 @@ MUTATING_EC2 = (
     "ec2:CreateTags",
 )
 WORKFLOW_FUNCTIONS = {
+    "ClaimFunction",
     "ResolverFunction",
     "InputsFunction",
+    "RoomFunction",
     "StarterFunction",
     "ReadinessFunction",
     "CommanderFunction",
@@ -162,14 +164,22 @@ def test_actions_on_our_resources_are_scoped(
 
 # What each handler calls (see layers/core/amirun_core): nothing more, nothing less.
 CALLS = {
+    "ClaimFunction": {"dynamodb:PutItem", "dynamodb:GetItem"},
     "ResolverFunction": set(),
     "InputsFunction": {"s3:GetObject", "s3:ListBucket"},
+    "RoomFunction": {"ec2:DescribeInstanceTypes", "dynamodb:GetItem", "dynamodb:UpdateItem"},
     "StarterFunction": {
+        "dynamodb:UpdateItem",
         "ec2:RunInstances",
         "ec2:CreateTags",
         "ec2:DescribeInstances",
+        "ec2:DescribeInstanceTypes",
+        "ec2:DescribeImages",
+        "ec2:DescribeSpotPriceHistory",
         "iam:PassRole",
         "iam:CreateServiceLinkedRole",
+        # EC2 resolves an ImageId resolve:ssm:<name> with the caller's rights.
+        "ssm:GetParameters",
     },
     "ReadinessFunction": {"ec2:DescribeInstances", "ssm:DescribeInstanceInformation"},
     "CommanderFunction": {"ssm:SendCommand", "ssm:ListCommands", "s3:PutObject"},
@@ -208,6 +218,9 @@ CALLS = {
         "ec2:TerminateInstances",
         "ec2:DetachVolume",
         "ec2:DeleteVolume",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "cloudwatch:GetMetricStatistics",
     },
     "SweeperFunction": {"ec2:DescribeInstances", "ec2:StopInstances", "ec2:TerminateInstances"},
     "ReconcilerFunction": {
@@ -215,9 +228,22 @@ CALLS = {
         "states:DescribeExecution",
         "ec2:StopInstances",
         "ec2:TerminateInstances",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
     },
     "NotifierFunction": {
         "ec2:DescribeInstances",
+        "sns:Publish",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    },
+    # Reads the slot's attempts to total a failed run, writes its end.
+    "RecorderFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+    "ReporterFunction": {
+        "scheduler:ListSchedules",
+        "scheduler:GetSchedule",
+        "dynamodb:Query",
+        "s3:PutObject",
         "sns:Publish",
         "kms:GenerateDataKey",
         "kms:Decrypt",
@@ -245,20 +271,60 @@ def test_the_token_table_is_the_only_table_reached(
             assert statement["Resource"] == {"Fn::GetAtt": ["CommandWaitTable", "Arn"]}
 
 
+def _reaching(resources: dict[str, Any], table: str) -> dict[str, set[str]]:
+    """{function: its DynamoDB actions on `table`}; any other resource fails the test."""
+    reaching: dict[str, set[str]] = {}
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for statement in _policies(resources, name):
+            actions = [a for a in as_list(statement["Action"]) if a.startswith("dynamodb:")]
+            if not actions:
+                continue
+            assert len(actions) == len(as_list(statement["Action"])), name
+            reached = statement["Resource"]
+            if reached == {"Fn::Sub": f"${{{table}.Arn}}/index/by_day"}:
+                assert actions == ["dynamodb:Query"], name  # the index: reading a night
+            elif reached != {"Fn::GetAtt": [table, "Arn"]}:
+                # Another table, or another table's index: never anything wider.
+                assert "Fn::GetAtt" in reached or "/index/" in reached["Fn::Sub"], name
+                continue
+            reaching.setdefault(name, set()).update(actions)
+    return reaching
+
+
 def test_only_the_waiter_and_the_settler_reach_the_token_table(
     resources: dict[str, Any],
 ) -> None:
-    reaching = {
-        name
-        for name, resource in resources.items()
-        if resource["Type"] == "AWS::Serverless::Function"
-        and any(
-            a.startswith("dynamodb:")
-            for s in _policies(resources, name)
-            for a in as_list(s["Action"])
-        )
+    assert set(_reaching(resources, "CommandWaitTable")) == {"WaiterFunction", "SettlerFunction"}
+
+
+def test_the_ledger_is_written_by_the_steps_that_know_the_facts(
+    resources: dict[str, Any],
+) -> None:
+    """The slot facts, and the vCPU counters (claimed, released, freed by the reconciler)."""
+    assert _reaching(resources, "RunLedgerTable") == {
+        "ClaimFunction": {"dynamodb:GetItem", "dynamodb:PutItem"},
+        "RoomFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "StarterFunction": {"dynamodb:UpdateItem"},
+        "StopperFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "ReconcilerFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "RecorderFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "ReporterFunction": {"dynamodb:Query"},
     }
-    assert reaching == {"WaiterFunction", "SettlerFunction"}
+
+
+def test_the_claim_reaches_only_the_ledger_and_only_to_claim(resources: dict[str, Any]) -> None:
+    """A conditional PutItem claims the slot; GetItem reads who holds it. Nothing else:
+    no update, no delete, no scan.
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.ConditionalUpdate
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html
+    """
+    (statement,) = _policies(resources, "ClaimFunction")
+    assert sorted(as_list(statement["Action"])) == ["dynamodb:GetItem", "dynamodb:PutItem"]
+    assert statement["Resource"] == {"Fn::GetAtt": ["RunLedgerTable", "Arn"]}
+    env = resources["ClaimFunction"]["Properties"]["Environment"]["Variables"]
+    assert env == {"RUN_LEDGER_TABLE": {"Ref": "RunLedgerTable"}}
 
 
 OUTPUT_BUCKET_ARN = {
@@ -334,3 +400,95 @@ def test_notification_key_policy(resources: dict[str, Any]) -> None:
     alarms = statements[1]
     assert sorted(alarms["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
     assert alarms["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_the_starter_may_resolve_public_and_the_stacks_image_parameters(
+    resources: dict[str, Any], template: dict[str, Any]
+) -> None:
+    """RunInstances with `ImageId: resolve:ssm:<name>` needs ssm:GetParameters for the
+    caller: AWS's public parameters (no account in their ARN) and the user's own.
+    https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-ec2-aliases.html
+    https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-public-parameters.html
+    """
+    (statement,) = [
+        s for s in _policies(resources, "StarterFunction") if grants(s, "ssm:GetParameters")
+    ]
+    public, own = statement["Resource"]
+    assert public == {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/*"
+    }
+    condition, granted, otherwise = own["Fn::If"]
+    assert granted == {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}"
+        ":parameter/${ImageParameterPattern}"
+    }
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    # None of the user's parameters by default.
+    assert template["Parameters"]["ImageParameterPattern"]["Default"] == ""
+    assert template["Conditions"][condition] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ImageParameterPattern"}, ""]}]
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "role", "passes"),
+    [
+        ("/", "arn:aws:iam::123456789012:role/amirun-x", True),
+        ("/", "arn:aws:iam::123456789012:role/ops/amirun-x", False),
+        ("/ops/", "arn:aws:iam::123456789012:role/ops/amirun-x", True),
+        ("/*/", "arn:aws:iam::123456789012:role/ops/team/amirun-x", True),
+    ],
+)
+def test_pass_role_matches_the_roles_path(
+    resources: dict[str, Any], template: dict[str, Any], path: str, role: str, passes: bool
+) -> None:
+    """A role's ARN carries its path (`role/ops/amirun-x`), and iam:PassRole matches
+    the ARN: the path is a stack parameter (default /, any path with /*/).
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns
+    """
+    import fnmatch
+    import re
+
+    from amirun.project import StackContext
+
+    spec = template["Parameters"]["InstanceRolePath"]
+    assert spec["Default"] == "/"
+    assert re.fullmatch(spec["AllowedPattern"], path)
+    (statement,) = [s for s in _policies(resources, "StarterFunction") if grants(s, "iam:PassRole")]
+    context = StackContext.of(
+        template,
+        region="us-east-1",
+        account="123456789012",
+        stack_name="amirun",
+        parameters={"InstanceRolePath": path},
+    )
+    assert fnmatch.fnmatchcase(role, context.resolve(statement["Resource"])) is passes
+
+
+def test_the_commander_writes_exactly_the_run_output_and_the_record_beside_outputs(
+    resources: dict[str, Any],
+) -> None:
+    """Two writes and no more: the command's record under runs/* of the output bucket, and
+    the execution JSON the original wrote under the output prefix, in the buckets of
+    CheckedBucketPattern, at those two key shapes only (IAM's `*` spans `/`, so
+    `*/datastream-metadata/execution.json` is any prefix, never any other key)."""
+    writes = _granting(_policies(resources, "CommanderFunction"), "s3:PutObject")
+    flat = [arn for resource in writes for arn in as_list(resource)]
+    buckets = "arn:${AWS::Partition}:s3:::${CheckedBucketPattern}"
+    assert flat == [
+        RUN_OUTPUT_ARN,
+        {"Fn::Sub": f"{buckets}/*/datastream-metadata/execution.json"},
+        {"Fn::Sub": f"{buckets}/*/metadata/execution.json"},
+    ]
+    samples = {
+        "nextgen/outputs/cfe_nom/v2.2_hydrofabric/ngen.20260209/short_range/06/VPU_10L"
+        "/datastream-metadata/execution.json": True,
+        "nextgen/forcings/v2.2_hydrofabric/ngen.20260209/forcing_short_range/06"
+        "/metadata/execution.json": True,
+        "nextgen/outputs/cfe_nom/ngen.20260209/merkdir.file": False,
+        "nextgen/execution.json": False,
+        "nextgen/metadata/execution.json": False,
+    }
+    patterns = [f["Fn::Sub"].replace(buckets, "*") for f in flat[1:]]
+    for key, allowed in samples.items():
+        assert any(fnmatchcase(key, p) for p in patterns) is allowed, key

@@ -16,14 +16,23 @@ def test_schedule_group(resources: dict[str, Any]) -> None:
 def test_scheduler_role_is_assumed_only_by_this_stacks_schedules(
     resources: dict[str, Any],
 ) -> None:
+    """Confused deputy: Scheduler presents the schedule *group's* ARN as aws:SourceArn
+    (`arn:<partition>:scheduler:<region>:<account>:schedule-group/<group>`), never a
+    schedule's; a condition naming schedules matches nothing and no run would start.
+    https://docs.aws.amazon.com/scheduler/latest/UserGuide/cross-service-confused-deputy-prevention.html
+    """
     role = resources["SchedulerRole"]
     assert role["Type"] == "AWS::IAM::Role"
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert trust["Action"] == "sts:AssumeRole"
-    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-    source = trust["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
-    assert source.endswith(":schedule/${ScheduleGroup}/*")
+    assert set(trust["Condition"]) == {"StringEquals"}
+    condition = trust["Condition"]["StringEquals"]
+    assert condition["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert condition["aws:SourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}"
+        ":schedule-group/${ScheduleGroup}"
+    }
 
 
 def test_scheduler_role_may_start_this_state_machine_and_nothing_else(

@@ -33,7 +33,9 @@ def test_parameters(template: dict[str, Any]) -> None:
 def test_globals(template: dict[str, Any]) -> None:
     function = template["Globals"]["Function"]
     assert function["Runtime"] == "python3.13"
-    assert function["Architectures"] == ["arm64"]
+    # arm64 on AWS; local builds and `sam local invoke` give the machine's.
+    assert function["Architectures"] == [{"Ref": "Architecture"}]
+    assert template["Parameters"]["Architecture"]["Default"] == "arm64"
     assert function["Timeout"] == 30
     assert function["MemorySize"] == 256
     assert function["Tracing"] == "Active"
@@ -46,13 +48,29 @@ def test_globals(template: dict[str, Any]) -> None:
     assert env["POWERTOOLS_LOG_LEVEL"] == env["LOG_LEVEL"] == {"Ref": "LogLevel"}
 
 
+def test_the_endpoint_variable_is_declared_for_local_invokes_only(template: dict[str, Any]) -> None:
+    """`sam local invoke --env-vars` sets only variables the template declares, so
+    AWS_ENDPOINT_URL is declared; on AWS the account is never 123456789012 (the one
+    the SAM CLI and the emulator report), and AWS::NoValue removes the variable:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/pseudo-parameter-reference.html
+    """
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["AWS_ENDPOINT_URL"] == {"Fn::If": ["OnLocalEmulator", "", {"Ref": "AWS::NoValue"}]}
+    assert template["Conditions"]["OnLocalEmulator"] == {
+        "Fn::Equals": [{"Ref": "AWS::AccountId"}, "123456789012"]
+    }
+
+
 def test_core_layer(resources: dict[str, Any]) -> None:
     layer = resources["CoreLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Properties"]["ContentUri"] == "layers/core/"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
-    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}]
+    assert layer["Metadata"] == {
+        "BuildMethod": "python3.13",
+        "BuildArchitecture": {"Ref": "Architecture"},
+    }
     assert (ROOT / "layers" / "core" / "amirun_core" / "__init__.py").is_file()
 
 
@@ -73,7 +91,12 @@ def test_the_reconciler_runs_on_its_schedule(resources: dict[str, Any]) -> None:
     (event,) = props["Events"].values()
     assert event["Type"] == "Schedule"
     assert event["Properties"]["Schedule"] == {"Ref": "ReconcileSchedule"}
-    assert props["Environment"]["Variables"] == {"STACK_NAME": {"Ref": "AWS::StackName"}}
+    assert props["Environment"]["Variables"] == {
+        "STACK_NAME": {"Ref": "AWS::StackName"},
+        "RUN_LEDGER_TABLE": {"Ref": "RunLedgerTable"},
+        "VCPU_LIMIT": {"Ref": "VcpuLimit"},
+        "BLOCK_VCPU_LIMITS": {"Ref": "BlockVcpuLimits"},
+    }
 
 
 def test_exactly_these_functions(resources: dict[str, Any]) -> None:
@@ -106,7 +129,15 @@ def test_function_environment(resources: dict[str, Any]) -> None:
         "STACK_NAME": {"Ref": "AWS::StackName"},
         # Named in the refusal when IAM will not pass the instance's role.
         "INSTANCE_ROLE_NAME_PATTERN": {"Ref": "InstanceRoleNamePattern"},
+        "RUN_LEDGER_TABLE": {"Ref": "RunLedgerTable"},
     }
+    assert env("StopperFunction") == {
+        "RUN_LEDGER_TABLE": {"Ref": "RunLedgerTable"},
+        # Which counters the released vCPUs go back to.
+        "VCPU_LIMIT": {"Ref": "VcpuLimit"},
+        "BLOCK_VCPU_LIMITS": {"Ref": "BlockVcpuLimits"},
+    }
+    assert env("RecorderFunction") == {"RUN_LEDGER_TABLE": {"Ref": "RunLedgerTable"}}
     assert env("CommanderFunction") == {"OUTPUT_BUCKET": OUTPUT_BUCKET}
 
 
@@ -284,11 +315,22 @@ def test_the_item_the_code_writes_fits_the_table(resources: dict[str, Any]) -> N
 
 
 def test_the_settler_hears_command_ends_and_lost_instances(resources: dict[str, Any]) -> None:
+    """Every invocation status but the in-flight ones, from this account only.
+
+    AWS documents terminal statuses beyond the API's enum (Delivery Timed Out,
+    Execution Timed Out, Undeliverable, Terminated, Invalid Platform, Access
+    Denied) and does not pin the strings the event carries, so the rule excludes
+    the in-flight ones with `anything-but` instead of listing ends:
+    https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html
+    The `account` field is in every event:
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html
+    """
     from amirun_core.command import DOCUMENT
     from amirun_core.completion import (
         EC2_DETAIL_TYPE,
-        ENDED_STATUSES,
         GONE_STATES,
+        IN_FLIGHT_STATUSES,
         SSM_DETAIL_TYPE,
     )
 
@@ -302,12 +344,14 @@ def test_the_settler_hears_command_ends_and_lost_instances(resources: dict[str, 
     ssm = patterns["CommandEnded"]
     assert ssm["source"] == ["aws.ssm"]
     assert ssm["detail-type"] == [SSM_DETAIL_TYPE]
-    assert ssm["detail"]["status"] == list(ENDED_STATUSES)
+    assert ssm["detail"]["status"] == [{"anything-but": list(IN_FLIGHT_STATUSES)}]
+    assert ssm["account"] == [{"Ref": "AWS::AccountId"}]
     assert ssm["detail"]["document-name"] == [DOCUMENT]
     ec2 = patterns["InstanceGone"]
     assert ec2["source"] == ["aws.ec2"]
     assert ec2["detail-type"] == [EC2_DETAIL_TYPE]
     assert ec2["detail"]["state"] == list(GONE_STATES)
+    assert ec2["account"] == [{"Ref": "AWS::AccountId"}]
     # A lost event costs only time (the safety look), so no queue keeps failures.
     assert settler["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
 

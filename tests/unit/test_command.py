@@ -15,6 +15,7 @@ import pytest
 from unit_helpers import (
     OUTPUT_BUCKET,
     RUN_DATE,
+    START_TIME,
     answer,
     error,
     invocation,
@@ -32,8 +33,8 @@ from amirun_core.command import (
     TAIL_BYTES,
     command_comment,
     follow_command,
-    output_object,
     output_prefix,
+    s3_object_of_url,
     send_commands,
 )
 from amirun_core.errors import (
@@ -46,6 +47,7 @@ from amirun_core.errors import (
     PermissionDenied,
     one_line_cause,
 )
+from amirun_core.execution import parse_execution
 from amirun_core.state import CommandRecord, WorkflowState
 
 
@@ -285,24 +287,58 @@ def test_a_stderr_ending_in_a_newline_makes_a_clean_one_line_cause(ec2: Any, ssm
     assert " | ;" not in cause
 
 
-def long_failure(ssm: Any) -> str:
+def ssm_output(sent: CommandRecord, stream: str) -> tuple[str, str]:
+    """Where SSM writes a stream of AWS-RunShellScript's output, under the command's prefix."""
+    bucket, _, prefix = str(sent.output_url).removeprefix("s3://").partition("/")
+    return bucket, f"{prefix}{sent.instance_id}/{PLUGIN_OUTPUT}/{stream}"
+
+
+def long_failure(ssm: Any, sent: CommandRecord) -> str:
     """SSM's answer for a failed command whose stderr passed 8,000 characters: its
-    first 8,000 only (stubbed: moto's invocations always succeed)."""
+    first 8,000 only, and the whole stream's URL (stubbed: moto's invocations always
+    succeed and carry no URL)."""
     head = "starting\n" + "x" * 7_991
+    bucket, key = ssm_output(sent, "stderr")
+    url = f"https://s3.us-east-1.amazonaws.com/{bucket}/{key}"
     answer(
         ssm,
         "GetCommandInvocation",
-        lambda p: invocation(p, "Failed", ResponseCode=1, StandardErrorContent=head),
+        lambda p: invocation(
+            p, "Failed", ResponseCode=1, StandardErrorContent=head, StandardErrorUrl=url
+        ),
     )
     return head
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://s3.us-east-1.amazonaws.com/out-bucket/runs/a%20b/i-1/stdout",
+        "https://s3.amazonaws.com/out-bucket/runs/a%20b/i-1/stdout",
+        "https://out-bucket.s3.us-gov-west-1.amazonaws.com/runs/a%20b/i-1/stdout",
+        "https://s3.cn-north-1.amazonaws.com.cn/out-bucket/runs/a%20b/i-1/stdout",
+    ],
+)
+def test_the_output_url_ssm_gives_names_the_object(url: str) -> None:
+    """GetCommandInvocation's StandardOutputUrl/StandardErrorUrl: "The URL for the
+    complete text written by the plugin to stdout in Amazon S3. If an S3 bucket
+    wasn't specified, then this string is empty."
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html
+    """
+    assert s3_object_of_url(url) == ("out-bucket", "runs/a b/i-1/stdout")
+
+
+@pytest.mark.parametrize("url", ["", None, "https://example.com/x"])
+def test_no_output_url_means_no_s3_read(url: str | None) -> None:
+    assert s3_object_of_url(url) is None
 
 
 def test_a_long_stderrs_real_tail_comes_from_s3_with_a_ranged_get(
     ec2: Any, ssm: Any, s3: Any
 ) -> None:
     state, sent = sent_state(ec2, ssm)
-    long_failure(ssm)
-    bucket, key = output_object(sent, "stderr") or ("", "")
+    long_failure(ssm, sent)
+    bucket, key = ssm_output(sent, "stderr")
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key=key, Body=("y" * 30_000 + "\nERROR: disk full\n").encode())
     gets = answer(s3, "GetObject")
@@ -340,7 +376,7 @@ def test_an_unreadable_s3_output_keeps_ssms_start_and_says_where_the_end_is(
     ec2: Any, ssm: Any, s3: Any
 ) -> None:
     state, sent = sent_state(ec2, ssm)
-    long_failure(ssm)  # nothing in S3: NoSuchBucket
+    long_failure(ssm, sent)  # nothing in S3: NoSuchBucket
 
     with pytest.raises(CommandFailed) as caught:
         follow_command(ssm, ec2, state, s3)
@@ -451,3 +487,75 @@ def test_a_relaunch_records_the_same_object_again(ec2: Any, ssm: Any, s3: Any) -
     assert first.execution_url == second.execution_url
     listed = s3.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix="runs/unit-test/")["Contents"]
     assert [o["Key"] for o in listed] == ["runs/unit-test/execution.json"]
+
+
+# --- the execution JSON beside the run's outputs -------------------------------------------
+NEXTGEN_BUCKET = "amirun-unit-nextgen"
+
+
+def nextgen_request(prefix: str, **options: Any) -> dict[str, Any]:
+    request = make_request(ii_check_s3=True, **options)
+    request["commands"] = [
+        f"echo --s3_bucket {NEXTGEN_BUCKET} --s3_prefix {prefix}",
+        f"run --date DAILY --out s3://{NEXTGEN_BUCKET}/{prefix}/x.csv",
+    ]
+    return request
+
+
+@pytest.mark.parametrize(
+    ("prefix", "key"),
+    [
+        ("outputs/qkrig/qkrig.DAILY", "outputs/qkrig/qkrig.20250531/datastream-metadata"),
+        (
+            "forcings/ngen.DAILY/forcing_short_range/06",
+            "forcings/ngen.20250531/forcing_short_range/06/metadata",
+        ),
+    ],
+)
+def test_the_executed_json_is_written_beside_the_outputs(
+    ec2: Any, ssm: Any, s3: Any, prefix: str, key: str
+) -> None:
+    """Where the original's Commander wrote it (under the prefix, `metadata/` for a
+    forcing prefix), as the run executes it: valid input again, for that very day."""
+    s3.create_bucket(Bucket=OUTPUT_BUCKET)
+    s3.create_bucket(Bucket=NEXTGEN_BUCKET)
+    state, _ = launch(ec2, make_state(nextgen_request(prefix, n_retries_allowed=1)))
+
+    record = send_commands(ssm, state, OUTPUT_BUCKET, s3)
+
+    assert record.record_url == f"s3://{NEXTGEN_BUCKET}/{key}/execution.json"
+    written = s3.get_object(Bucket=NEXTGEN_BUCKET, Key=f"{key}/execution.json")["Body"].read()
+    executed = json.loads(written)
+    assert executed["commands"] == state.resolved_commands()
+    assert executed["run_options"] == state.request["run_options"]
+    assert "DAILY" not in json.dumps(executed["commands"])
+    assert parse_execution(executed).resolve(START_TIME).daily_date == "20250531"
+
+
+def test_no_output_prefix_no_record_beside_outputs(ec2: Any, ssm: Any, s3: Any) -> None:
+    s3.create_bucket(Bucket=OUTPUT_BUCKET)
+    record = send_commands(ssm, ready_state(ec2), OUTPUT_BUCKET, s3)
+    assert record.record_url is None
+
+
+def test_a_refused_record_names_the_parameter_and_sends_nothing(
+    ec2: Any, ssm: Any, s3: Any
+) -> None:
+    """The 403 is injected by a botocore hook: moto enforces no IAM."""
+    s3.create_bucket(Bucket=OUTPUT_BUCKET)
+    state, _ = launch(ec2, make_state(nextgen_request("outputs/qkrig/qkrig.DAILY")))
+    refused = answer(
+        s3,
+        "PutObject",
+        lambda params: (
+            error("AccessDenied", "Access Denied", 403)
+            if params["Bucket"] == NEXTGEN_BUCKET
+            else None
+        ),
+    )
+
+    with pytest.raises(PermissionDenied, match="CheckedBucketPattern"):
+        send_commands(ssm, state, OUTPUT_BUCKET, s3)
+
+    assert [call["Bucket"] for call in refused] == [OUTPUT_BUCKET, NEXTGEN_BUCKET]
+    assert ssm.list_commands()["Commands"] == []

@@ -368,6 +368,14 @@ def test_another_command_on_our_instance_is_ignored(clients: dict[str, Any]) -> 
         {"detail-type": EC2_DETAIL_TYPE, "detail": {"instance-id": "i-1", "state": "running"}},
         {"detail-type": "Something Else", "detail": {"instance-id": "i-1"}},
         {"detail-type": SSM_DETAIL_TYPE, "detail": {}},
+        {"detail-type": SSM_DETAIL_TYPE, "detail": "i-1"},
+        {"detail-type": EC2_DETAIL_TYPE, "detail": ["i-1", "terminated"]},
+        {"detail-type": SSM_DETAIL_TYPE},
+        {"detail-type": SSM_DETAIL_TYPE, "detail": {"instance-id": 7, "status": "Success"}},
+        {
+            "detail-type": SSM_DETAIL_TYPE,
+            "detail": {"instance-id": "i-1", "status": "Success", "command-id": ["c"]},
+        },
     ],
 )
 def test_events_that_are_no_end_are_ignored(clients: dict[str, Any], event: dict[str, Any]) -> None:

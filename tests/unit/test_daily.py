@@ -129,7 +129,10 @@ def test_short_range_resolves_the_prefix_and_the_forcing_file_only(
     # `-s DAILY` is the datastream CLI's own keyword: left as it is.
     assert "-s DAILY -n 8" in resolved.commands[0]
     assert resolved.output_check == daily.OutputCheck(
-        bucket=BUCKET, prefix=SR_PREFIX.replace("DAILY", day) + "/", source="commands"
+        bucket=BUCKET,
+        prefix=SR_PREFIX.replace("DAILY", day) + "/merkdir.file",
+        source="commands",
+        why="a command runs /scripts/datastream",
     )
 
 
@@ -220,7 +223,10 @@ def test_a_parser_hint_gives_the_location_and_the_last_command_wins() -> None:
     ]
     resolved = resolve(commands, at("2026-02-09T12:00"))
     assert resolved.output_check == daily.OutputCheck(
-        bucket=BUCKET, prefix="outputs/qkrig/qkrig.20260208/", source="commands"
+        bucket=BUCKET,
+        prefix="outputs/qkrig/qkrig.20260208/metadata/forcings_metadata/metadata.csv",
+        source="commands",
+        why="no command runs /scripts/datastream",
     )
     assert resolved.commands[1:] == [
         f"echo --S3_BUCKET='{BUCKET}' --S3_PREFIX outputs/qkrig/qkrig.20260208",
@@ -339,6 +345,9 @@ def test_datastream_options_give_the_location_and_resolve_like_commands() -> Non
     # The built command carries no --forcing_source: no forcing source, so yesterday.
     assert resolved.daily_date == "20260208"
     assert resolved.output_check == daily.OutputCheck(
-        bucket="my-bucket", prefix="runs/20260208/", source="datastream_command_options"
+        bucket="my-bucket",
+        prefix="runs/20260208/merkdir.file",
+        source="datastream_command_options",
+        why="a command runs /scripts/datastream",
     )
     assert resolved.commands == [options.command().replace("DAILY", "20260208")]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
@@ -18,6 +19,7 @@ from unit_helpers import (
     COMMAND_WAIT_TABLE,
     EVENTS,
     OUTPUT_BUCKET,
+    RUN_LEDGER_TABLE,
     STACK_NAME,
     FakeLambdaContext,
     agent_status,
@@ -26,7 +28,7 @@ from unit_helpers import (
     load_json,
 )
 
-from amirun.local.runner import create_command_wait_table
+from amirun.local.runner import create_command_wait_table, create_ledger_table
 from amirun_core import aws
 from amirun_core.command import send_commands
 from amirun_core.completion import find_waiter
@@ -34,6 +36,7 @@ from amirun_core.daily import Resolution
 from amirun_core.launch import TAG_EXECUTION, launch_instance
 from amirun_core.state import (
     CheckRecord,
+    ClaimRecord,
     CleanupRecord,
     CommandRecord,
     InputsRecord,
@@ -49,6 +52,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 #: event file -> the function `sam local invoke` runs it with.
 FUNCTION_OF = {
+    "claim": "claim",
     "resolver": "resolver",
     "inputs": "inputs",
     "starter": "starter",
@@ -64,9 +68,11 @@ FUNCTION_OF = {
     "settler-instance-gone": "settler",
     "reconciler": "reconciler",
     "notifier": "notifier",
+    "recorder": "recorder",
+    "reporter": "reporter",
 }
 #: EventBridge events (not workflow states): the execution is their detail's input.
-EXECUTION_EVENTS = ("sweeper", "notifier")
+EXECUTION_EVENTS = ("sweeper", "notifier", "recorder")
 #: Events that carry no execution: a command's or an instance's end, a task token's wrapper.
 END_EVENTS = ("waiter", "settler", "settler-instance-gone")
 
@@ -112,7 +118,7 @@ def test_every_event_file_has_a_test() -> None:
 
 
 #: The reconciler's event is its schedule: it carries no execution at all.
-SCHEDULED_EVENTS = ("reconciler",)
+SCHEDULED_EVENTS = ("reconciler", "reporter")
 
 
 @pytest.mark.parametrize(
@@ -129,12 +135,36 @@ def test_every_event_carries_the_sample_execution(name: str) -> None:
     assert state.attempt == 1
 
 
-@pytest.mark.parametrize(("name", "status"), [("sweeper", "FAILED"), ("notifier", "TIMED_OUT")])
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [("sweeper", "FAILED"), ("notifier", "TIMED_OUT"), ("recorder", "SUCCEEDED")],
+)
 def test_execution_events_carry_the_sample_execution_as_their_input(name: str, status: str) -> None:
     detail = load_event(name)["detail"]
 
     assert json.loads(detail["input"]) == load_json(EVENTS / "execution.json")
     assert detail["status"] == status
+
+
+def test_claim_event(
+    load_handler: Handler, emulator: Any, lambda_context: FakeLambdaContext
+) -> None:
+    """A run started by hand claims a slot of its own; a second claimant of it does not."""
+    dynamodb = aws.client("dynamodb")
+    create_ledger_table(dynamodb, RUN_LEDGER_TABLE)
+    event = load_event("claim")
+    claim = load_handler("claim")
+
+    result = invoke(claim, event, lambda_context)
+
+    assert_shape(result, ClaimRecord)
+    name = event["execution"]["name"]
+    assert result["slot"] == f"slot#manual/{name}#2025-06-01T06:00:00Z"
+    assert (result["claimed"], result["owner"]) == (True, event["execution"]["id"])
+    # Retried by Step Functions: still ours.
+    assert invoke(claim, event, lambda_context)["claimed"] is True
+    other = dict(event, execution=dict(event["execution"], id=event["execution"]["id"] + "-2"))
+    assert invoke(claim, other, lambda_context)["claimed"] is False
 
 
 def test_resolver_event(load_handler: Handler, lambda_context: FakeLambdaContext) -> None:
@@ -350,6 +380,23 @@ def test_settler_events(
     assert result["error"] is None
 
 
+@pytest.mark.parametrize(
+    "detail", ["i-0123456789abcdef0", ["i-0123456789abcdef0"], None, 42, {"instance-id": ["x"]}]
+)
+def test_the_settler_drops_a_malformed_event_like_a_foreign_one(
+    load_handler: Handler, detail: Any, lambda_context: FakeLambdaContext
+) -> None:
+    """A direct invoke can send any JSON: a detail that is a string or a list used to
+    raise AttributeError; it is logged and dropped."""
+    event = {**load_event("settler"), "detail": detail}
+    settler = load_handler("settler")
+    create_command_wait_table(settler.SERVICES.dynamodb, COMMAND_WAIT_TABLE)
+
+    result = invoke(settler, event, lambda_context)
+
+    assert (result["outcome"], result["instance_id"]) == ("foreign", "")
+
+
 def test_notifier_event(
     load_handler: Handler,
     ec2: Any,
@@ -368,3 +415,37 @@ def test_notifier_event(
     assert result["execution"] == detail["executionArn"]
     assert result["status"] == "TIMED_OUT"
     assert result["message_id"]
+
+
+def test_recorder_event(load_handler: Handler, lambda_context: FakeLambdaContext) -> None:
+    """The recorder writes the end onto the slot the execution claimed (a manual run here)."""
+    from amirun.local.runner import create_ledger_table
+    from amirun_core.ledger import claim_slot, read_slot
+    from amirun_core.ledger import run_slot as slot_of
+
+    event = load_event("recorder")
+    detail = event["detail"]
+    recorder = load_handler("recorder")
+    create_ledger_table(recorder.DYNAMODB, RUN_LEDGER_TABLE)
+    started = datetime.fromtimestamp(detail["startDate"] / 1000, UTC)
+    slot = slot_of(json.loads(detail["input"]), detail["name"], started)
+    claim_slot(
+        recorder.DYNAMODB,
+        RUN_LEDGER_TABLE,
+        slot=slot.key,
+        execution_arn=detail["executionArn"],
+        schedule=slot.schedule,
+        scheduled_time=slot.scheduled_time,
+        started_at=started,
+    )
+
+    result = invoke(recorder, event, lambda_context)
+
+    assert result == {"execution": detail["executionArn"], "status": "SUCCEEDED", "recorded": True}
+    item = read_slot(recorder.DYNAMODB, RUN_LEDGER_TABLE, slot.key)
+    assert item is not None
+    assert (item["status"], item["instance_seconds"], item["start_latency_s"]) == (
+        "succeeded",
+        1890,
+        0,
+    )

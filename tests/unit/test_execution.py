@@ -434,7 +434,9 @@ def test_a_huge_input_still_gives_a_short_cause() -> None:
         (b'{"run_options": {"timeout_s": 60, "timeout_s": 90}}', "run_options.timeout_s: dup"),
         (b'{"commands": ["ls", "\\ud800"]}', "commands[1]: holds a lone surrogate"),
         (b'{"timeout_s": NaN}', "not valid JSON: NaN is not a JSON number"),
-        (b'{"timeout_s": ' + b"9" * 5000 + b"}", "not valid JSON: Exceeds the limit"),
+        (b'{"timeout_s": ' + b"9" * 5000 + b"}", "timeout_s: the number 99999999999999999999..."),
+        (b'{"timeout_s": 1e400}', "timeout_s: the number 1e400 is beyond"),
+        (b'{"a": {"b": [1, -1E999]}}', "a.b[1]: the number -1E999 is beyond"),
         (b"[" * 40 + b"]" * 40, "JSON nested 40 levels deep; at most 32"),
         (b"[" * 100_000, "JSON nested 100000 levels deep"),
         (b'{"commands": ["caf\xe9"]}', "not valid UTF-8 (byte 18"),
@@ -458,6 +460,23 @@ def test_decoding_keeps_brackets_inside_strings_out_of_the_depth() -> None:
     )
 
     assert raw["commands"][0].endswith("[" * 50)
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ('{"a": [1, {"b": []}]}', 4),
+        ('{"a": "[[[\\"{{"}', 1),  # an escaped quote does not end the string
+        ('["\\\\", [[]]]', 3),  # an escaped backslash does not escape the quote after it
+        ('"[[ never closed', 0),  # a string running to the end hides what is in it
+        ('[[ "x', 2),
+        ('{"a": "b\\', 1),  # cut just after a backslash
+        ("] ] [", 0),  # closing first never counts below zero
+    ],
+)
+def test_nesting_depth_counts_brackets_outside_strings_only(text: str, depth: int) -> None:
+    """The depth is found before parsing, so it must read strings as a JSON reader does."""
+    assert execution._nesting_depth(text) == depth
 
 
 def test_past_a_few_unknown_fields_no_hints_are_looked_for() -> None:

@@ -12,11 +12,27 @@
 
 One gap is by design and tested at the end: the input size bound (Step
 Functions' state limit) is a byte count no JSON Schema keyword expresses.
+
+Files that pin EC2's documented limits (moto enforces none of them), each
+refused before launch (`amirun_core.ec2_limits`):
+
+- tags: 50 per resource with amirun's own, keys 1-128 characters and not
+  `aws:`, values up to 256
+  (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions);
+- volume sizes per type
+  (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_EbsBlockDevice.html);
+- LaunchTemplate by id or name, NetworkInterfaces without instance-level subnet
+  or groups (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RunInstances.html);
+- user data up to 16 KB before base64
+  (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html);
+- `resolve:ssm:` parameter names of letters, digits and `_ . - /`
+  (https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-su-create.html).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +161,25 @@ def test_an_input_too_big_for_the_workflow_is_the_one_thing_the_schema_cannot_se
     assert input_size(raw) > MAX_INPUT_BYTES
     assert (refused_by, [p.field for p in problems]) == ("validator", ["commands"])
     assert schema_paths(schema, raw) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_is_refused_without_blocking(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nobody writes to the FIFO: opening it to read would wait forever."""
+    path = tmp_path / "pipe.json"
+    os.mkfifo(path)
+
+    code = main(["validate", str(path)])
+
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"amirun: {path}: not a regular file (a FIFO, a device or a socket), "
+        "so not an execution JSON file\n"
+    )
+
+
+def test_a_device_is_refused_unread(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "/dev/zero"]) == 2
+    assert "not a regular file" in capsys.readouterr().err

@@ -21,12 +21,14 @@ from amirun_core.errors import (
     InvalidExecutionInput,
     LaunchRejected,
 )
+from amirun_core.execution import _run_instances_shape, read_execution
 from amirun_core.launch import (
     TAG_ATTEMPT,
     TAG_EXECUTION,
     TAG_STACK,
     client_token,
     launch_instance,
+    launch_parameters,
 )
 
 OWN_TAGS = {TAG_EXECUTION: EXECUTION_ARN, TAG_ATTEMPT: "1", TAG_STACK: STACK_NAME}
@@ -217,3 +219,105 @@ def test_invalid_input_launches_nothing(ec2: Any) -> None:
 
     assert calls == []
     assert all_instances(ec2) == []
+
+
+# --- amirun's tags are amirun's; numbers as EC2 takes them ---------------------------------
+def test_a_launched_instance_carries_exactly_amiruns_own_tag_values(ec2: Any) -> None:
+    """Two `instance` TagSpecifications in the input (EC2 takes one per type) are merged
+    into one; the user's tags stay, and amirun's are the only `amirun:` tags there."""
+    request = make_request()
+    request["instance_parameters"]["TagSpecifications"] = [
+        {"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "hydro"}]},
+        {"ResourceType": "volume", "Tags": [{"Key": "cost-center", "Value": "42"}]},
+        {"ResourceType": "instance", "Tags": [{"Key": "project", "Value": "ngen"}]},
+    ]
+
+    launch_instance(ec2, make_state(request), STACK_NAME)
+    (instance,) = all_instances(ec2)
+    volume_ids = [m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]]
+    volumes = ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"]
+
+    assert tags(instance) == {**OWN_TAGS, "team": "hydro", "project": "ngen"}
+    assert all(tags(v) == {**OWN_TAGS, "cost-center": "42"} for v in volumes)
+
+
+def test_tags_with_amiruns_prefix_never_reach_ec2_whatever_the_input(ec2: Any) -> None:
+    """The validator refuses them (tests/inputs); the launch drops them all the same, so
+    no input can hide its instance from the sweeper or point it at another stack."""
+    calls = answer(ec2, "RunInstances")
+    request = make_request()
+    request["instance_parameters"]["TagSpecifications"] = [
+        {
+            "ResourceType": "instance",
+            "Tags": [
+                {"Key": "amirun:stack", "Value": "someone-else"},
+                {"Key": "AMIRUN:execution", "Value": "hidden"},
+                {"Key": "owner", "Value": "me"},
+            ],
+        }
+    ]
+    state = make_state(request)
+
+    with pytest.raises(InvalidExecutionInput, match="amirun's own"):
+        launch_instance(ec2, state, STACK_NAME)
+    params = launch_parameters(read_execution(request), state, STACK_NAME, spot=False)
+
+    assert spec_tags(params, "instance") == {**OWN_TAGS, "owner": "me"}
+    assert calls == []
+
+
+def test_integral_floats_reach_ec2_as_integers(ec2: Any) -> None:
+    """JSON's 8.0 is an integer (the README promises VolumeSize: 8.0 works); botocore
+    refuses a float for an integer member with ParamValidationError."""
+    request = make_request()
+    request["instance_parameters"]["BlockDeviceMappings"] = [
+        {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8.0, "VolumeType": "gp3"}}
+    ]
+    request["instance_parameters"]["CpuOptions"] = {"CoreCount": 1.0, "ThreadsPerCore": 2.0}
+
+    params = launch_parameters(read_execution(request), make_state(request), STACK_NAME, spot=False)
+    launch_instance(ec2, make_state(request), STACK_NAME)
+
+    assert params["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"] == 8
+    assert type(params["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"]) is int
+    assert type(params["CpuOptions"]["CoreCount"]) is int
+    assert len(all_instances(ec2)) == 1
+
+
+def test_run_instances_has_no_float_member() -> None:
+    """`integral_numbers` makes every integral float an int, which is right only while
+    RunInstances takes no float or double anywhere."""
+    shape = _run_instances_shape(None)
+    found: list[str] = []
+
+    def walk(current: Any, path: str, depth: int) -> None:
+        if depth > 8:
+            return
+        if current.type_name == "structure":
+            for name, member in current.members.items():
+                walk(member, f"{path}.{name}", depth + 1)
+        elif current.type_name == "list":
+            walk(current.member, f"{path}[]", depth + 1)
+        elif current.type_name in ("double", "float"):
+            found.append(path)
+
+    walk(shape, "RunInstances", 0)
+
+    assert found == []
+
+
+def test_imdsv2_reaches_the_jobs_containers(ec2: Any) -> None:
+    """amirun's MetadataOptions: IMDSv2 with a PUT response hop limit of 2, which AWS
+    recommends in a container environment (with 1, a container behind Docker's bridge
+    gets no token): https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-options.html
+    """
+    calls = answer(ec2, "RunInstances")
+
+    launch_instance(ec2, make_state(), STACK_NAME)
+
+    (params,) = calls
+    assert params["MetadataOptions"] == {
+        "HttpTokens": "required",
+        "HttpEndpoint": "enabled",
+        "HttpPutResponseHopLimit": 2,
+    }

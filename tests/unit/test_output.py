@@ -6,7 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from unit_helpers import RUN_DATE, START_TIME, make_request, make_state
+from botocore.exceptions import ClientError
+from unit_helpers import RUN_DATE, START_TIME, make_request, make_state, with_records
 
 from amirun_core import timing
 from amirun_core.errors import OutputMissing
@@ -103,45 +104,69 @@ def test_an_old_object_passes_when_freshness_is_not_asked(s3: Any) -> None:
     assert check_output(s3, state).checked is True
 
 
-# --- ii_check_s3: true, the location the commands give ----------------------------------
-def derived(prefix: str = "outputs/ngen.DAILY/short_range/06/VPU_10L", **fields: Any) -> Any:
+# --- ii_check_s3: true, the key the original checks under the commands' location -------
+PREFIX = "outputs/ngen.20250601/short_range/06/VPU_10L"
+
+
+def derived(
+    prefix: str = "outputs/ngen.DAILY/short_range/06/VPU_10L",
+    script: str = "/home/ec2-user/datastreamcli/scripts/datastream",
+    **fields: Any,
+) -> Any:
     """A state whose Resolve step ran at START_TIME (06:00Z, cycle 06: DAILY = 20250601)."""
     request = make_request(ii_check_s3=True)
     request["commands"] = [
-        "datastream -s DAILY --FORCING_SOURCE NWM_V3_SHORT_RANGE_06 "
+        f"{script} -s DAILY --FORCING_SOURCE NWM_V3_SHORT_RANGE_06 "
         f"--S3_BUCKET {BUCKET} --S3_PREFIX {prefix}"
     ]
     resolved = make_state(request).resolution().model_dump(mode="json")
     return make_state(request, resolved=resolved, **fields)
 
 
-def test_true_passes_with_one_object_under_the_derived_prefix(s3: Any) -> None:
+def test_true_passes_with_the_datastreams_merkdir_file(s3: Any) -> None:
     s3.create_bucket(Bucket=BUCKET)
-    key = "outputs/ngen.20250601/short_range/06/VPU_10L/x/a.nc"
-    s3.put_object(Bucket=BUCKET, Key=key, Body=b"a")
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/merkdir.file", Body=b"tree")
 
     record = check_output(s3, derived())
 
-    assert record.location == f"s3://{BUCKET}/{key}"
+    assert record.location == f"s3://{BUCKET}/{PREFIX}/merkdir.file"
 
 
-def test_true_looks_under_the_prefix_as_a_folder(s3: Any) -> None:
+def test_true_is_not_fooled_by_other_objects_under_the_prefix(s3: Any) -> None:
+    """The run itself writes its execution record under the prefix, and a failed
+    datastream leaves partial outputs there: neither is the output the check wants."""
     s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="outputs/ngen.20250601/VPU_10L/a.nc", Body=b"a")
+    for key in ("datastream-metadata/execution.json", "ngen-run/outputs/troute/a.nc"):
+        s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{key}", Body=b"x")
 
     with pytest.raises(OutputMissing) as caught:
-        check_output(s3, derived("outputs/ngen.DAILY/VPU_1"))
+        check_output(s3, derived())
 
-    assert f"s3://{BUCKET}/outputs/ngen.20250601/VPU_1/: no object" in str(caught.value)
+    assert str(caught.value) == (
+        f"s3://{BUCKET}/{PREFIX}/merkdir.file: no such object after the run (ii_check_s3 "
+        "true checks this key: a command runs /scripts/datastream)"
+    )
 
 
-def test_true_needs_an_object_written_after_the_run_started(s3: Any) -> None:
+def test_true_checks_the_forcing_metadata_when_no_command_runs_the_datastream(s3: Any) -> None:
     s3.create_bucket(Bucket=BUCKET)
-    s3.put_object(Bucket=BUCKET, Key="outputs/ngen.20250601/short_range/06/VPU_10L/old", Body=b"")
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/merkdir.file", Body=b"tree")
+    state = derived(script="python3 configure_datastream.py")
+
+    with pytest.raises(OutputMissing, match="no command runs /scripts/datastream"):
+        check_output(s3, state)
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/metadata/forcings_metadata/metadata.csv", Body=b"")
+    record = check_output(s3, state)
+    assert record.location == f"s3://{BUCKET}/{PREFIX}/metadata/forcings_metadata/metadata.csv"
+
+
+def test_true_needs_the_key_written_after_the_run_started(s3: Any) -> None:
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/merkdir.file", Body=b"")
     later = timing.now() + timedelta(hours=1)
     state = derived(execution={"id": "arn:x", "name": "n", "start_time": later})
 
-    with pytest.raises(OutputMissing, match="before this run started"):
+    with pytest.raises(OutputMissing, match=r"merkdir\.file was last written .* before this run"):
         check_output(s3, state)
 
 
@@ -150,6 +175,9 @@ class _Pages:
 
     def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
         self.pages, self.read = pages, 0
+
+    def head_object(self, **_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "HeadObject")
 
     def get_paginator(self, name: str) -> Any:
         assert name == "list_objects_v2"
@@ -161,14 +189,29 @@ class _Pages:
             yield {"Contents": page}
 
 
-def test_true_stops_at_the_first_fresh_object_among_stale_pages() -> None:
-    """The listing is stubbed: thousands of objects in moto would make a slow test."""
+def test_a_prefix_check_stops_at_the_first_fresh_object_among_stale_pages() -> None:
+    """`{"bucket", "prefix"}` naming a prefix: the listing is stubbed (thousands of
+    objects in moto would make a slow test), and so is HeadObject's 404."""
     start = START_TIME.replace(microsecond=0)
     old = [{"Key": f"k{i}", "Size": 1, "LastModified": start - timedelta(days=1)} for i in range(3)]
     fresh = {"Key": "k-new", "Size": 7, "LastModified": start + timedelta(minutes=5)}
     client = _Pages([old, old, [fresh], old])
 
-    record = check_output(client, derived())
+    record = check_output(client, checking("outputs/"))
 
     assert (record.location, record.size) == (f"s3://{BUCKET}/k-new", 7)
     assert client.read == 3
+
+
+def test_a_run_resolved_before_the_key_rule_is_checked_as_it_was(s3: Any) -> None:
+    """An execution in flight across a deploy carries its old resolution (a folder to
+    look under, no `why`): the new checker keeps that run's rule."""
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/ngen-run.tar.gz", Body=b"t")
+    state = derived()
+    old = state.resolution().model_dump(mode="json")
+    old["output_check"] = {"bucket": BUCKET, "prefix": f"{PREFIX}/", "source": "commands"}
+
+    record = check_output(s3, with_records(state, resolved=old))
+
+    assert record.location == f"s3://{BUCKET}/{PREFIX}/ngen-run.tar.gz"

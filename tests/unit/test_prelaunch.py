@@ -122,3 +122,54 @@ def test_the_longest_input_wait_keeps_to_its_loop_budget() -> None:
 
 def test_the_execution_time_limit_leaves_room_for_the_longest_input_wait() -> None:
     assert limits.largest("inputs_timeout_s") <= limits.INPUT_GATE_MAX_S
+
+
+# --- ii_check_forcing: the -F file is one more input, with its own wait -----------------------
+def forcing_state(started_s_ago: float, **run_options: Any) -> Any:
+    request = make_request(ii_check_forcing=True, **run_options)
+    request["commands"] = [
+        f"datastream -s DAILY -F s3://{BUCKET}/forcings/ngen.DAILY/forcing_short_range/06/"
+        "ngen.t06z.VPU_01.nc --FORCING_SOURCE NWM_V3_SHORT_RANGE_06"
+    ]
+    start = timing.now() - timedelta(seconds=started_s_ago)
+    # Resolved at START_TIME (06:00Z, not before cycle 06: DAILY = 20250601); the
+    # gate's deadlines count from `start`.
+    resolved = resolve_execution(make_state(request)).model_dump(mode="json")
+    return make_state(
+        request, resolved=resolved, execution={"id": "arn:x", "name": "n", "start_time": start}
+    )
+
+
+def test_the_forcing_file_waits_up_to_its_own_timeout(s3: Any) -> None:
+    s3.create_bucket(Bucket=BUCKET)
+    waiting = check_inputs(s3, forcing_state(1000, forcing_check_timeout_s=7200))
+    assert waiting.ready is False
+    (missing,) = waiting.missing
+    assert missing.endswith("/ngen.t06z.VPU_01.nc")
+    # forcing_check_wait_s 60 spread over 7,200 s within the gate's loop budget: 60 s.
+    assert waiting.wait_seconds == 60
+
+    with pytest.raises(InputsMissing, match=r"run_options\.forcing_check_timeout_s"):
+        check_inputs(s3, forcing_state(7201, forcing_check_timeout_s=7200))
+
+    s3.put_object(Bucket=BUCKET, Key=missing.split(f"{BUCKET}/", 1)[1], Body=b"f")
+    assert check_inputs(s3, forcing_state(7201, forcing_check_timeout_s=7200)).ready is True
+
+
+def test_the_default_forcing_wait_keeps_to_the_gates_loop_budget(s3: Any) -> None:
+    """24 h of looking every 60 s would be 1,440 loops (about 13,000 history events):
+    the interval grows so the gate keeps to INPUTS_POLL_BUDGET."""
+    s3.create_bucket(Bucket=BUCKET)
+    record = check_inputs(s3, forcing_state(0))
+    assert record.wait_seconds == 86_400 // timing.INPUTS_POLL_BUDGET == 576
+    assert limits.largest("forcing_check_timeout_s") <= limits.INPUT_GATE_MAX_S
+
+
+def test_inputs_and_forcing_each_keep_their_own_deadline(s3: Any) -> None:
+    s3.create_bucket(Bucket=BUCKET)
+    state = forcing_state(700, inputs=[FORCING], inputs_timeout_s=600, forcing_check_timeout_s=3600)
+    with pytest.raises(InputsMissing) as caught:
+        check_inputs(s3, state)
+    # Only the run_options.inputs object is past its deadline.
+    assert "run_options.inputs_timeout_s" in str(caught.value)
+    assert "forcing_check_timeout_s" not in str(caught.value)

@@ -26,6 +26,11 @@ FIELDS = {
     "market",
     "on_demand_fallback",
     "instance_parameters",
+    "checked_key",
+    "checked_because",
+    "forcing_file",
+    "record",
+    "relaunch_plan",
 }
 
 
@@ -50,7 +55,19 @@ def test_short_range_at_two_times(
     assert set(rendered) == FIELDS  # the resolved execution only, not the input again
     assert (rendered["daily_date"], rendered["cycle_hour"]) == (day, 6)
     prefix = f"outputs/cfe_nom/v2.2_hydrofabric/ngen.{day}/short_range/06/VPU_10L"
-    assert rendered["output_check"] == {"bucket": "nextgen-forecasts", "prefix": prefix + "/"}
+    key = f"{prefix}/merkdir.file"
+    assert rendered["output_check"] == {"bucket": "nextgen-forecasts", "prefix": key}
+    assert rendered["checked_key"] == f"s3://nextgen-forecasts/{key}"
+    assert rendered["checked_because"] == "a command runs /scripts/datastream"
+    assert rendered["record"][0] == (
+        f"s3://nextgen-forecasts/{prefix}/datastream-metadata/execution.json"
+    )
+    # n_retries_allowed 2 with ii_cheapo: spot twice (after 1 h, then 2 h), the last on-demand.
+    assert rendered["relaunch_plan"] == [
+        {"attempt": 1, "wait_s": 0, "market": "spot", "on_demand_fallback": True},
+        {"attempt": 2, "wait_s": 3600, "market": "spot", "on_demand_fallback": True},
+        {"attempt": 3, "wait_s": 7200, "market": "on-demand", "on_demand_fallback": False},
+    ]
     (command,) = rendered["commands"]
     assert f"--S3_PREFIX {prefix}'" in command
     assert f"ngen.{forcing_day}/forcing_short_range/06/ngen.t06z." in command
@@ -138,8 +155,33 @@ def test_a_bad_time_is_one_usage_line(capsys: pytest.CaptureFixture[str]) -> Non
 
     assert exited.value.code == 2
     assert capsys.readouterr().err == (
-        "amirun: --at tomorrow: not an ISO-8601 time (e.g. 2026-02-09T03:00:00Z)\n"
+        "amirun: --at: 'tomorrow' is not an ISO-8601 time (e.g. 2026-02-09T12:00:00Z)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        ("0001-01-01T00:00:00+05:00", "outside the years 2000 to 2099"),
+        ("9999-12-31T23:59:59-05:00", "outside the years 2000 to 2099"),
+        ("1770000000", "'1770000000' is not an ISO-8601 time"),
+        ("2026-02-30T00:00Z", "is not an ISO-8601 time"),
+    ],
+)
+def test_times_at_the_edges_of_the_calendar_are_one_usage_line(
+    at: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Year 1 or 9999 with an offset overflowed Python's dates; a Unix timestamp is no
+    ISO-8601 time. Both `render --at` and `run --schedule ... --at` say so in one line."""
+    for argv in (
+        ["render", str(NEXTGEN / "qkrig.json"), "--at", at],
+        ["schedules", "render", "set.yaml", "x", "--at", at],
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exited.value.code == 2
+        assert expected in err and "Traceback" not in err
 
 
 def test_an_invalid_file_names_the_field(
@@ -153,3 +195,47 @@ def test_an_invalid_file_names_the_field(
     assert main(["render", str(path)]) == 1
     err = capsys.readouterr().err
     assert "  - run_options.ii_check_s3: `true` checks the output location" in err
+
+
+def test_render_names_the_key_the_record_and_each_attempt(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The text form: the exact key checked and why, where the execution JSON goes, and
+    the relaunch plan with the market and the wait of every attempt."""
+    assert main(["render", str(NEXTGEN / "short_range.json"), "--at", "2026-02-09T07:00Z"]) == 0
+    out = capsys.readouterr().out
+    prefix = "s3://nextgen-forecasts/outputs/cfe_nom/v2.2_hydrofabric/ngen.20260209/short_range/06/VPU_10L"
+    assert f"check      {prefix}/merkdir.file (a command runs /scripts/datastream)\n" in out
+    assert f"record     {prefix}/datastream-metadata/execution.json\n" in out
+    assert "attempt    1  at once, spot (on-demand if spot has no capacity)\n" in out
+    assert "attempt    2  after 3600 s, spot (on-demand if spot has no capacity)\n" in out
+    assert "attempt    3  after 7200 s, on-demand\n" in out
+
+
+def test_a_forcing_prefix_records_under_metadata_and_checks_the_forcing_metadata() -> None:
+    raw = load_json(NEXTGEN / "short_range.json")
+    raw["commands"] = [
+        "runuser -l ec2-user -c 'python3 configure_datastream.py --start_date DAILY "
+        "--forcing_source NWM_V3_SHORT_RANGE_06 --s3_bucket nextgen-forecasts "
+        "--s3_prefix forcings/v2.2_hydrofabric/ngen.DAILY/forcing_short_range/06'"
+    ]
+    rendered = render_execution(raw, at_time("07:00"))
+
+    prefix = "s3://nextgen-forecasts/forcings/v2.2_hydrofabric/ngen.20260209/forcing_short_range/06"
+    assert rendered["checked_key"] == f"{prefix}/metadata/forcings_metadata/metadata.csv"
+    assert rendered["record"][0] == f"{prefix}/metadata/execution.json"
+
+
+def test_the_forcing_check_is_an_input_the_gate_waits_for() -> None:
+    raw = load_json(NEXTGEN / "medium_range.json")
+    raw["run_options"]["ii_check_forcing"] = True
+    rendered = render_execution(raw, at_time("03:00"))
+
+    forcing = (
+        "s3://nextgen-forecasts/forcings/v2.2_hydrofabric/ngen.20260208/forcing_medium_range/"
+        "18/ngen.t18z.medium_range.forcing.f001_f240.VPU_03W.nc"
+    )
+    assert rendered["forcing_file"] == forcing
+    assert rendered["inputs"] == [forcing]
+    (command,) = rendered["commands"]
+    assert f"-F {forcing} " in command  # the very file the command reads

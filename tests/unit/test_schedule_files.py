@@ -24,7 +24,7 @@ from amirun.schedules import (
 
 EXAMPLES = ROOT / "schedules" / "examples"
 CFE_NOM = EXAMPLES / "nextgen-cfe-nom.yaml"
-GENERIC = EXAMPLES / "nightly-report.yaml"
+GENERIC = ROOT / "schedules" / "generic" / "nightly-report.yaml"
 
 # The upstream's set, written out from its Terraform (NEXTGEN.md, "The daily set").
 VPUS = [
@@ -304,15 +304,14 @@ schedules:
     problems = check(schedules)
 
     assert [str(p) for p in problems] == [
-        "job-a-5 (what=a, timeout=5): run_options.timeout_s: "
-        "Input should be greater than or equal to 60"
+        "job-a-5 (what=a, timeout=5): run_options.timeout_s: must be at least 60, not 5"
     ]
 
 
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ("schedules: []", "schedules: List should have at least 1 item after validation"),
+        ("schedules: []", "schedules: needs at least one item"),
         (
             "template: run.json\nschedules: [{name: x, expression: rate(1 day), cron: y}]",
             "schedules[0].cron: unknown field",
@@ -411,8 +410,8 @@ schedules:
     )
     (schedule,) = expand([path])
     problems = schedule_problems(schedule)
-    assert problems[0].startswith("name: 1 to 64 letters")
-    assert problems[1].startswith("expression: 'cron(0 1 * *)' is not cron(6 fields)")
+    assert problems[0].startswith("name: 'bad name' is not 1 to 64 letters")
+    assert problems[1].startswith("expression: 'cron(0 1 * *)': cron takes 6 fields")
 
 
 # --- What Scheduler is given -------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -39,6 +38,10 @@ _CONFIG = Config(
 @functools.cache
 def client(service: str) -> Any:
     """One client per service and process, created on first use and reused."""
+    # boto3 (with s3transfer) is imported on first use: the CLI's commands that make
+    # no AWS call (`schedules expand`, `validate`, `render`) start without it.
+    import boto3
+
     return boto3.client(service, config=_CONFIG)
 
 

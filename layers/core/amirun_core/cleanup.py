@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from amirun_core import aws, timing
+from amirun_core import aws, relaunch, timing
 from amirun_core.cost import instance_usage
 from amirun_core.errors import (
     RELAUNCHABLE,
@@ -24,6 +24,7 @@ from amirun_core.errors import (
 from amirun_core.execution import RunOptions, read_execution
 from amirun_core.launch import TAG_ATTEMPT, TAG_EXECUTION
 from amirun_core.state import AttemptRecord, CleanupRecord, WorkflowState
+from amirun_core.utilisation import instance_utilisation
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 
@@ -146,8 +147,11 @@ def _advance(ec2: Any, instance: dict[str, Any], terminate: bool) -> bool:
     return bool(state == "terminated" or (not terminate and state == "stopped"))
 
 
-def stop_instance(ec2: Any, state: WorkflowState) -> CleanupRecord:
-    """One step towards a stopped (or terminated) instance; done when at rest."""
+def stop_instance(ec2: Any, state: WorkflowState, cloudwatch: Any = None) -> CleanupRecord:
+    """One step towards a stopped (or terminated) instance; done when at rest.
+
+    With `cloudwatch`, the usage also says what the instance used over the command.
+    """
     options = run_options_of(state.request)
     previous = state.cleanup
     deadline = previous.deadline if previous and previous.deadline else None
@@ -181,7 +185,16 @@ def stop_instance(ec2: Any, state: WorkflowState) -> CleanupRecord:
     if at_rest and usage is None:
         # Measured when first found at rest: deleting volumes afterwards costs no instance time.
         earlier = [a.usage for a in state.past_attempts if a.usage is not None]
-        usage = instance_usage(instance, timing.now(), earlier)
+        spot = state.instance.spot_price_usd_per_hour if state.instance else None
+        usage = instance_usage(instance, timing.now(), earlier, spot_price=spot)
+        if cloudwatch is not None and state.command is not None:
+            used = instance_utilisation(
+                cloudwatch,
+                instance["InstanceId"],
+                state.command.sent_at,
+                state.command.ended_at or timing.now(),
+            )
+            usage = usage.model_copy(update=used.model_dump())
     done = at_rest
     if at_rest and options.ii_delete_volume:
         done, deleted_now = _release_volumes(ec2, instance["InstanceId"], volume_ids)
@@ -228,7 +241,7 @@ def _finish(state: WorkflowState, options: RunOptions, record: CleanupRecord) ->
     if state.error.Error in RELAUNCHABLE and state.attempt <= options.n_retries_allowed:
         record.relaunch = True
         record.next_attempt = state.attempt + 1
-        delay = options.retry_delay_s * 2 ** (state.attempt - 1)
+        delay = relaunch.wait_before(options, state.attempt + 1)
         record.relaunch_wait_seconds = timing.wait_seconds(delay) if delay else 0
     return record
 

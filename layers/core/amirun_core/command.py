@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import urllib.parse
 from datetime import datetime
 from typing import Any
 
@@ -108,6 +110,47 @@ def record_execution(s3: Any, bucket: str, state: WorkflowState) -> str:
     return f"s3://{bucket}/{key}"
 
 
+#: What the Commander's role may write under a run's output prefix (template.yaml).
+RECORD_NEEDS = (
+    "the Commander may write only <prefix>/datastream-metadata/execution.json and "
+    "<prefix>/metadata/execution.json in buckets matching the stack parameter "
+    "CheckedBucketPattern (s3:PutObject); the bucket's policy, and the KMS key policy of "
+    "an SSE-KMS bucket (kms:GenerateDataKey), must allow it as well"
+)
+
+
+def executed_request(state: WorkflowState) -> dict[str, Any]:
+    """The execution JSON as this run executes it: the commands as sent, DAILY resolved.
+
+    `datastream_command_options` becomes the one command built from it, as the
+    original's record shows it. Valid input for amirun again (a rerun of that day).
+    """
+    request = dict(state.request)
+    request.pop("datastream_command_options", None)
+    request["commands"] = state.resolved_commands()
+    return request
+
+
+def record_beside_outputs(s3: Any, state: WorkflowState) -> str | None:
+    """Write the executed request under the run's output prefix, where the original
+    wrote it and downstream tools read it; None when the commands give no prefix."""
+    record = state.resolution().record
+    if record is None:
+        return None
+    try:
+        s3.put_object(
+            Bucket=record.bucket,
+            Key=record.key,
+            Body=json.dumps(executed_request(state), indent=4).encode(),
+            ContentType="application/json",
+        )
+    except ClientError as exc:
+        aws.raise_if_throttled(exc, "PutObject")
+        aws.raise_if_denied(exc, f"PutObject on {record.url}", RECORD_NEEDS)
+        raise
+    return record.url
+
+
 def _existing_command(ssm: Any, instance_id: str, comment: str) -> dict[str, Any] | None:
     try:
         commands = ssm.list_commands(InstanceId=instance_id)["Commands"]
@@ -133,6 +176,7 @@ def send_commands(
     command = _existing_command(ssm, instance_id, comment)
     prefix = output_prefix(state)
     recorded = record_execution(s3, output_bucket, state) if s3 and output_bucket else None
+    beside = record_beside_outputs(s3, state) if s3 else None
     if command is None:
         parameters: dict[str, list[str]] = {
             "commands": request.resolved_commands(state.resolution()),
@@ -166,6 +210,7 @@ def send_commands(
         if output_bucket
         else None,
         execution_url=recorded,
+        record_url=beside,
     )
 
 
@@ -204,19 +249,32 @@ def _tail(text: str | None) -> str:
     return text if len(text) <= TAIL_CHARS else "..." + text[-TAIL_CHARS:]
 
 
-def output_object(record: CommandRecord, stream: str) -> tuple[str, str] | None:
-    """(bucket, key) of a stream's full output in S3, when the command wrote there."""
-    if not record.output_url:
+def s3_object_of_url(url: str | None) -> tuple[str, str] | None:
+    """(bucket, key) of the https URL GetCommandInvocation gives for a stream's full
+    output (StandardOutputUrl, StandardErrorUrl; empty when no bucket was given):
+    path-style (`https://s3.<region>.amazonaws.com/<bucket>/<key>`) or virtual-hosted
+    (`https://<bucket>.s3.<region>.amazonaws.com/<key>`)."""
+    if not url:
         return None
-    bucket, _, prefix = record.output_url.removeprefix("s3://").partition("/")
-    return bucket, f"{prefix}{record.instance_id}/{PLUGIN_OUTPUT}/{stream}"
+    parsed = urllib.parse.urlsplit(url)
+    host, path = parsed.hostname or "", urllib.parse.unquote(parsed.path).lstrip("/")
+    if parsed.scheme == "s3":
+        bucket, key = host, path
+    elif host.startswith(("s3.", "s3-")):
+        bucket, _, key = path.partition("/")
+    elif ".s3." in host or ".s3-" in host:
+        bucket, key = re.split(r"\.s3[.-]", host, maxsplit=1)[0], path
+    else:
+        return None
+    return (bucket, key) if bucket and key else None
 
 
-def stream_tail(s3: Any, record: CommandRecord, stream: str, content: str | None) -> str:
+def stream_tail(s3: Any, stream: str, content: str | None, url: str | None) -> str:
     """The real end of a stream: SSM's answer when it is whole, else a ranged GET of
-    the last bytes of the S3 output (SSM only returns the start of a long output)."""
+    the last bytes of the S3 output SSM names in `url` (SSM only returns the start of
+    a long output)."""
     content = content or ""
-    where = output_object(record, stream)
+    where = s3_object_of_url(url)
     if len(content) < INVOCATION_LIMITS[stream] or where is None or s3 is None:
         return _tail(content)
     bucket, key = where
@@ -314,8 +372,12 @@ def look_at_command(ssm: Any, ec2: Any, command: CommandRecord, s3: Any = None) 
         return record
     record.done = True
     record.ended_at = timing.now()
-    record.stdout_tail = stream_tail(s3, record, "stdout", invocation.get("StandardOutputContent"))
-    record.stderr_tail = stream_tail(s3, record, "stderr", invocation.get("StandardErrorContent"))
+    record.stdout_tail = stream_tail(
+        s3, "stdout", invocation.get("StandardOutputContent"), invocation.get("StandardOutputUrl")
+    )
+    record.stderr_tail = stream_tail(
+        s3, "stderr", invocation.get("StandardErrorContent"), invocation.get("StandardErrorUrl")
+    )
     if record.status == "Success":
         return record
     if record.status == "TimedOut" and "Delivery" not in record.status_details:

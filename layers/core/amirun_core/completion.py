@@ -31,8 +31,11 @@ from amirun_core.command import look_at_command
 from amirun_core.errors import AmirunError, AwsThrottled, CommandFailed, one_line_cause
 from amirun_core.state import CommandRecord, WorkflowState
 
-#: Run Command's terminal invocation statuses, as its events spell them.
-ENDED_STATUSES = ("Success", "Failed", "Cancelled", "TimedOut")
+#: Run Command's statuses of an invocation still on its way, in both spellings AWS
+#: uses (API and console). Every other status is an end (AWS documents more of them
+#: than the API's enum: Delivery Timed Out, Undeliverable, Terminated, Access
+#: Denied...): the handler reads the invocation again whatever the event says.
+IN_FLIGHT_STATUSES = ("Pending", "InProgress", "In Progress", "Delayed", "Cancelling")
 #: EC2 states in which an instance can no longer finish a command.
 GONE_STATES = ("stopping", "stopped", "shutting-down", "terminated")
 SSM_DETAIL_TYPE = "EC2 Command Invocation Status-change Notification"
@@ -208,24 +211,36 @@ def wait_for_end(services: EndServices, state: WorkflowState, task_token: str) -
 
 
 def event_target(event: dict[str, Any]) -> tuple[str, str | None] | None:
-    """(instance id, command id or None) an end event is about; None if it is no end."""
-    detail = event.get("detail") or {}
+    """(instance id, command id or None) an end event is about; None if it is no end.
+
+    Anything may arrive (a direct invoke sends what it likes): an event that is not
+    an object, or whose detail is not one, is no end either."""
+    detail = _detail(event)
     instance_id = detail.get("instance-id")
     if not isinstance(instance_id, str):
         return None
     kind = event.get("detail-type")
-    if kind == SSM_DETAIL_TYPE and detail.get("status") in ENDED_STATUSES:
-        return instance_id, detail.get("command-id")
+    status = detail.get("status")
+    if kind == SSM_DETAIL_TYPE and isinstance(status, str) and status not in IN_FLIGHT_STATUSES:
+        command_id = detail.get("command-id")
+        # A command end names its command; one that does not is no event of SSM's.
+        return (instance_id, command_id) if isinstance(command_id, str) else None
     if kind == EC2_DETAIL_TYPE and detail.get("state") in GONE_STATES:
         return instance_id, None
     return None
+
+
+def _detail(event: Any) -> dict[str, Any]:
+    detail = event.get("detail") if isinstance(event, dict) else None
+    return detail if isinstance(detail, dict) else {}
 
 
 def handle_event(services: EndServices, event: dict[str, Any]) -> Notice:
     """An end event from EventBridge: settle the token waiting on its instance, if any."""
     target = event_target(event)
     if target is None:
-        return Notice("foreign", str((event.get("detail") or {}).get("instance-id", "")))
+        instance_id = _detail(event).get("instance-id")
+        return Notice("foreign", instance_id if isinstance(instance_id, str) else "")
     instance_id, command_id = target
     waiter = find_waiter(services.dynamodb, services.table, instance_id)
     if waiter is None:

@@ -60,6 +60,11 @@ class UsageRecord(BaseModel):
     price_basis: str = ""
     run_instance_seconds: int = Field(0, description="This attempt and the ones before it.")
     run_estimated_cost_usd: float | None = None
+    cpu_max: float | None = Field(None, description="Peak CPUUtilization over the command, %.")
+    cpu_avg: float | None = Field(None, description="Average CPUUtilization over the command, %.")
+    mem_max: float | None = Field(
+        None, description="Peak mem_used_percent, when the AMI runs the CloudWatch agent."
+    )
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -75,14 +80,24 @@ def instance_usage(
     ended: datetime,
     earlier: list[UsageRecord] | None = None,
     table: PriceTable | None = None,
+    spot_price: float | None = None,
 ) -> UsageRecord:
-    """The usage of an instance as EC2 describes it, at rest at `ended`."""
+    """The usage of an instance as EC2 describes it, at rest at `ended`.
+
+    `spot_price`: the spot price in force at launch (DescribeSpotPriceHistory),
+    used for a spot instance instead of the table's.
+    """
     table = table or price_table()
     instance_type = str(instance.get("InstanceType", "unknown"))
     market = instance_market(instance)
     launched: datetime | None = instance.get("LaunchTime")
     seconds = max(0, round((ended - launched).total_seconds())) if launched else 0
-    price, basis = table.price(instance_type, market)
+    if market == "spot" and spot_price is not None:
+        price: float | None = spot_price
+        zone = instance.get("Placement", {}).get("AvailabilityZone", "")
+        basis = f"spot price in force at launch, {zone}"
+    else:
+        price, basis = table.price(instance_type, market)
     cost = round(price * seconds / 3600, 6) if price is not None else None
     earlier = earlier or []
     earlier_costs = [u.estimated_cost_usd for u in earlier]

@@ -29,7 +29,14 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 DAILY = "DAILY"
@@ -51,8 +58,46 @@ _MEDIUM_RANGE = re.compile(r"MEDIUM_RANGE_(\d{2})_(\d)$")
 _RESTART = re.compile(r"ANALYSIS_ASSIM_RESTART_CHRT_(\d{2})$")
 #: The cycle folder and the `tHHz` of a forcing file path.
 _CYCLE_IN_PATH = re.compile(r"/(\d{2})/.*?t(\d{2})z")
-#: A value that goes into the datastream command as one shell word inside '...'.
-_SHELL_WORD = re.compile(r"^[^\s']+$")
+#: What each datastream option may hold: (the characters in words, a regex of them).
+#: The values go unquoted into `runuser -l ec2-user -c '...'`, so no character a shell
+#: reads (spaces, quotes, $ ` ; | & < > ( ) { } [ ] * ? ! ~ \\ newlines) is allowed in
+#: any; each takes exactly what its values need: dates, names, versions, paths, URLs.
+_TIME = ("letters, digits and : _ -", r"[A-Za-z0-9:_-]+")
+_NAME = ("letters, digits and . _ -", r"[A-Za-z0-9._-]+")
+OPTION_CHARACTERS: dict[str, tuple[str, str]] = {
+    "start_time": _TIME,
+    "end_time": _TIME,
+    "forcing_source": _NAME,
+    # The upstream's files give a path in the datastream folder as `$(pwd)/...`.
+    "realization": (
+        "letters, digits and . _ - / : % + = @, after an optional leading $(pwd)/",
+        r"(?:\$\(pwd\)/)?[A-Za-z0-9._/:%+=@-]+",
+    ),
+    "subset_id_type": _NAME,
+    "subset_id": ("letters, digits and . _ - :", r"[A-Za-z0-9._:-]+"),
+    "hydrofabric_version": _NAME,
+    "s3_bucket": ("lowercase letters, digits, . and - (or DAILY)", r"(?:[a-z0-9.-]|DAILY)+"),
+    "s3_prefix": ("letters, digits and . _ - / = + @ :", r"[A-Za-z0-9._/=+@:-]+"),
+}
+
+
+def _option_schema(name: str) -> dict[str, Any]:
+    return {"pattern": f"^{OPTION_CHARACTERS[name][1]}$"}
+
+
+#: A command that runs the datastream script: `/scripts/datastream` and an argument, as
+#: the original's checker matches it (any case).
+_RUNS_DATASTREAM = re.compile(r"/scripts/datastream[=\s'\"]+[^\s'\"]", re.IGNORECASE)
+#: An S3 object URL as a forcing file path (`-F s3://bucket/key`).
+_S3_URL = re.compile(r"s3://[^/\s]+/\S+$")
+#: A "parser hint": a command that only echoes options for the location's sake.
+_PARSER_HINT = re.compile(r"\s*echo(?:\s|$)")
+
+#: What `ii_check_s3: true` checks under the output prefix (the original's keys since its
+#: PR #381): the datastream script uploads merkdir.file on every S3 run; other jobs
+#: write the forcing metadata.
+DATASTREAM_KEY = "merkdir.file"
+OTHER_KEY = "metadata/forcings_metadata/metadata.csv"
 
 
 def _option(name: str) -> re.Pattern[str]:
@@ -76,6 +121,32 @@ def find_option(commands: list[str], pattern: re.Pattern[str]) -> str | None:
 
 def forcing_file(commands: list[str]) -> str | None:
     return find_option(commands, _FORCING_FILE)
+
+
+def is_parser_hint(command: str) -> bool:
+    """An `echo --s3_bucket ... --s3_prefix ...` command: it gives options, runs nothing."""
+    return _PARSER_HINT.match(command) is not None
+
+
+def runs_datastream(commands: list[str]) -> bool:
+    """Does a command run the datastream script? A parser hint that names it does not."""
+    return any(_RUNS_DATASTREAM.search(c) for c in commands if not is_parser_hint(c))
+
+
+def checked_key(prefix: str, commands: list[str]) -> tuple[str, str]:
+    """The key `ii_check_s3: true` checks under `prefix`, and why that one."""
+    folder = prefix.rstrip("/")
+    if runs_datastream(commands):
+        return f"{folder}/{DATASTREAM_KEY}", "a command runs /scripts/datastream"
+    return f"{folder}/{OTHER_KEY}", "no command runs /scripts/datastream"
+
+
+def record_key(prefix: str) -> str:
+    """Where the original writes a run's execution JSON under its output prefix."""
+    folder = prefix.rstrip("/")
+    if "forcing" in folder:
+        return f"{folder}/metadata/execution.json"
+    return f"{folder}/datastream-metadata/execution.json"
 
 
 def cycle_hour(forcing_source: str | None) -> int:
@@ -155,6 +226,31 @@ def resolve_commands(
     return resolved
 
 
+# --- reference times -----------------------------------------------------------------------
+#: The years a reference time may fall in: DAILY is a forecast date, and times far
+#: outside these (year 1, year 9999 with an offset) overflow Python's dates.
+REFERENCE_YEARS = (2000, 2099)
+#: ISO-8601 with a date first: a bare Unix timestamp ("1770000000") is no ISO-8601 time.
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}([T ].*)?", re.DOTALL)
+_ISO_TIME_PATTERN = "^(20[0-9]{2})-[0-9]{2}-[0-9]{2}([T ].*)?$"
+
+
+def parse_reference_time(text: str) -> datetime:
+    """An ISO-8601 time within REFERENCE_YEARS, UTC when it names no offset; ValueError
+    (a message for the user) otherwise."""
+    example = "e.g. 2026-02-09T12:00:00Z"
+    if not _ISO_TIME.fullmatch(text.strip()):
+        raise ValueError(f"{text[:40]!r} is not an ISO-8601 time ({example})")
+    try:
+        value = datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text[:40]!r} is not an ISO-8601 time ({example})") from None
+    low, high = REFERENCE_YEARS
+    if not low <= value.year <= high:
+        raise ValueError(f"{text[:40]!r} is outside the years {low} to {high}")
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 # --- datastream_command_options -------------------------------------------------------------
 class DatastreamCommandOptions(BaseModel):
     """The NextGen datastream form: amirun turns it into the one command the original ran."""
@@ -168,10 +264,21 @@ class DatastreamCommandOptions(BaseModel):
         },
     )
 
-    start_time: str = Field(description="`-s`: start time (YYYYMMDDHHMM) or DAILY.")
-    end_time: str = Field(description="`-e`: end time (YYYYMMDDHHMM).")
-    forcing_source: str = Field(description="`-C`: forcing source, e.g. NWM_RETRO_V3.")
-    realization: str = Field(description="`-R`: path or URL of the NextGen realization file.")
+    start_time: str = Field(
+        json_schema_extra=_option_schema("start_time"),
+        description="`-s`: start time (YYYYMMDDHHMM) or DAILY.",
+    )
+    end_time: str = Field(
+        json_schema_extra=_option_schema("end_time"), description="`-e`: end time (YYYYMMDDHHMM)."
+    )
+    forcing_source: str = Field(
+        json_schema_extra=_option_schema("forcing_source"),
+        description="`-C`: forcing source, e.g. NWM_RETRO_V3.",
+    )
+    realization: str = Field(
+        json_schema_extra=_option_schema("realization"),
+        description="`-R`: path or URL of the NextGen realization file.",
+    )
     nprocs: Annotated[
         int,
         WithJsonSchema(
@@ -183,16 +290,28 @@ class DatastreamCommandOptions(BaseModel):
             }
         ),
     ] = Field(ge=1, le=1024, description='`-n`: processes; a number or a string such as "4".')
-    subset_id_type: str = Field(description="`-i`: kind of subset id, e.g. hl or vpu.")
-    subset_id: str = Field(description="`-I`: subset id, e.g. Gages-09106150 or VPU_01.")
-    hydrofabric_version: str = Field(description="`-v`: hydrofabric version, e.g. 2.2.")
+    subset_id_type: str = Field(
+        json_schema_extra=_option_schema("subset_id_type"),
+        description="`-i`: kind of subset id, e.g. hl or vpu.",
+    )
+    subset_id: str = Field(
+        json_schema_extra=_option_schema("subset_id"),
+        description="`-I`: subset id, e.g. Gages-09106150 or VPU_01.",
+    )
+    hydrofabric_version: str = Field(
+        json_schema_extra=_option_schema("hydrofabric_version"),
+        description="`-v`: hydrofabric version, e.g. 2.2.",
+    )
     s3_bucket: str | None = Field(
         None,
+        json_schema_extra=_option_schema("s3_bucket"),
         description="`-S`: bucket the datastream uploads to (s3_prefix is then required); "
         "also the output location `ii_check_s3: true` checks.",
     )
     s3_prefix: str | None = Field(
-        None, description="`-o`: prefix the datastream uploads under (with s3_bucket)."
+        None,
+        json_schema_extra=_option_schema("s3_prefix"),
+        description="`-o`: prefix the datastream uploads under (with s3_bucket).",
     )
 
     @field_validator("nprocs", mode="before")
@@ -223,12 +342,24 @@ class DatastreamCommandOptions(BaseModel):
         "s3_prefix",
     )
     @classmethod
-    def _one_shell_word(cls, value: str | None) -> str | None:
-        if value is not None and not _SHELL_WORD.match(value):
-            raise PydanticCustomError(
-                "shell_word", "one word: no spaces or single quotes (it goes into a shell command)"
-            )
-        return value
+    def _one_shell_word(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        allowed, pattern = OPTION_CHARACTERS[str(info.field_name)]
+        if re.fullmatch(pattern, value):
+            return value
+        if not value:
+            raise PydanticCustomError("shell_word", "must not be empty")
+        rest = value.removeprefix("$(pwd)/")
+        bad = next((c for c in rest if not re.fullmatch(pattern, c) and c not in "DAILY"), rest[:1])
+        raise PydanticCustomError(
+            "shell_word",
+            "{char} cannot be in it (the value goes into a shell command): only {allowed}",
+            {
+                "char": ascii(bad) if not bad.isprintable() or bad == " " else repr(bad),
+                "allowed": allowed,
+            },
+        )
 
     def command(self) -> str:
         """Exactly the command the original Commander built from these options."""
@@ -255,27 +386,39 @@ class Schedule(BaseModel):
     )
     scheduled_time: datetime | None = Field(
         None,
-        description="When the schedule was due (ISO-8601, UTC when no offset is given), "
+        description="When the schedule was due (ISO-8601, UTC when no offset is given, "
+        f"years {REFERENCE_YEARS[0]} to {REFERENCE_YEARS[1]}), "
         "e.g. filled by EventBridge Scheduler from <aws.scheduler.scheduled-time>. The "
         "run's reference time for DAILY; without it, the execution's start time.",
+        json_schema_extra={"pattern": _ISO_TIME_PATTERN},
+    )
+    rerun: bool = Field(
+        False,
+        description="Run this schedule's slot (name and scheduled time) again on purpose: "
+        "take it over from a run that failed, timed out or was aborted (`amirun rerun` "
+        "sets it). Without it, a second run for a slot ends at once as a duplicate.",
+    )
+    new_slot: bool = Field(
+        False,
+        description="Run in a slot of its own (as a run started by hand), even though the "
+        "schedule's slot is taken (`amirun start --new-slot`); the schedule name and "
+        "scheduled time still tag the run and resolve DAILY.",
     )
 
     @field_validator("scheduled_time", mode="before")
     @classmethod
     def _iso_text(cls, value: Any) -> Any:
         # A number would pass for a Unix time; the field is ISO-8601 text.
-        if value is not None and not isinstance(value, str):
+        if value is None:
+            return value
+        if not isinstance(value, str):
             raise PydanticCustomError(
                 "iso_time", "an ISO-8601 time as text, e.g. 2026-02-09T12:00:00Z"
             )
-        return value
-
-    @field_validator("scheduled_time")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
+        try:
+            return parse_reference_time(value)
+        except ValueError as exc:
+            raise PydanticCustomError("iso_time", "{why}", {"why": str(exc)}) from None
 
 
 # --- what a run resolves to -------------------------------------------------------------------
@@ -285,12 +428,18 @@ class _Resolved(BaseModel):
 
 
 class OutputCheck(_Resolved):
-    """Where RunChecker looks: an object or, under a prefix, at least one object."""
+    """Where RunChecker looks: an object or, under a prefix, at least one object.
+
+    With `ii_check_s3: true` (source `commands` or `datastream_command_options`),
+    `prefix` is the one key the original checks (`DATASTREAM_KEY` or `OTHER_KEY`
+    under the output prefix) and `why` says which rule chose it.
+    """
 
     bucket: str
     prefix: str
     newer_than_start: bool = True
     source: Literal["ii_check_s3", "commands", "datastream_command_options"] = "ii_check_s3"
+    why: str | None = None
 
     @property
     def location(self) -> str:
@@ -300,6 +449,8 @@ class OutputCheck(_Resolved):
 class S3Object(_Resolved):
     bucket: str
     key: str
+    #: For the input gate, who asked for it: run_options.inputs, or ii_check_forcing.
+    source: Literal["inputs", "forcing"] | None = None
 
     @property
     def url(self) -> str:
@@ -321,6 +472,11 @@ class Resolution(_Resolved):
     cycle_hour: int
     output_check: OutputCheck | None
     inputs: list[S3Object] = []
+    record: S3Object | None = Field(
+        None,
+        description="Where the execution JSON is written beside the outputs, as the "
+        "original did: under the output prefix the commands give.",
+    )
 
 
 def output_location(
@@ -357,6 +513,18 @@ def missing_location(
     )
 
 
+def missing_forcing_file(commands: list[str], from_options: bool) -> str | None:
+    """Why `ii_check_forcing` has no forcing file to wait for, or None."""
+    path = None if from_options else forcing_file(commands)
+    if path is not None and _S3_URL.match(path):
+        return None
+    found = f" (-F {path} is no s3:// URL)" if path else ""
+    return (
+        "`true` waits for the forcing file the commands name with -F s3://bucket/key, but "
+        f"there is none{found}; add it, or list the file in run_options.inputs, or false"
+    )
+
+
 def check_forcing_source(commands: list[str]) -> str | None:
     """Why the commands' forcing source cannot give a cycle hour, or None."""
     try:
@@ -374,6 +542,7 @@ def resolve(
     inputs: list[str],
     reference_time: datetime,
     reference: Literal["scheduled_time", "start_time"],
+    check_forcing: bool = False,
 ) -> Resolution:
     """Resolve one execution for a reference time (NEXTGEN rules 1-6; the commands
     themselves with `commands_for`).
@@ -394,9 +563,20 @@ def resolve(
             newer_than_start=check.get("newer_than_start", True),
         )
     elif check and bucket and prefix:
-        # Under the prefix as a folder: `.../VPU_1` must not pass for `.../VPU_10L`.
-        folder = replace_daily(prefix, day).rstrip("/") + "/"
-        output = OutputCheck(bucket=bucket, prefix=folder, source=origin)
+        key, why = checked_key(replace_daily(prefix, day), commands)
+        output = OutputCheck(bucket=bucket, prefix=key, source=origin, why=why)
+    wanted = [
+        s3_object(replace_daily(url, day)).model_copy(update={"source": "inputs"}) for url in inputs
+    ]
+    if check_forcing:
+        # The very path the command gets: from the commands as they are sent.
+        sent = resolve_commands(commands, day, forcing_source=source, prefix=prefix)
+        path = forcing_file(sent)
+        if path is not None and _S3_URL.match(path):
+            wanted.append(s3_object(path).model_copy(update={"source": "forcing"}))
+    record = None
+    if bucket and prefix:
+        record = S3Object(bucket=bucket, key=record_key(replace_daily(prefix, day)))
     return Resolution(
         reference_time=reference_time,
         reference=reference,
@@ -404,7 +584,8 @@ def resolve(
         forcing_source=source,
         cycle_hour=cycle,
         output_check=output,
-        inputs=[s3_object(replace_daily(url, day)) for url in inputs],
+        inputs=wanted,
+        record=record,
     )
 
 

@@ -68,12 +68,19 @@ class InsufficientCapacity(AmirunError):
     """No capacity for the instance type right now (spot and on-demand both tried).
 
     Not retried in place: capacity comes back in minutes, so it is relaunched
-    after `retry_delay_s` when `n_retries_allowed` allows.
+    after the relaunch backoff when `n_retries_allowed` allows (the last attempt
+    on-demand with `ii_cheapo`).
     """
 
 
+class InstanceQueueTimeout(AmirunError):
+    """No room (the stack's vCPU limit) or no capacity for the run's types before
+    `run_options.queue_timeout_s`: nothing was launched. Not relaunchable."""
+
+
 class InputsMissing(AmirunError):
-    """Objects `run_options.inputs` names were still missing at the input deadline."""
+    """Objects the input gate waits for (`run_options.inputs`, the `-F` forcing file with
+    `ii_check_forcing`) were still missing at their deadline; nothing was launched."""
 
 
 class PermissionDenied(AmirunError):

@@ -17,6 +17,7 @@ import collections
 import functools
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -33,6 +34,7 @@ from pydantic import (
 
 from amirun_core import daily
 from amirun_core.daily import DatastreamCommandOptions, Resolution, Schedule
+from amirun_core.ec2_limits import OWN_TAG_COUNT, ec2_limit_problems
 from amirun_core.errors import InvalidExecutionInput, Problem
 from amirun_core.shapes import (
     MAX_HINTS,
@@ -73,9 +75,17 @@ OWNED_INSTANCE_PARAMETERS = {
     ),
 }
 
-_IMAGE_ID = re.compile(r"ami-[0-9a-f]{8}(?:[0-9a-f]{9})?|resolve:ssm:\S+")
+#: An AMI id, or an SSM parameter holding one: a parameter name has only letters,
+#: digits, `_ . - /` (https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-su-create.html),
+#: and may end in `:version` or `:label`.
+_IMAGE_ID = re.compile(
+    r"ami-[0-9a-f]{8}(?:[0-9a-f]{9})?|resolve:ssm:[A-Za-z0-9_./-]{1,2048}(?::[A-Za-z0-9_.-]{1,100})?"
+)
 #: The same rule for editors (JSON Schema patterns are not anchored).
-_IMAGE_ID_PATTERN = r"^(ami-[0-9a-f]{8}([0-9a-f]{9})?|resolve:ssm:\S+)$"
+_IMAGE_ID_PATTERN = (
+    r"^(ami-[0-9a-f]{8}([0-9a-f]{9})?"
+    r"|resolve:ssm:[A-Za-z0-9_./-]{1,2048}(:[A-Za-z0-9_.-]{1,100})?)$"
+)
 
 
 # --- strict JSON types ---------------------------------------------------------------
@@ -88,19 +98,31 @@ def _integral(value: Any) -> Any:
 Integer = Annotated[int, BeforeValidator(_integral)]
 
 
+#: Characters that show nothing: zero-width spaces and joiners, direction marks, the
+#: byte order mark, soft hyphen, Hangul fillers, variation selectors. A command made
+#: only of these and spaces is blank, however long.
+_INVISIBLE = (
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+)
+_VISIBLE = re.compile(f"[^\\s{_INVISIBLE}]")
+
+
 def _command(value: str) -> str:
     if "\x00" in value:
         raise ValueError("contains a NUL byte, which no shell command can carry")
-    if not re.search(r"\S", value):
-        raise ValueError("empty command")
+    if not _VISIBLE.search(value):
+        raise ValueError(
+            "empty command" if not value.strip() else "blank: only spaces or invisible characters"
+        )
     return value
 
 
-#: One shell command: not blank, no NUL byte.
+#: One shell command: not blank (spaces and invisible characters only), no NUL byte.
 Command = Annotated[
     str,
     AfterValidator(_command),
-    Field(json_schema_extra={"pattern": "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"}),
+    Field(json_schema_extra={"pattern": f"^[^\\u0000]*[^\\u0000\\s{_INVISIBLE}][^\\u0000]*$"}),
 ]
 
 _RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
@@ -175,6 +197,33 @@ ObjectKey = Annotated[
 
 
 # --- the models ------------------------------------------------------------------------
+#: Fields the original's machine adds to an execution's JSON while it runs (the
+#: attempt, the region, the relaunch wait, what its checks found). Files replayed from
+#: its failed-execution records carry them: amirun accepts and ignores them.
+MACHINE_FIELDS = (
+    "retry_attempt",
+    "region",
+    "wait_seconds",
+    "ii_s3_object_checked",
+    "ii_forcing_found",
+    "forcing_check_start_time",
+)
+_MACHINE_FIELD = (
+    "Added by the original's machine while a run ran (files replayed from its records "
+    "carry it); accepted and ignored."
+)
+
+
+#: The relaunch backoff's options, as the original names them (`retry_delay_s` is the
+#: earlier way to give the same waits: one or the other).
+BACKOFF_OPTIONS = ("retry_backoff_base_s", "retry_backoff_rate", "retry_backoff_max_s")
+
+
+def machine_fields(raw: Any) -> list[str]:
+    """The fields of MACHINE_FIELDS an execution JSON carries (ignored, worth a notice)."""
+    return [name for name in MACHINE_FIELDS if isinstance(raw, dict) and name in raw]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -200,6 +249,13 @@ class S3Check(_Strict):
 
 
 class RunOptions(_Strict):
+    model_config = ConfigDict(
+        # What _backoff_spelling says, for editors: one way to give the relaunch waits.
+        json_schema_extra={
+            "not": {"anyOf": [{"required": ["retry_delay_s", name]} for name in BACKOFF_OPTIONS]}
+        }
+    )
+
     ii_terminate_instance: bool = Field(
         False, description="Terminate the instance after the run instead of stopping it."
     )
@@ -209,12 +265,15 @@ class RunOptions(_Strict):
     ii_check_s3: bool | S3Check = Field(
         False,
         description=(
-            "`false`: no output check. `true`: at least one object must be written under "
-            "the output location the commands give (`--s3_bucket` and `--s3_prefix`, any "
-            "case, the last command's wins; or datastream_command_options' s3_bucket and "
-            "s3_prefix) after the run started, or the run fails with OutputMissing; a file "
-            "that gives no location is refused. An object {bucket, prefix}: that object "
-            "(or one under that prefix) must exist after the run."
+            "`false`: no output check. `true`: one key under the output location the "
+            "commands give (`--s3_bucket` and `--s3_prefix`, any case, the last command's "
+            "wins; or datastream_command_options' s3_bucket and s3_prefix), as the original "
+            "checks it: PREFIX/merkdir.file when a command runs /scripts/datastream (an "
+            "`echo` parser hint does not count), else "
+            "PREFIX/metadata/forcings_metadata/metadata.csv; it must be written after the "
+            "run started, or the run fails with OutputMissing; a file that gives no "
+            "location is refused. An object {bucket, prefix}: that object (or one under "
+            "that prefix) must exist after the run."
         ),
     )
     timeout_s: Integer = Field(
@@ -224,12 +283,37 @@ class RunOptions(_Strict):
     n_retries_allowed: Integer = Field(
         0, ge=0, le=5, description="How many times a failed run is relaunched."
     )
-    # New in amirun: all optional.
-    retry_delay_s: Integer = Field(
-        600,
+    # New in amirun, or in the original since: all optional.
+    retry_backoff_base_s: Integer = Field(
+        1800,
         ge=0,
         le=86_400,
-        description="Wait before a relaunch, doubled each time (late upstream data).",
+        description=(
+            "Relaunch backoff, as the original computes it: the wait before relaunch n "
+            "(1 for the first) is retry_backoff_base_s * retry_backoff_rate^n seconds, at "
+            "most retry_backoff_max_s (defaults: 3600 s, then 7200 s)."
+        ),
+    )
+    retry_backoff_rate: float = Field(
+        2,
+        ge=1,
+        le=10,
+        description="Growth of the relaunch wait from one relaunch to the next.",
+    )
+    retry_backoff_max_s: Integer = Field(
+        7200, ge=0, le=86_400, description="The longest wait before a relaunch, in seconds."
+    )
+    # Absent is no type error; an explicit null is (as for `commands`).
+    retry_delay_s: Integer = Field(
+        None,  # type: ignore[assignment]
+        ge=0,
+        le=86_400,
+        description=(
+            "The earlier way to say the backoff, kept for existing files: the first wait, "
+            "doubled at each relaunch, with no cap. It stands for retry_backoff_base_s "
+            "retry_delay_s/2, retry_backoff_rate 2 and no retry_backoff_max_s; give "
+            "either it or the retry_backoff_* options."
+        ),
     )
     poll_interval_s: Integer = Field(
         600,
@@ -270,6 +354,75 @@ class RunOptions(_Strict):
         le=86_400,
         description="How long to wait for `inputs` to appear, counted from the run's start.",
     )
+    ii_check_forcing: bool = Field(
+        False,
+        description=(
+            "The forcing file the commands name with `-F s3://...` (DAILY resolved, with "
+            "the medium-range member's shift) must exist before an instance is launched; "
+            "amirun waits for it up to forcing_check_timeout_s, then ends with "
+            "InputsMissing, having launched nothing."
+        ),
+    )
+    forcing_check_wait_s: Integer = Field(
+        60,
+        ge=10,
+        le=3600,
+        description=(
+            "Shortest interval between two looks for the forcing file (longer when "
+            "forcing_check_timeout_s is long, so a run stays within Step Functions' "
+            "history limit)."
+        ),
+    )
+    forcing_check_timeout_s: Integer = Field(
+        86_400,
+        ge=0,
+        le=86_400,
+        description="How long to wait for the forcing file, counted from the run's start.",
+    )
+
+    instance_types: list[
+        Annotated[
+            str,
+            Field(
+                pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$",
+                json_schema_extra={"pattern": r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"},
+            ),
+        ]
+    ] = Field(
+        [],
+        max_length=10,
+        description=(
+            "Alternatives to instance_parameters.InstanceType, tried in order when a type "
+            "has no capacity (with ii_cheapo: spot across every type first, then "
+            "on-demand). Each must run the AMI's architecture; checked before launch."
+        ),
+    )
+    subnets: list[
+        Annotated[
+            str,
+            Field(
+                pattern=r"^subnet-[0-9a-f]{8,17}$",
+                json_schema_extra={"pattern": r"^subnet-[0-9a-f]{8,17}$"},
+            ),
+        ]
+    ] = Field(
+        [],
+        max_length=6,
+        description=(
+            "Subnets (in other Availability Zones) to try for each type, in order; "
+            "instead of instance_parameters.SubnetId."
+        ),
+    )
+    queue_timeout_s: Integer = Field(
+        3600,
+        ge=60,
+        le=21_600,
+        description=(
+            "When the stack limits concurrent vCPUs: how long the run may wait for room "
+            "(and for capacity) before it ends with InstanceQueueTimeout, having "
+            "launched nothing."
+        ),
+    )
 
     @property
     def attempts(self) -> int:
@@ -280,6 +433,12 @@ class RunOptions(_Strict):
     def output_check(self) -> S3Check | None:
         return self.ii_check_s3 if isinstance(self.ii_check_s3, S3Check) else None
 
+    def backoff(self) -> tuple[float, float, float]:
+        """(base, rate, cap) of the relaunch waits; `retry_delay_s` is their older spelling."""
+        if self.retry_delay_s is not None:
+            return self.retry_delay_s / 2, 2.0, math.inf
+        return self.retry_backoff_base_s, self.retry_backoff_rate, self.retry_backoff_max_s
+
 
 class ExecutionRequest(_Strict):
     """One execution JSON."""
@@ -289,6 +448,14 @@ class ExecutionRequest(_Strict):
         alias="$schema",
         description="The JSON Schema this file follows, for editors; ignored by amirun.",
     )
+    # What the original's machine adds to an execution's JSON as it runs: files
+    # replayed from its records carry them. Accepted, ignored (MACHINE_FIELDS).
+    retry_attempt: Any = Field(None, description=_MACHINE_FIELD)
+    region: Any = Field(None, description=_MACHINE_FIELD)
+    wait_seconds: Any = Field(None, description=_MACHINE_FIELD)
+    ii_s3_object_checked: Any = Field(None, description=_MACHINE_FIELD)
+    ii_forcing_found: Any = Field(None, description=_MACHINE_FIELD)
+    forcing_check_start_time: Any = Field(None, description=_MACHINE_FIELD)
     # Absent is no type error (_RULES says when it is missing); an explicit null is.
     commands: list[Command] = Field(
         None,  # type: ignore[arg-type]
@@ -367,6 +534,7 @@ class ExecutionRequest(_Strict):
             inputs=self.run_options.inputs,
             reference_time=scheduled or start_time,
             reference="scheduled_time" if scheduled else "start_time",
+            check_forcing=self.run_options.ii_check_forcing,
         )
 
 
@@ -421,10 +589,79 @@ def _output_location(raw: dict[str, Any]) -> Iterable[Problem]:
         yield Problem("run_options.ii_check_s3", why)
 
 
+def _alternatives(raw: dict[str, Any]) -> Iterable[Problem]:
+    """Alternatives need a first type; subnets replace the parameters' own network."""
+    options = raw.get("run_options")
+    params = raw.get("instance_parameters")
+    if not isinstance(options, dict) or not isinstance(params, dict):
+        return
+    if options.get("instance_types") and "InstanceType" not in params:
+        yield Problem(
+            "run_options.instance_types",
+            "needs instance_parameters.InstanceType (the first choice)",
+        )
+    if options.get("subnets") and "NetworkInterfaces" in params:
+        yield Problem(
+            "run_options.subnets",
+            "give the subnet in instance_parameters.NetworkInterfaces or here, not both",
+        )
+
+
 def _forcing_source(raw: dict[str, Any]) -> Iterable[Problem]:
     why = daily.check_forcing_source(_raw_commands(raw))
     if why:
         yield Problem("commands", why)
+
+
+def _input_buckets(raw: dict[str, Any]) -> Iterable[Problem]:
+    """`run_options.inputs` name buckets by S3's naming rules, as `ii_check_s3.bucket`."""
+    run_options = raw.get("run_options")
+    inputs = run_options.get("inputs") if isinstance(run_options, dict) else None
+    if not isinstance(inputs, list):
+        return
+    for index, url in enumerate(inputs):
+        if not isinstance(url, str) or not url.startswith("s3://"):
+            continue  # the model says what is wrong with it
+        bucket = url.removeprefix("s3://").partition("/")[0]
+        if not bucket:
+            continue
+        try:
+            _bucket(bucket)
+        except ValueError as exc:
+            yield Problem(f"run_options.inputs[{index}]", f"bucket {bucket[:70]!r}: {exc}")
+
+
+def _working_directory(raw: dict[str, Any]) -> Iterable[Problem]:
+    run_options = raw.get("run_options")
+    directory = run_options.get("working_directory") if isinstance(run_options, dict) else None
+    if isinstance(directory, str) and "\x00" in directory:
+        yield Problem(
+            "run_options.working_directory", "contains a NUL byte, which no path can carry"
+        )
+
+
+def _backoff_spelling(raw: dict[str, Any]) -> Iterable[Problem]:
+    """retry_delay_s and the retry_backoff_* options say the same thing: one of them."""
+    run_options = raw.get("run_options")
+    if not isinstance(run_options, dict) or "retry_delay_s" not in run_options:
+        return
+    newer = [name for name in BACKOFF_OPTIONS if name in run_options]
+    if newer:
+        yield Problem(
+            "run_options.retry_delay_s",
+            f"the earlier spelling of the relaunch backoff; give it or {', '.join(newer)}, "
+            "not both",
+        )
+
+
+def _forcing_file(raw: dict[str, Any]) -> Iterable[Problem]:
+    """`ii_check_forcing` checks the `-F` file of the commands: there must be one in S3."""
+    run_options = raw.get("run_options")
+    if not isinstance(run_options, dict) or run_options.get("ii_check_forcing") is not True:
+        return
+    why = daily.missing_forcing_file(_raw_commands(raw), _raw_options(raw) is not None)
+    if why:
+        yield Problem("run_options.ii_check_forcing", why)
 
 
 #: Rules that span fields, over the raw input: each yields 'field: problem' lines.
@@ -434,6 +671,11 @@ _RULES: tuple[Callable[[dict[str, Any]], Iterable[Problem]], ...] = (
     _upload_location,
     _output_location,
     _forcing_source,
+    _alternatives,
+    _input_buckets,
+    _working_directory,
+    _backoff_spelling,
+    _forcing_file,
 )
 
 
@@ -442,6 +684,7 @@ _EXPECTED = {
     "int_type": "an integer",
     "int_from_float": "an integer",
     "bool_type": "true or false",
+    "float_type": "a number",
     "string_type": "a string",
     "list_type": "a list",
     "dict_type": "an object",
@@ -541,6 +784,15 @@ def _nested_model_named(tag: str) -> type[BaseModel] | None:
     return models.get(tag)
 
 
+#: pydantic's bound errors, in words: (the bound's name in the error, the words).
+_BOUNDS = {
+    "greater_than_equal": ("ge", "at least"),
+    "less_than_equal": ("le", "at most"),
+    "greater_than": ("gt", "more than"),
+    "less_than": ("lt", "less than"),
+}
+
+
 def _describe(error: Any, path: str, fields: list[str]) -> Problem:
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -551,6 +803,14 @@ def _describe(error: Any, path: str, fields: list[str]) -> Problem:
         return Problem(path, f"needs at least {error['ctx']['min_length']} item(s)")
     if kind == "string_too_short":
         return Problem(path, "must not be empty")
+    if kind in ("string_too_long", "too_long"):
+        unit = "characters" if kind == "string_too_long" else "item(s)"
+        return Problem(path, f"too long: at most {error['ctx']['max_length']:,} {unit}")
+    if kind in _BOUNDS:
+        name, words = _BOUNDS[kind]
+        limit, given = error["ctx"][name], error.get("input")
+        shown = f", not {given!r}" if isinstance(given, int | float) else ""
+        return Problem(path, f"must be {words} {limit:,}{shown}")
     if kind in _EXPECTED:
         got = json_type(error.get("input"))
         return Problem(path, f"invalid type, expected {_EXPECTED[kind]}, got {got}")
@@ -640,22 +900,22 @@ def decode_execution(data: bytes) -> dict[str, Any]:
     depth = _nesting_depth(text)
     if depth > MAX_DEPTH:
         raise InvalidExecutionInput(f"JSON nested {depth} levels deep; at most {MAX_DEPTH}")
+    odd: list[str] = []  # what calls for a walk over the document: rare, so not always
     try:
-        raw = json.loads(text, object_pairs_hook=_Object, parse_constant=_no_constant)
+        raw = json.loads(
+            text,
+            object_pairs_hook=functools.partial(_Object, odd),
+            parse_constant=_no_constant,
+            parse_float=functools.partial(_finite_float, odd),
+            parse_int=functools.partial(_bounded_int, odd),
+        )
     except json.JSONDecodeError as exc:
         raise InvalidExecutionInput(f"not valid JSON: {exc}") from None
-    except ValueError as exc:  # NaN, or an integer of more digits than Python converts
+    except ValueError as exc:  # NaN, Infinity
         raise InvalidExecutionInput(f"not valid JSON: {str(exc).split(';')[0]}") from None
-    problems = [
-        Problem(path, "duplicate key (JSON readers disagree on which value counts)")
-        for path, node in _nodes(raw, "")
-        if isinstance(node, _Object) and node.duplicates
-        for path in (_join(path, key) for key in node.duplicates)
-    ] + [
-        Problem(path, "holds a lone surrogate (\\ud800-\\udfff), which is no character")
-        for path, node in _nodes(raw, "")
-        if isinstance(node, str) and not _encodable(node)
-    ]
+    if _SURROGATE_ESCAPE.search(text):
+        odd.append("surrogate")
+    problems = [p for path, node in _nodes(raw, "") for p in _odd(path, node)] if odd else []
     if problems:
         raise InvalidExecutionInput(*problems)
     if not isinstance(raw, dict):
@@ -668,10 +928,51 @@ def decode_execution(data: bytes) -> dict[str, Any]:
 class _Object(dict[str, Any]):
     """A JSON object that remembers the keys it was given more than once."""
 
-    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+    def __init__(self, odd: list[str], pairs: list[tuple[str, Any]]) -> None:
         super().__init__(pairs)
         counts = collections.Counter(key for key, _ in pairs)
         self.duplicates = [key for key, count in counts.items() if count > 1]
+        if self.duplicates:
+            odd.append("duplicate")
+
+
+class _Unrepresentable(str):
+    """A number JSON allows but no float or AWS API holds (1e400, thousands of digits)."""
+
+
+#: Digits an integer may have: far more than any field takes, far below Python's own
+#: limit on converting text to an integer (4,300 digits).
+MAX_INTEGER_DIGITS = 40
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _finite_float(odd: list[str], text: str) -> Any:
+    value = float(text)
+    if math.isfinite(value):
+        return value
+    odd.append("number")
+    return _Unrepresentable(text)
+
+
+def _bounded_int(odd: list[str], text: str) -> Any:
+    if len(text.lstrip("-")) <= MAX_INTEGER_DIGITS:
+        return int(text)
+    odd.append("number")
+    return _Unrepresentable(text)
+
+
+def _odd(path: str, node: Any) -> Iterator[Problem]:
+    """What is wrong with one value of the document, as the reader sees it."""
+    if isinstance(node, _Object) and node.duplicates:
+        for key in node.duplicates:
+            yield Problem(
+                _join(path, key), "duplicate key (JSON readers disagree on which value counts)"
+            )
+    elif isinstance(node, _Unrepresentable):
+        shown = node if len(node) <= 24 else f"{node[:20]}... ({len(node):,} characters)"
+        yield Problem(path, f"the number {shown} is beyond what a JSON number can hold here")
+    elif isinstance(node, str) and not _encodable(node):
+        yield Problem(path, "holds a lone surrogate (\\ud800-\\udfff), which is no character")
 
 
 def _no_constant(name: str) -> Any:
@@ -702,21 +1003,18 @@ def _encodable(text: str) -> bool:
     return True
 
 
+#: A JSON string (an unterminated one runs to the end), or a bracket. Written as an
+#: unrolled loop: `(?:[^"\\]|\\.)*` would take time and memory for every character
+#: of a long string (a 2 MB string cost 1 s and 250 MB).
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)|[\[\]{}]', re.DOTALL)
+
+
 def _nesting_depth(text: str) -> int:
     """The deepest nesting of [ and { outside strings, without parsing (no recursion)."""
     depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
+    for match in _STRING_OR_BRACKET.finditer(text):
+        char = match.group()
+        if char in "[{":
             depth += 1
             deepest = max(deepest, depth)
         elif char in "]}":
@@ -749,8 +1047,9 @@ def instance_parameter_problems(params: dict[str, Any], ec2_model: Any = None) -
         problems.append(
             Problem(
                 "instance_parameters.ImageId",
-                f"{image!r} is not an AMI id (ami- and 8 or 17 hex digits) "
-                "nor resolve:ssm:<parameter>",
+                f"{image[:60]!r} is not an AMI id (ami- and 8 or 17 hex digits) "
+                "nor resolve:ssm:<parameter> (a parameter name has only letters, digits "
+                "and _ . - /)",
             )
         )
     problems += shape_problems(
@@ -759,6 +1058,8 @@ def instance_parameter_problems(params: dict[str, Any], ec2_model: Any = None) -
         "instance_parameters",
         skip=frozenset(OWNED_INSTANCE_PARAMETERS),
     )
+    # amirun's own tags are counted as if the run were scheduled (one more tag).
+    problems += ec2_limit_problems(params, OWN_TAG_COUNT)
     return problems
 
 

@@ -26,6 +26,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from amirun_core import aws
+from amirun_core.state import ClaimRecord, WorkflowState
 
 #: The index that lists a day's slots.
 DAY_INDEX = "by_day"
@@ -266,3 +267,67 @@ def read_day(dynamodb: Any, table: str, day: date) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return items
         params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+# --- Which slot an execution runs for ----------------------------------------------------
+@dataclass(frozen=True)
+class RunSlot:
+    """The slot an execution claims, and whether it may take over a failed owner's."""
+
+    schedule: str
+    scheduled_time: datetime
+    takeover: bool = False
+
+    @property
+    def key(self) -> str:
+        return slot_key(self.schedule, self.scheduled_time)
+
+
+def _scheduled_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def run_slot(request: Any, execution_name: str, start_time: datetime) -> RunSlot:
+    """The slot of an execution: its schedule's name and scheduled time, or, for a run
+    started by hand (no schedule, no scheduled time, or `schedule.new_slot`), a slot of
+    its own. `schedule.rerun` asks to take over a slot whose run failed.
+
+    Read leniently: an input Resolve will refuse still gets a slot (its own).
+    """
+    schedule = request.get("schedule") if isinstance(request, dict) else None
+    schedule = schedule if isinstance(schedule, dict) else {}
+    name = schedule.get("name")
+    due = _scheduled_time(schedule.get("scheduled_time"))
+    takeover = schedule.get("rerun") is True
+    if isinstance(name, str) and name and due is not None and schedule.get("new_slot") is not True:
+        return RunSlot(name, due, takeover)
+    return RunSlot(manual_schedule(execution_name), start_time, takeover)
+
+
+def claim_run_slot(dynamodb: Any, table: str, state: WorkflowState) -> ClaimRecord:
+    """ClaimSlot: claim the execution's slot (see `run_slot`); who holds it."""
+    execution = state.execution
+    slot = run_slot(state.request, execution.name, execution.start_time)
+    claim = claim_slot(
+        dynamodb,
+        table,
+        slot=slot.key,
+        execution_arn=execution.id,
+        schedule=slot.schedule,
+        scheduled_time=slot.scheduled_time,
+        started_at=execution.start_time,
+        takeover=slot.takeover,
+    )
+    return ClaimRecord(
+        slot=slot.key,
+        claimed=claim.claimed,
+        owner=claim.owner,
+        schedule=slot.schedule,
+        scheduled_time=slot.scheduled_time,
+    )

@@ -56,7 +56,9 @@ def check_output(s3: Any, state: WorkflowState) -> CheckRecord:
     """Find the output; raise OutputMissing if it is absent or older than the run.
 
     `ii_check_s3: {bucket, prefix}`: that object, or one under that prefix.
-    `ii_check_s3: true`: at least one object under the location the commands give.
+    `ii_check_s3: true`: the one key the original checks under the location the
+    commands give (merkdir.file, or the forcing metadata), never "any object": the
+    run writes its execution record under that prefix itself.
     """
     check = state.resolution().output_check
     if check is None:
@@ -65,18 +67,24 @@ def check_output(s3: Any, state: WorkflowState) -> CheckRecord:
     # S3 keeps whole seconds; the execution's start has milliseconds.
     started: datetime = state.execution.start_time.replace(microsecond=0)
     since = started if check.newer_than_start else datetime.min.replace(tzinfo=started.tzinfo)
-    exact = _head(s3, bucket, prefix) if check.source == "ii_check_s3" else None
+    exact = _head(s3, bucket, prefix)
     if exact is not None:
         found = {
             "Key": prefix,
             "Size": exact["ContentLength"],
             "LastModified": exact["LastModified"],
         }
+    elif check.why is not None:
+        # ii_check_s3 true: the one key. (A run resolved before that rule, still in
+        # flight during a deploy, has no `why` and is checked as it was: under the prefix.)
+        raise OutputMissing(
+            f"{check.location}: no such object after the run (ii_check_s3 true checks this "
+            f"key: {check.why})"
+        )
     else:
         under = _fresh_under(s3, bucket, prefix, since)
         if under is None:
-            what = "no such object or prefix" if check.source == "ii_check_s3" else "no object"
-            raise OutputMissing(f"{check.location}: {what} after the run")
+            raise OutputMissing(f"{check.location}: no such object or prefix after the run")
         found = under
     location = f"s3://{bucket}/{found['Key']}"
     modified: datetime = found["LastModified"]

@@ -10,12 +10,32 @@ the minimums botocore itself enforces.
 from __future__ import annotations
 
 import difflib
+import re
+from datetime import datetime
 from typing import Any
 
 from amirun_core.errors import Problem
 
 _INTEGER_TYPES = ("integer", "long")
 _NUMBER_TYPES = ("double", "float")
+
+
+#: Enumerations checked against botocore's list: settings whose values never grow.
+#: Others (InstanceType, VolumeType, ResourceType) gain values faster than a pinned
+#: botocore learns them, and EC2 itself refuses what it does not know.
+CHECKED_ENUMS = frozenset(
+    {
+        "HttpTokensState",
+        "InstanceMetadataEndpointState",
+        "InstanceMetadataProtocolState",
+        "InstanceMetadataTagsState",
+        "ShutdownBehavior",
+        "SpotInstanceType",
+        "InstanceInterruptionBehavior",
+    }
+)
+#: A timestamp given as text: ISO-8601, with its date first.
+_TIMESTAMP_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ].*)?$"
 
 
 #: Past this many unknown fields in one object, no "did you mean": the input is no
@@ -124,9 +144,27 @@ def shape_problems(
             problems += shape_problems(item, shape.value, f"{path}.{key}")
     elif minimum is not None and kind == "string" and len(value) < minimum:
         problems.append(Problem(path, f"too short, at least {minimum} character(s)"))
+    elif kind == "string" and shape.name in CHECKED_ENUMS and value not in shape.enum:
+        problems.append(Problem(path, f"{value[:40]!r} is not one of {', '.join(shape.enum)}"))
+    elif kind == "timestamp" and isinstance(value, str) and not _iso_timestamp(value):
+        problems.append(
+            Problem(
+                path, f"{value[:40]!r} is no time: give ISO-8601 text or a Unix time (a number)"
+            )
+        )
     elif minimum is not None and kind in _INTEGER_TYPES and value < minimum:
         problems.append(Problem(path, f"must be at least {minimum}"))
     return problems
+
+
+def _iso_timestamp(text: str) -> bool:
+    if not re.fullmatch(_TIMESTAMP_PATTERN, text):
+        return False
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def shape_schema(shape: Any, defs: dict[str, Any], skip: frozenset[str] = frozenset()) -> Any:
@@ -164,11 +202,13 @@ def shape_schema(shape: Any, defs: dict[str, Any], skip: frozenset[str] = frozen
     elif kind == "boolean":
         schema = {"type": "boolean"}
     elif kind == "timestamp":
-        schema = {"type": ["string", "number"]}
+        schema = {"anyOf": [{"type": "number"}, {"type": "string", "pattern": _TIMESTAMP_PATTERN}]}
     else:
         schema = {"type": "string"}
         if minimum is not None:
             schema["minLength"] = minimum
+        if shape.name in CHECKED_ENUMS:
+            schema["enum"] = list(shape.enum)
     return schema
 
 

@@ -44,6 +44,14 @@ class InstanceRecord(_Record):
     agent: str = "unknown"
     ready: bool = False
     wait_seconds: int = 1
+    instance_type: str | None = Field(None, description="The type that launched.")
+    zone: str | None = Field(None, description="Its Availability Zone.")
+    launch_note: str = Field(
+        "", description="Which pool launched and why the ones tried before it did not."
+    )
+    spot_price_usd_per_hour: float | None = Field(
+        None, description="The spot price in force for the type and zone at launch."
+    )
 
 
 class CommandRecord(_Record):
@@ -59,6 +67,10 @@ class CommandRecord(_Record):
     output_url: str | None = Field(None, description="s3:// prefix of the full stdout/stderr.")
     execution_url: str | None = Field(
         None, description="s3:// URL of the resolved execution the Commander recorded."
+    )
+    record_url: str | None = Field(
+        None,
+        description="s3:// URL of the execution JSON written under the output prefix.",
     )
     stdout_tail: str = ""
     stderr_tail: str = ""
@@ -86,6 +98,21 @@ class CaughtError(_Record):
 
     Error: str
     Cause: str | None = None
+
+
+class RoomRecord(_Record):
+    """ClaimRoom's answer: may the run launch now, and if not, when to look again."""
+
+    granted: bool
+    key: str = Field(description="The claim's key: execution name and attempt.")
+    vcpus: int = 0
+    attempt: int = 1
+    first_look: datetime
+    deadline: datetime
+    wait_seconds: int = 1
+    ahead: int | None = Field(None, description="Waiters with older tickets, at the last look.")
+    waited_s: float = 0.0
+    limited: bool = False
 
 
 class AttemptRecord(_Record):
@@ -117,15 +144,30 @@ class CleanupRecord(_Record):
     )
 
 
+class ClaimRecord(_Record):
+    """ClaimSlot: the run's slot in the ledger, and whether this execution holds it."""
+
+    slot: str = Field(description="The ledger key: slot#<schedule>#<scheduled time>.")
+    claimed: bool
+    owner: str = Field(description="The execution ARN that holds the slot.")
+    schedule: str
+    scheduled_time: datetime
+
+
 class WorkflowState(_Record):
     """The input of every Task in the state machine."""
 
     request: Any
     execution: ExecutionContext
+    claim: ClaimRecord | None = None
     resolved: Resolution | None = Field(
         None, description="The Resolve step's result: DAILY resolved once for every attempt."
     )
     inputs: InputsRecord | None = None
+    room: RoomRecord | None = Field(None, description="ClaimRoom: the run's vCPU claim.")
+    launch_refused: CaughtError | None = Field(
+        None, description="The starter's last capacity refusal, while the run waits for room."
+    )
     attempt: int = 1
     past_attempts: list[AttemptRecord] = []
     instance: InstanceRecord | None = None

@@ -83,5 +83,5 @@ def cleanup_poll_interval(attempts: int) -> int:
     return spread_interval(CLEANUP_INTERVAL_S, CLEANUP_TIMEOUT_S, attempts, CLEANUP_POLL_BUDGET)
 
 
-def inputs_poll_interval(inputs_timeout_s: int) -> int:
-    return spread_interval(INPUTS_INTERVAL_S, inputs_timeout_s, 1, INPUTS_POLL_BUDGET)
+def inputs_poll_interval(inputs_timeout_s: int, shortest_s: int = INPUTS_INTERVAL_S) -> int:
+    return spread_interval(shortest_s, inputs_timeout_s, 1, INPUTS_POLL_BUDGET)

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
+from amirun.files import FileTooLarge, UnreadableFile, read_regular_file
 from amirun.progress import Progress, RunResult
 from amirun_core.errors import InvalidExecutionInput, one_line_cause
 from amirun_core.execution import (
@@ -39,24 +40,18 @@ MAX_FILE_BYTES = 16 * MAX_INPUT_BYTES
 
 
 def read_execution_file(path: str) -> dict[str, Any]:
-    """The file's JSON object; InvalidExecutionInput (one line) when it cannot be one."""
+    """The file's JSON object; InvalidExecutionInput (one line) when it cannot be one.
+
+    A FIFO or a device is refused without blocking (see `amirun.files`)."""
     try:
-        with Path(path).open("rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise InvalidExecutionInput("no such file") from None
-    except IsADirectoryError:
-        raise InvalidExecutionInput("is a directory, not an execution JSON file") from None
-    except PermissionError:
-        raise InvalidExecutionInput("cannot read it: permission denied") from None
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise InvalidExecutionInput(f"cannot read it: {reason}") from None
-    if len(data) > MAX_FILE_BYTES:
+        data = read_regular_file(path, MAX_FILE_BYTES, "an execution JSON file")
+    except FileTooLarge:
         raise InvalidExecutionInput(
             f"larger than {MAX_FILE_BYTES:,} bytes: no execution JSON is that big "
             f"(at most {MAX_INPUT_BYTES:,} bytes as JSON)"
-        )
+        ) from None
+    except UnreadableFile as exc:
+        raise InvalidExecutionInput(str(exc)) from None
     return decode_execution(data)
 
 

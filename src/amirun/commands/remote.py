@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from amirun.commands.common import (
@@ -33,6 +32,7 @@ from amirun.commands.common import (
 from amirun.progress import Progress, RunResult, describe_result
 from amirun_core.aws import error_code
 from amirun_core.errors import one_line_cause
+from amirun_core.ledger import manual_schedule, read_slot, record_end, run_slot
 from amirun_core.notify import console_url
 
 #: Seconds between two looks at a followed execution.
@@ -92,6 +92,10 @@ class Target:
 
     def __init__(self, args: argparse.Namespace, run: str | None = None) -> None:
         region = args.region or _arn_region(args.state_machine) or _arn_region(run)
+        # Imported here, not with the module: commands that never call AWS (expand,
+        # validate, render) start a third faster without it.
+        import boto3
+
         self._session = boto3.Session(region_name=region)
         self._clients: dict[str, Any] = {}
         self.stack: str | None = args.stack
@@ -255,6 +259,44 @@ def last_state(sfn: Any, arn: str) -> str | None:
     return None
 
 
+# --- the slot ledger -----------------------------------------------------------------------
+#: How the ledger spells the ends a deliberate rerun may take a slot over from.
+_LEDGER_END = {"FAILED": "failed", "TIMED_OUT": "timed_out", "ABORTED": "aborted"}
+
+
+def settle_slot_owner(target: Target, request: dict[str, Any]) -> str | None:
+    """Before a deliberate rerun of a slot (`schedule.rerun`): tell the ledger how the
+    execution holding the slot ended, if it has not been told, so the rerun may take
+    it over. Returns a note for the user, or None."""
+    slot = run_slot(request, "", datetime.now(UTC))
+    if not slot.takeover or slot.schedule == manual_schedule(""):
+        return None
+    if not target.stack:
+        return (
+            "without --stack the slot ledger is not checked: a slot still marked running "
+            "stays taken"
+        )
+    table = target.outputs.get("RunLedgerTableName")
+    if not table:
+        return f"stack {target.stack} has no slot ledger (RunLedgerTableName): redeploy it"
+    dynamodb = target.client("dynamodb")
+    item = read_slot(dynamodb, table, slot.key)
+    if item is None or item.get("status") != "running":
+        return None
+    owner = str(item["execution"])
+    try:
+        described = describe(target.client("stepfunctions"), owner)
+    except RemoteError:
+        return f"the slot's run {owner} is not found: the slot stays taken"
+    status = _LEDGER_END.get(described["status"])
+    if status is None:
+        return None
+    ended = described.get("stopDate")
+    fields = {"ended_at": ended.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")} if ended else {}
+    record_end(dynamodb, table, slot=slot.key, execution_arn=owner, status=status, fields=fields)
+    return None
+
+
 # --- the commands --------------------------------------------------------------------------
 def default_name() -> str:
     return f"amirun-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
@@ -288,8 +330,13 @@ def cmd_start(args: argparse.Namespace) -> int:
     if checked is None:
         return EXIT_FAILED
     request, _ = checked
+    if args.new_slot and isinstance(request.get("schedule"), dict):
+        request["schedule"] = {**request["schedule"], "new_slot": True}
     target = Target(args)
     sfn = target.client("stepfunctions")
+    note = settle_slot_owner(target, request)
+    if note:
+        print(f"amirun: {note}", file=sys.stderr)
     arn = start_execution(target, args.name or default_name(), request)
     if not args.follow:
         print(f"  status     amirun status {arn}")
@@ -415,6 +462,12 @@ def register(sub: Any) -> None:
     start.add_argument("execution", help="execution JSON file")
     start.add_argument("--name", help="execution name (default: generated)")
     start.add_argument("--follow", action="store_true", help="show progress until it ends")
+    start.add_argument(
+        "--new-slot",
+        action="store_true",
+        help="run even if the file's schedule slot (name and scheduled time) is taken: in a "
+        "slot of its own (without it, a second run of a slot ends at once as a duplicate)",
+    )
     _target(start)
     start.set_defaults(func=cmd_start)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from amirun.commands.common import (
@@ -16,18 +16,16 @@ from amirun.commands.common import (
     usage_error,
 )
 from amirun.rendering import render_execution
+from amirun_core.daily import parse_reference_time
 from amirun_core.errors import InvalidExecutionInput
 
 
 def reference_time(text: str) -> datetime:
     """An ISO-8601 time for --at; UTC when it names no offset."""
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise usage_error(
-            f"--at {text}: not an ISO-8601 time (e.g. 2026-02-09T03:00:00Z)"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return parse_reference_time(text)
+    except ValueError as exc:
+        raise usage_error(f"--at: {exc}") from None
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -87,9 +85,17 @@ def show_rendered(
         f"reference  {rendered['reference_time']}"
         f" ({_reference_label(rendered['reference'], given_at)})",
         _daily_line(rendered, raw),
-        f"check      s3://{check['bucket']}/{check['prefix']}" if check else "check      none",
-        *(f"input      {url}" for url in rendered["inputs"]),
+        f"check      {rendered['checked_key']}"
+        + (f" ({rendered['checked_because']})" if rendered["checked_because"] else "")
+        if check
+        else "check      none",
+        *(
+            f"input      {url}" + (" (ii_check_forcing)" if url == rendered["forcing_file"] else "")
+            for url in rendered["inputs"]
+        ),
+        *(f"record     {url}" for url in rendered["record"]),
         f"market     {rendered['market']}{fallback}",
+        *(f"attempt    {describe_attempt(step)}" for step in rendered["relaunch_plan"]),
         "commands",
         *(f"  {command}" for command in rendered["commands"]),
         "instance_parameters",
@@ -100,6 +106,13 @@ def show_rendered(
     ]
     print("\n".join(lines))
     return EXIT_OK
+
+
+def describe_attempt(step: dict[str, Any]) -> str:
+    """One attempt of the relaunch plan: `2  after 3600 s, spot (on-demand if none)`."""
+    wait = f"after {step['wait_s']} s" if step["wait_s"] else "at once"
+    fallback = " (on-demand if spot has no capacity)" if step["on_demand_fallback"] else ""
+    return f"{step['attempt']}  {wait}, {step['market']}{fallback}"
 
 
 def register(sub: Any) -> None:

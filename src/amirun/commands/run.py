@@ -67,6 +67,16 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
+    return value
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     missing = missing_rehearse_modules()
     if missing:
@@ -100,6 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         agent_delay_s=args.agent_delay,
         command_duration_s=args.command_duration,
         event_delay_s=args.event_delay,
+        quota_vcpus=args.quota_vcpus,
+        vcpu_limit=args.vcpu_limit,
         log_file=None if args.verbose else handler_log_file(),
     )
     mode = "commands run in a local shell" if args.exec_commands else "commands recorded, not run"
@@ -197,6 +209,20 @@ def register(sub: Any) -> None:
         "--json",
         action="store_true",
         help="print the result as JSON on stdout (progress goes to stderr)",
+    )
+    run.add_argument(
+        "--quota-vcpus",
+        type=non_negative,
+        default=0,
+        metavar="N",
+        help="the emulated account's vCPU quota: launches past it get VcpuLimitExceeded",
+    )
+    run.add_argument(
+        "--vcpu-limit",
+        type=non_negative,
+        default=0,
+        metavar="N",
+        help="the stack's VcpuLimit: runs wait for room before launching (0: off)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress, only the result")
     run.add_argument(

@@ -3,7 +3,8 @@
 amirun schedules expand FILE... [--json] [--inputs]   every schedule, every input checked
 amirun schedules render FILE NAME --at TIME           one schedule's execution at that time
 amirun schedules plan FILE... --stack NAME            what apply would change in the group
-amirun schedules apply FILE... --stack NAME           make the stack's group equal the files
+amirun schedules apply FILE... --stack NAME [--yes]   make the stack's group equal the files
+amirun schedules backfill FILE... --stack NAME --from D1 --to D2   past nights' slots never run
 amirun schedules rehearse FILE... --day DATE          a whole day fired through the local stack
 """
 
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from amirun.commands.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     print_problems,
     usage_error,
 )
@@ -34,6 +38,7 @@ from amirun.schedules import (
     expand,
     find,
 )
+from amirun_core.daily import parse_reference_time
 from amirun_core.errors import InvalidExecutionInput
 from amirun_core.execution import ExecutionRequest, parse_execution
 
@@ -107,8 +112,10 @@ def cmd_expand(args: argparse.Namespace) -> int:
     if problems:
         _print_problems(problems, len(schedules))
         return EXIT_FAILED
+    disabled = sum(not s.enabled for s in schedules)
+    states = f" ({len(schedules) - disabled} enabled, {disabled} disabled)" if disabled else ""
     print(
-        f"{len(schedules)} schedules, every execution input valid",
+        f"{len(schedules)} schedules{states}, every execution input valid",
         file=sys.stderr if args.json else sys.stdout,
     )
     return EXIT_OK
@@ -117,14 +124,9 @@ def cmd_expand(args: argparse.Namespace) -> int:
 def scheduled_time(text: str) -> str:
     """--at as Scheduler writes a scheduled time: UTC, to the second, with a Z."""
     try:
-        moment = datetime.fromisoformat(text.strip().replace("z", "Z"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a time; give ISO 8601, e.g. 2026-02-09T06:00Z (UTC unless an"
-            " offset is given)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = parse_reference_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; UTC unless an offset is given") from None
     return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
@@ -213,10 +215,8 @@ def _plan(args: argparse.Namespace) -> tuple[Any, schedule_sync.Plan] | None:
     print(
         f"Schedule group {planned.group} of stack {args.stack}: {len(schedules)} schedules declared"
     )
-    for change in planned.changes:
-        print(_change_line(change))
-        for detail in change.details:
-            print(f"      {detail}")
+    for line in plan_lines(planned, _terminal_width()):
+        print(line)
     return scheduler, planned
 
 
@@ -231,6 +231,92 @@ def _change_line(change: schedule_sync.Change) -> str:
     return line
 
 
+def _terminal_width() -> int:
+    return shutil.get_terminal_size((120, 24)).columns
+
+
+def _wrapped_names(names: list[str], width: int, indent: str) -> list[str]:
+    """Names separated by commas, as many on a line as the width holds."""
+    return textwrap.wrap(
+        ", ".join(names),
+        width=max(width, 40),
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
+
+
+def plan_lines(planned: schedule_sync.Plan, width: int = 120) -> list[str]:
+    """The plan as `plan` and `apply` print it: each distinct change once.
+
+    Schedules whose updates are the very same field changes (a new instance type
+    for a whole family) are one entry: how many, the changes, then their names.
+    """
+    lines: list[str] = []
+    updates: dict[tuple[str, ...], list[str]] = {}
+    for change in planned.changes:
+        if change.action == "update":
+            updates.setdefault(tuple(change.details), []).append(change.name)
+    shown: set[tuple[str, ...]] = set()
+    for change in planned.changes:
+        if change.action != "update":
+            lines.append(_change_line(change))
+            continue
+        details = tuple(change.details)
+        if details in shown:
+            continue
+        shown.add(details)
+        names = updates[details]
+        if len(names) == 1:
+            lines.append(_change_line(change))
+            lines += [f"      {detail}" for detail in details]
+        elif len(details) == 1:
+            lines.append(f"  ~ {len(names)} schedules: {details[0]}")
+            lines += _wrapped_names(names, width, "      ")
+        else:
+            lines.append(f"  ~ {len(names)} schedules:")
+            lines += [f"      {detail}" for detail in details]
+            lines += _wrapped_names(names, width, "      ")
+    return lines
+
+
+#: Deleting more than this share of a group is said in words before anything is asked.
+LARGE_DELETE_SHARE = 0.1
+
+
+def deletion_warning(planned: schedule_sync.Plan) -> str | None:
+    """A sentence when the plan deletes more than a tenth of what the group holds."""
+    deleting = planned.count("delete")
+    holding = deleting + planned.count("update") + planned.unchanged
+    if not deleting or deleting <= holding * LARGE_DELETE_SHARE:
+        return None
+    return (
+        f"This deletes {deleting} of the {holding} schedules in group {planned.group}"
+        f" ({deleting / holding:.0%}): they are not in the files given. Give every"
+        " schedule file of the group if that is not what you mean."
+    )
+
+
+def confirmed(planned: schedule_sync.Plan, yes: bool) -> bool | None:
+    """Ask before changing the group: True to go on, False if refused, None without a terminal."""
+    warning = deletion_warning(planned)
+    if warning:
+        print(f"Warning: {warning}")
+    if yes:
+        return True
+    if not sys.stdin or not sys.stdin.isatty():
+        return None
+    print(
+        f"Apply {len(planned.changes)} change{'s' if len(planned.changes) != 1 else ''}"
+        f" to group {planned.group}? [y/N] ",
+        end="",
+        flush=True,
+    )
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     """`plan` prints the changes; `apply` prints them and carries them out."""
     result = _plan(args)
@@ -243,6 +329,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if not planned.changes:
         print(f"Nothing to change: {planned.summary()}")
         return EXIT_OK
+    print(f"Plan: {planned.summary()}")
+    answer = confirmed(planned, args.yes)
+    if answer is None:
+        print(
+            "amirun: apply asks before it changes the group and there is no terminal to ask:"
+            " give --yes to apply without asking",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if not answer:
+        print("Nothing was changed.")
+        return EXIT_FAILED
     done: list[schedule_sync.Change] = []
     try:
         failures = schedule_sync.apply(scheduler, planned, done.append)
@@ -265,6 +363,59 @@ def cmd_sync(args: argparse.Namespace) -> int:
         + (f"; {len(failures)} failed (run apply again to retry them)" if failures else "")
     )
     return EXIT_FAILED if failures else EXIT_OK
+
+
+# --- backfill: the slots of past nights --------------------------------------------------
+#: Seconds between two starts of a backfill (Step Functions' StartExecution refills 2 a second).
+BACKFILL_INTERVAL_S = 0.5
+#: A backfill covers at most this many nights at a time.
+BACKFILL_NIGHTS = 62
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Start the slots of past nights that never ran, each as it was due."""
+    from datetime import timedelta
+
+    from amirun.commands.report import LEDGER_OUTPUT, load_night
+    from amirun.commands.runs import _schedule_set, start_summary
+    from amirun.slot_starts import needing_rerun, running_count, start_slots
+
+    if args.to < args.first:
+        raise usage_error("--to is before --from")
+    nights = [args.first + timedelta(days=n) for n in range((args.to - args.first).days + 1)]
+    if len(nights) > BACKFILL_NIGHTS:
+        raise usage_error(f"--from/--to: at most {BACKFILL_NIGHTS} nights at a time")
+    if args.to >= datetime.now(UTC).date():
+        raise usage_error("--to: backfill is for past nights (up to yesterday, UTC)")
+    schedules = _schedule_set(args.files)
+    target = Target(args)
+    table = target.output(LEDGER_OUTPUT)
+    dynamodb = target.client("dynamodb")
+    now = datetime.now(UTC)
+    due = [d for _, d in schedules.values()]
+    slots = []
+    for night in nights:
+        loaded = load_night(dynamodb, table, night, due, now)
+        slots += needing_rerun(loaded, failed=False, missing=True, pattern=args.only)
+    room = max(0, args.at_once - running_count(dynamodb, table, nights))
+    print(
+        f"{len(nights)} night(s) from {args.first} to {args.to}: {len(slots)} slot(s) never"
+        f" ran; room for {room}"
+    )
+    outcome = start_slots(
+        sfn=target.client("stepfunctions"),
+        dynamodb=dynamodb,
+        table=table,
+        state_machine_arn=target.state_machine_arn,
+        slots=slots,
+        schedules={name: schedule for name, (schedule, _) in schedules.items()},
+        takeover=False,
+        room=room,
+        tag="backfill",
+        interval_s=args.interval,
+    )
+    print(start_summary(outcome, args.at_once))
+    return EXIT_FAILED if outcome.failed else EXIT_OK
 
 
 def register(sub: Any) -> None:
@@ -306,7 +457,42 @@ def register(sub: Any) -> None:
             "--stack", required=True, help="the deployed amirun stack whose schedule group to sync"
         )
         command.add_argument("--region", help="AWS region (default: your AWS configuration)")
-        command.set_defaults(func=_reported(cmd_sync), apply=name == "apply", state_machine=None)
+        if name == "apply":
+            command.add_argument(
+                "--yes",
+                action="store_true",
+                help="apply without asking (for scripts); without it apply shows the plan and"
+                " asks, and refuses when there is no terminal to ask",
+            )
+        command.set_defaults(
+            func=_reported(cmd_sync), apply=name == "apply", state_machine=None, yes=False
+        )
+
+    from amirun.commands.report import night_date
+
+    backfill = actions.add_parser(
+        "backfill",
+        help="start the slots of past nights that never ran, each at its scheduled time",
+    )
+    backfill.add_argument("files", nargs="+", metavar="FILE", help=files_help)
+    backfill.add_argument("--stack", required=True, help="the deployed amirun stack")
+    backfill.add_argument(
+        "--from", dest="first", required=True, type=night_date, help="first night, YYYY-MM-DD"
+    )
+    backfill.add_argument("--to", required=True, type=night_date, help="last night, YYYY-MM-DD")
+    backfill.add_argument("--only", metavar="PATTERN", help="only these schedules (a glob)")
+    backfill.add_argument(
+        "--at-once", type=int, default=20, metavar="N", help="at most N runs at once (default 20)"
+    )
+    backfill.add_argument(
+        "--interval",
+        type=float,
+        default=BACKFILL_INTERVAL_S,
+        metavar="SECONDS",
+        help=f"seconds between two starts (default {BACKFILL_INTERVAL_S})",
+    )
+    backfill.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    backfill.set_defaults(func=_reported(cmd_backfill), state_machine=None)
 
     add_rehearse(actions, files_help)
 

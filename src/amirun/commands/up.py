@@ -135,7 +135,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             for line in local.exports():
                 say(f"  {line}")
             say(
-                "  amirun schedules apply schedules/examples/nightly-report.yaml"
+                "  amirun schedules apply schedules/generic/nightly-report.yaml"
                 f" --stack {local.deployed.name}"
             )
             say("Ctrl-C stops it.")
@@ -214,6 +214,7 @@ def add_rehearse(actions: Any, files_help: str) -> None:
     command.add_argument(
         "--quota-vcpus",
         type=_positive,
+        default=0,
         metavar="N",
         help="EC2's running vCPU quota of the emulated account (a launch beyond it is refused)",
     )

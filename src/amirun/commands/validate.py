@@ -18,7 +18,7 @@ from amirun.commands.common import (
 from amirun.rendering import resolve_at
 from amirun_core.daily import DAILY, output_location
 from amirun_core.errors import InvalidExecutionInput
-from amirun_core.execution import ExecutionRequest, S3Check, parse_execution
+from amirun_core.execution import ExecutionRequest, S3Check, machine_fields, parse_execution
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -42,6 +42,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print_json(None)
         return EXIT_OK
     options = parsed.run_options
+    ignored = machine_fields(raw)
+    if ignored:
+        print(
+            f"{args.execution}: notice: {', '.join(ignored)} ignored (added by the original's "
+            "machine while a run ran; replayed files carry them)"
+        )
     print(
         f"{args.execution}: valid. {len(parsed.command_list)} command(s), time limit "
         f"{options.timeout_s} s, then {end_of_run(options)}; {check_summary(parsed)}"
@@ -62,7 +68,11 @@ def check_summary(request: ExecutionRequest) -> str:
     check = resolution.output_check
     if check is None:
         return "no output check"
-    what = "checks" if check.source == "ii_check_s3" else f"checks (from the {check.source})"
+    what = (
+        "checks"
+        if check.source == "ii_check_s3"
+        else f"checks (from the {check.source}: {check.why})"
+    )
     started_now = (
         f" if started now (DAILY = {resolution.daily_date})"
         if DAILY in unresolved_location(request)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from amirun.local.lambda_endpoint import Invocation
-from amirun.project import load_template
+from amirun.project import StackContext, load_template
 
 #: Asynchronous invocation: the first try and two retries (the template's EventInvokeConfig).
 ATTEMPTS = 3
@@ -35,40 +35,55 @@ class Rule:
     pattern: dict[str, Any]
 
 
-def resolved(value: Any, refs: dict[str, str]) -> Any:
-    """A pattern with `Ref`s replaced by `refs` and each `Fn::If` taken as false
-    (the local stack has every optional condition off, e.g. NotifyOnSuccess)."""
-    if isinstance(value, list):
-        return [resolved(item, refs) for item in value]
-    if not isinstance(value, dict):
-        return value
-    if set(value) == {"Ref"}:
-        return refs.get(value["Ref"], f"unresolved {value['Ref']}")
-    if set(value) == {"Fn::If"}:
-        return resolved(value["Fn::If"][2], refs)
-    return {key: resolved(item, refs) for key, item in value.items()}
-
-
-def rules_of(template: dict[str, Any], refs: dict[str, str] | None = None) -> list[Rule]:
-    """Every EventBridge rule the template attaches to a function, `Ref`s resolved."""
+def rules_of(template: dict[str, Any], context: StackContext | None = None) -> list[Rule]:
+    """Every EventBridge rule the template attaches to a function, its !Refs resolved
+    in `context` (the emulated stack's account, region...)."""
     rules = []
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         for event in resource["Properties"].get("Events", {}).values():
             if event.get("Type") == "EventBridgeRule":
-                rules.append(Rule(logical_id, resolved(event["Properties"]["Pattern"], refs or {})))
+                pattern = event["Properties"]["Pattern"]
+                rules.append(Rule(logical_id, context.resolve(pattern) if context else pattern))
     return rules
 
 
+def _matches_value(wanted: list[Any], value: Any) -> bool:
+    """One field: any of the pattern's values, or content filters (anything-but, prefix,
+    exists) as EventBridge applies them; an array field matches if one element does."""
+    if isinstance(value, list):
+        return any(_matches_value(wanted, item) for item in value)
+    for item in wanted:
+        if not isinstance(item, dict):
+            if value == item:
+                return True
+            continue
+        ((operator, operand),) = item.items()
+        if operator == "anything-but":
+            excluded = operand if isinstance(operand, list) else [operand]
+            if value is not None and value not in excluded:
+                return True
+        elif operator == "prefix":
+            if isinstance(value, str) and value.startswith(operand):
+                return True
+        elif operator == "exists":
+            if (value is not None) == operand:
+                return True
+        else:
+            raise ValueError(f"the rehearsal's event bus does not know the filter {operator}")
+    return False
+
+
 def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
-    """EventBridge matching for what the template uses: lists of values, nested fields."""
+    """EventBridge matching for what the template uses: lists of values, nested fields,
+    and the content filters anything-but, prefix and exists."""
     for key, wanted in pattern.items():
         value = event.get(key)
         if isinstance(wanted, dict):
             if not isinstance(value, dict) or not matches(wanted, value):
                 return False
-        elif value not in wanted:
+        elif not _matches_value(wanted, value):
             return False
     return True
 
@@ -84,13 +99,25 @@ class EventBus:
         delay_s: float,
         faults: frozenset[str] = frozenset(),
         rules: list[Rule] | None = None,
-        refs: dict[str, str] | None = None,
+        stack_name: str = "amirun",
+        resources: dict[str, str] | None = None,
     ) -> None:
         self._invoke: Invoke | None = None
         self._region, self._account = region, account
         self._delay_s = delay_s
         self._faults = faults
-        self._rules = rules_of(load_template(), refs) if rules is None else rules
+        if rules is None:
+            template = load_template()
+            context = StackContext.of(
+                template,
+                region=region,
+                account=account,
+                stack_name=stack_name,
+                resources=resources,
+                strict=False,
+            )
+            rules = rules_of(template, context)
+        self._rules = rules
         self._lock = threading.Lock()
         self._timers: list[threading.Timer] = []
         self._held: list[tuple[str, dict[str, Any]]] = []
@@ -103,12 +130,7 @@ class EventBus:
         self._invoke = invoke
 
     def publish(self, source: str, detail_type: str, detail: dict[str, Any]) -> None:
-        if "instance-id" in detail:
-            resources = [
-                f"arn:aws:ec2:{self._region}:{self._account}:instance/{detail['instance-id']}"
-            ]
-        else:
-            resources = [detail["executionArn"]] if "executionArn" in detail else []
+        instance = f"ec2:{self._region}:{self._account}:instance/{detail['instance-id']}"
         event = {
             "version": "0",
             "id": str(uuid.uuid4()),
@@ -117,9 +139,13 @@ class EventBus:
             "account": self._account,
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": self._region,
-            "resources": resources,
+            "resources": [f"arn:aws:{instance}"],
             "detail": detail,
         }
+        self.send(event)
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Deliver a whole event (e.g. `execution_status_event`'s) to the rules it matches."""
         with self._lock:
             self.published.append((datetime.now(UTC), event))
         if "event-lost" in self._faults:
@@ -170,3 +196,32 @@ class EventBus:
             timer.cancel()
             # A delivery under way finishes while the emulator still answers its calls.
             timer.join()
+
+
+def execution_status_event(described: dict[str, Any]) -> dict[str, Any]:
+    """Step Functions' status-change event for an ended execution (`describe_execution`),
+    as EventBridge delivers it to the functions whose rules hear the state machine
+    (https://docs.aws.amazon.com/step-functions/latest/dg/cw-events.html)."""
+    detail = {
+        "executionArn": described["executionArn"],
+        "stateMachineArn": described["stateMachineArn"],
+        "name": described["name"],
+        "status": described["status"],
+        "startDate": int(described["startDate"].timestamp() * 1000),
+        "stopDate": int(described["stopDate"].timestamp() * 1000),
+        "input": described.get("input"),
+        "output": described.get("output"),
+        "error": described.get("error"),
+        "cause": described.get("cause"),
+    }
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": described["executionArn"].split(":")[4],
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": described["executionArn"].split(":")[3],
+        "resources": [described["executionArn"]],
+        "detail": detail,
+    }

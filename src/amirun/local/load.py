@@ -8,6 +8,7 @@ launch exactly one instance, and leave it stopped or terminated.
 
 from __future__ import annotations
 
+import json
 import resource
 import time
 from collections import Counter
@@ -18,6 +19,8 @@ from typing import Any
 from amirun.local.runner import EmulatorSession, RehearsalOptions
 from amirun_core.launch import TAG_ATTEMPT, TAG_EXECUTION
 
+#: How a run ends when it found no room or no capacity.
+CAPACITY_ERRORS = frozenset({"InstanceQueueTimeout", "InsufficientCapacity"})
 #: Instance states that no longer bill for compute.
 AT_REST = frozenset({"stopped", "terminated"})
 
@@ -44,6 +47,13 @@ class LoadReport:
     throttled_calls: int = 0
     #: A few failed executions, `name: error: cause`, to say what went wrong.
     failures: list[str] = field(default_factory=list)
+    #: Waiting for room (the stack's vCPU limit) and capacity: the longest wait of a
+    #: run that succeeded (seconds on the workflow's clock), the most vCPUs running at
+    #: once, launches the emulated quota refused, and runs that ended for capacity.
+    longest_room_wait_s: float = 0.0
+    peak_vcpus: int = 0
+    quota_refusals: int = 0
+    failed_for_capacity: int = 0
 
     @property
     def succeeded(self) -> int:
@@ -98,6 +108,8 @@ def run_load(
         report.lambda_longest_s = session.endpoint.longest_s
         report.throttled_attempts = session.world.throttled_attempts
         report.throttled_calls = session.world.throttled_calls
+        report.peak_vcpus = session.world.peak_vcpus
+        report.quota_refusals = session.world.quota_refusals
     report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return report
 
@@ -140,6 +152,11 @@ def _look_at_the_account(session: EmulatorSession, arns: list[str], report: Load
     )
     for arn in arns:
         described = session.describe(arn)
+        if described.get("output"):
+            waited = json.loads(described["output"]).get("waited_for_room_s") or 0.0
+            report.longest_room_wait_s = max(report.longest_room_wait_s, float(waited))
+        if described.get("error") in CAPACITY_ERRORS:
+            report.failed_for_capacity += 1
         if described["status"] != "SUCCEEDED" and len(report.failures) < 5:
             report.failures.append(
                 f"{described['name']}: {described.get('error')}: {described.get('cause')}"

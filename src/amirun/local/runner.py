@@ -35,13 +35,16 @@ from amirun.local.eventbridge import EventBus
 from amirun.local.lambda_endpoint import LAMBDA_CONCURRENCY, Invocation, LambdaEndpoint
 from amirun.local.world import (
     FAULTS,
+    IMAGE_ALIAS,
     MAX_DELAY_S,
     EmulatedWorld,
     WorldSettings,
+    atomic_dynamodb_writes,
+    image_parameter_name,
     task_tokens_as_on_aws,
 )
 from amirun.progress import Progress, RunResult, describe_result, is_plumbing
-from amirun.project import load_template, load_workflow
+from amirun.project import StackContext, load_template, load_workflow
 from amirun_core.daily import Resolution
 from amirun_core.errors import InvalidExecutionInput, one_line_cause
 from amirun_core.execution import STATE_LIMIT_BYTES, instance_parameter_problems, read_execution
@@ -90,8 +93,14 @@ class RehearsalOptions:
     throttle_share: float = 0.0
     #: Lambda invocations that may run at once, like an account's concurrency limit.
     lambda_concurrency: int = LAMBDA_CONCURRENCY
-    #: EC2's running vCPU quota of the emulated account (None: no limit).
-    quota_vcpus: int | None = None
+    #: The emulated account's vCPU quota (0: none): launches past it get VcpuLimitExceeded.
+    quota_vcpus: int = 0
+    #: The stack's VcpuLimit and BlockVcpuLimits parameters (0 and "": off).
+    vcpu_limit: int = 0
+    block_vcpu_limits: str = ""
+    #: (peak CPU %, peak memory %) of a run's command by execution ARN; None: drawn
+    #: from the execution's name (see `world.emulated_utilisation`).
+    utilisation: Callable[[str], tuple[float, float]] | None = None
     #: Where the handlers' logs go (None: stderr).
     log_file: str | None = None
 
@@ -193,11 +202,79 @@ class _Reference:
         return False
 
 
-def _references(request: dict[str, Any], ec2: Any, iam: Any, s3: Any) -> list[_Reference]:
+def _image_parameter_references(image: str, ec2: Any, ssm: Any) -> list[_Reference]:
+    """An ImageId `resolve:ssm:<name>`: the parameter, and the AMI it names."""
+    name = image_parameter_name(image)
+
+    def ami() -> str | None:
+        found = ssm.get_parameters(Names=[name])["Parameters"]
+        return str(found[0]["Value"]) if found else None
+
+    def look_up_parameter() -> None:
+        if ami() is None:
+            raise ClientError(
+                {"Error": {"Code": "ParameterNotFound", "Message": name}}, "GetParameters"
+            )
+
+    def make_parameter() -> None:
+        standin = ec2.register_image(Name=f"stand-in for {name}", RootDeviceName="/dev/xvda")
+        ssm.put_parameter(
+            Name=name, Value=standin["ImageId"], Type="String", DataType="aws:ec2:image"
+        )
+
+    def look_up_image() -> None:
+        ec2.describe_images(ImageIds=[ami() or "ami-00000000"])
+
+    def make_image() -> None:
+        with _next_moto_id("amis", "random_ami_id", ami() or "ami-00000000"):
+            ec2.register_image(Name=f"stand-in {image}", RootDeviceName="/dev/xvda")
+
+    return [
+        _Reference(
+            "SSM parameter", name, look_up_parameter, ("ParameterNotFound",), make_parameter
+        ),
+        _Reference(
+            "AMI",
+            f"named by {name}",
+            look_up_image,
+            ("InvalidAMIID.NotFound", "InvalidAMIID.Malformed"),
+            make_image,
+        ),
+    ]
+
+
+def image_parameter_grants(
+    template: dict[str, Any], parameters: dict[str, str] | None = None
+) -> tuple[str, ...]:
+    """The ssm:GetParameters resources template.yaml grants the starter, in the
+    rehearsal's stack (the stack parameters at their defaults unless given)."""
+    context = StackContext.of(
+        template,
+        region=REGION,
+        account=ACCOUNT,
+        stack_name=STACK_NAME,
+        parameters=parameters,
+        strict=False,
+    )
+    grants: list[str] = []
+    for policy in template["Resources"]["StarterFunction"]["Properties"].get("Policies", []):
+        for statement in policy.get("Statement", []):
+            actions = statement["Action"]
+            if "ssm:GetParameters" in ([actions] if isinstance(actions, str) else actions):
+                resources = context.resolve(statement["Resource"])
+                grants += [resources] if isinstance(resources, str) else resources
+    return tuple(grants)
+
+
+def _references(
+    request: dict[str, Any], ec2: Any, iam: Any, s3: Any, ssm: Any = None
+) -> list[_Reference]:
     params = request.get("instance_parameters") or {}
     refs: list[_Reference] = []
     image = params.get("ImageId")
-    if isinstance(image, str):
+    if isinstance(image, str) and image.startswith(IMAGE_ALIAS):
+        refs.extend(_image_parameter_references(image, ec2, ssm))
+    elif isinstance(image, str):
 
         def make_image() -> None:
             with _next_moto_id("amis", "random_ami_id", image):
@@ -271,6 +348,7 @@ def _references(request: dict[str, Any], ec2: Any, iam: Any, s3: Any) -> list[_R
     resolution = planned_resolution(request, datetime.now(UTC))
     buckets = [check.bucket] if resolution and (check := resolution.output_check) else []
     buckets += [item.bucket for item in resolution.inputs] if resolution else []
+    buckets += [resolution.record.bucket] if resolution and resolution.record else []
     for bucket in dict.fromkeys(buckets):
         refs.append(
             _Reference(
@@ -295,7 +373,7 @@ def prepare_standins(
     With `strict`, nothing is created and a missing resource is an error.
     `known` holds (kind, id) of what earlier calls found or created: not looked up again.
     """
-    refs = _references(request, clients["ec2"], clients["iam"], clients["s3"])
+    refs = _references(request, clients["ec2"], clients["iam"], clients["s3"], clients.get("ssm"))
     if known is not None:
         refs = [ref for ref in refs if (ref.kind, ref.ident) not in known]
         known.update((ref.kind, ref.ident) for ref in refs)
@@ -347,18 +425,13 @@ def planned_resolution(request: dict[str, Any], start: datetime) -> Resolution |
         return None
 
 
-#: Name of the stand-in output object under a derived output prefix.
-STANDIN_OUTPUT = "amirun-rehearsal-output.json"
-
-
 def expected_output(resolution: Resolution | None) -> tuple[str, str] | None:
-    """(bucket, key) of a stand-in output that RunChecker accepts."""
+    """(bucket, key) of a stand-in output that RunChecker accepts: the key it checks
+    (with `ii_check_s3: true`, the datastream's merkdir.file or the forcing metadata)."""
     check = resolution.output_check if resolution else None
     if check is None:
         return None
-    if check.source == "ii_check_s3":
-        return check.bucket, check.prefix
-    return check.bucket, check.prefix + STANDIN_OUTPUT
+    return check.bucket, check.prefix
 
 
 # --- following the execution -----------------------------------------------------------
@@ -548,14 +621,72 @@ def _definitions_parsed_once() -> Iterator[None]:
         yield
 
 
+#: Errors whose Retry waits real time in the rehearsal: the local Lambda endpoint's
+#: concurrency limit is real, and so is the time its invocations take (a burst on a
+#: busy machine lasts real seconds), so a retry shrunk by the time scale would give
+#: up long before the burst is over, as no retry on AWS does.
+REAL_TIME_RETRIES = frozenset({"Lambda.TooManyRequestsException"})
+_retrying_real_time = threading.local()
+
+
 class _ScaledSleep:
-    """`time` as the executor's Retry sees it: every interval times the rehearsal's scale."""
+    """`time` as the executor's Retry sees it: every interval times the rehearsal's
+    scale, but for the retries of REAL_TIME_RETRIES."""
 
     def __init__(self, scale: float) -> None:
         self._scale = scale
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(seconds * self._scale)
+        real = getattr(_retrying_real_time, "on", False)
+        time.sleep(seconds if real else seconds * self._scale)
+
+
+def _serialized(
+    method: Callable[..., Any], lock: contextlib.AbstractContextManager[Any]
+) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def serialized(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return method(*args, **kwargs)
+
+    return serialized
+
+
+@contextlib.contextmanager
+def _instance_profiles_one_at_a_time() -> Iterator[None]:
+    """moto's instance profile associations are a dict that a launch adds to while a
+    termination walks it (RuntimeError under load): one change at a time, as on AWS."""
+    from moto.ec2.models.iam_instance_profile import IamInstanceProfileAssociationBackend
+
+    lock = threading.RLock()
+    with contextlib.ExitStack() as patches:
+        for name in (
+            "associate_iam_instance_profile",
+            "describe_iam_instance_profile_associations",
+            "disassociate_iam_instance_profile",
+            "replace_iam_instance_profile_association",
+        ):
+            method = getattr(IamInstanceProfileAssociationBackend, name)
+            patches.enter_context(
+                mock.patch.object(
+                    IamInstanceProfileAssociationBackend, name, _serialized(method, lock)
+                )
+            )
+        yield
+
+
+def _retrier_knowing_its_errors(original: Callable[..., None]) -> Callable[..., None]:
+    """The executor's Retrier evaluation, telling _ScaledSleep which errors it retries."""
+
+    def eval_body(retrier: Any, env: Any) -> None:
+        names = {name.error_name for name in retrier.error_equals.error_names}
+        _retrying_real_time.on = bool(names) and names <= REAL_TIME_RETRIES
+        try:
+            original(retrier, env)
+        finally:
+            _retrying_real_time.on = False
+
+    return eval_body
 
 
 def _regions_from(session: Any) -> Callable[..., list[str]]:
@@ -661,6 +792,8 @@ class EmulatorSession:
         env: dict[str, str] = {}
         for spec in workflow.functions.values():
             env.update(_function_environment(spec.environment))
+        env["VCPU_LIMIT"] = str(options.vcpu_limit)
+        env["BLOCK_VCPU_LIMITS"] = options.block_vcpu_limits
         # The executor logs every absent path an IsPresent test looks at; the run's
         # own outcome says what matters.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
@@ -681,6 +814,14 @@ class EmulatorSession:
         # grows with the square of the instances (a night has over a thousand).
         stack.enter_context(_tags_read_directly())
         stack.enter_context(_definitions_parsed_once())
+        stack.enter_context(_instance_profiles_one_at_a_time())
+        stack.enter_context(
+            mock.patch.object(
+                retrier_decl.RetrierDecl,
+                "_eval_body",
+                _retrier_knowing_its_errors(retrier_decl.RetrierDecl._eval_body),
+            )
+        )
         # It also creates a new Lambda client for every Task; one per region will do,
         # as for the state machine on AWS (a client is thread-safe).
         stack.enter_context(
@@ -735,7 +876,8 @@ class EmulatorSession:
             account=ACCOUNT,
             delay_s=options.event_delay_s,
             faults=options.faults,
-            refs={"AmirunStateMachine": STATE_MACHINE_ARN},
+            stack_name=STACK_NAME,
+            resources={"AmirunStateMachine": STATE_MACHINE_ARN},
         )
         self.world = EmulatedWorld(
             WorldSettings(
@@ -746,6 +888,10 @@ class EmulatorSession:
                 command_env=command_env,
                 throttle_share=options.throttle_share,
                 quota_vcpus=options.quota_vcpus,
+                utilisation=options.utilisation,
+                image_parameter_grants=image_parameter_grants(load_template()),
+                region=REGION,
+                account=ACCOUNT,
             ),
             self.clients["s3"],
             publish=self.bus.publish,
@@ -753,6 +899,7 @@ class EmulatorSession:
         self.world.install(self.clients["ec2"], self.clients["ssm"])
         stack.callback(self.world.close)
         stack.enter_context(task_tokens_as_on_aws())
+        stack.enter_context(atomic_dynamodb_writes())
         if options.exec_commands:
             command_env["AWS_ENDPOINT_URL"] = stack.enter_context(emulator_server())
         lose = frozenset({"StarterFunction"} if "lost-response" in options.faults else ())
@@ -804,6 +951,10 @@ class EmulatorSession:
 
     def start(self, request: dict[str, Any], name: str) -> str:
         """Start one execution of the workflow; returns its ARN at once."""
+        if "capacity" in self.options.faults:
+            params = request.get("instance_parameters")
+            first = params.get("InstanceType", "") if isinstance(params, dict) else ""
+            self.world.without_capacity(first if isinstance(first, str) else "")
         started = self.sfn.start_execution(
             stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(request)
         )

@@ -34,7 +34,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from amirun.local.cron import fire_times
-from amirun.schedules import EXECUTION_ID, SCHEDULED_TIME, START_EXECUTION_TARGET
+from amirun.schedules import EXECUTION_ID, SCHEDULED_TIME, start_execution_target
 
 SCHEDULE_ARN = "<aws.scheduler.schedule-arn>"
 ATTEMPT_NUMBER = "<aws.scheduler.attempt-number>"
@@ -46,6 +46,15 @@ RETRYABLE = frozenset(
 BACKOFF_S, BACKOFF_CAP_S = 1.0, 60.0
 #: Wall seconds between two looks at what is due.
 TICK_S = 0.05
+
+
+def _starts_executions(target: dict[str, Any]) -> bool:
+    """The target is Scheduler's universal StartExecution target (in any partition)."""
+    arn = str(target.get("Arn", ""))
+    try:
+        return arn == start_execution_target(arn)
+    except ValueError:
+        return False
 
 
 class Clock:
@@ -173,7 +182,7 @@ class Scheduler:
         if until <= start:
             return
         for schedule in self._read():
-            if not schedule.enabled or schedule.target.get("Arn") != START_EXECUTION_TARGET:
+            if not schedule.enabled or not _starts_executions(schedule.target):
                 continue
             for moment in fire_times(schedule.expression, schedule.time_zone, start, until):
                 spread = (

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import random
 import socket
 import threading
@@ -30,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from amirun.local.cron import fire_times
+from amirun.local.eventbridge import execution_status_event
 from amirun.local.runner import (
     ACCOUNT,
     REGION,
@@ -62,8 +64,17 @@ class StackOptions:
     freeze_every_s: float | None = None
 
 
-def _epoch_ms(moment: Any) -> int | None:
-    return int(moment.timestamp() * 1000) if isinstance(moment, datetime) else None
+def _as_json(value: Any) -> str | None:
+    return value if value is None or isinstance(value, str) else json.dumps(value)
+
+
+def _moment(moment: Any) -> datetime:
+    """A moto execution's start or stop date as a datetime (now if it has none yet)."""
+    if isinstance(moment, datetime):
+        return moment
+    if isinstance(moment, str):
+        return datetime.fromisoformat(moment)
+    return datetime.now(UTC)
 
 
 class LocalStack:
@@ -236,20 +247,20 @@ class LocalStack:
             self._running = still
 
     def _announce(self, execution: Any, status: str) -> None:
-        self.session.bus.publish(
-            "aws.states",
-            "Step Functions Execution Status Change",
-            {
-                "executionArn": execution.exec_arn,
-                "stateMachineArn": self.session.state_machine_arn,
-                "name": execution.name,
-                "status": status,
-                "startDate": _epoch_ms(execution.start_date),
-                "stopDate": _epoch_ms(execution.stop_date),
-                "error": execution.error,
-                "cause": execution.cause,
-            },
-        )
+        """Step Functions' status-change event for an ended execution, on the bus."""
+        described = {
+            "executionArn": execution.exec_arn,
+            "stateMachineArn": self.session.state_machine_arn,
+            "name": execution.name,
+            "status": status,
+            "startDate": _moment(execution.start_date),
+            "stopDate": _moment(execution.stop_date),
+            "input": execution.execution_input,
+            "output": _as_json(execution.output),
+            "error": execution.error,
+            "cause": execution.cause,
+        }
+        self.session.bus.send(execution_status_event(described))
 
     def _reconcile_every(self) -> timedelta | None:
         default = load_template()["Parameters"]["ReconcileSchedule"]["Default"]

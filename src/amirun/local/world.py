@@ -14,7 +14,8 @@ EventBridge events AWS would send.
 from __future__ import annotations
 
 import contextlib
-import functools
+import fnmatch
+import hashlib
 import json
 import os
 import random
@@ -40,7 +41,8 @@ from amirun_core.launch import TAG_EXECUTION
 
 #: The faults a rehearsal can inject, and what each stands for on AWS.
 FAULTS: dict[str, str] = {
-    "capacity": "RunInstances fails with InsufficientInstanceCapacity (spot and on-demand)",
+    "capacity": "the file's first instance type has no capacity (spot and on-demand): "
+    "RunInstances fails with InsufficientInstanceCapacity; alternatives launch",
     "throttle": "the first RunInstances and GetCommandInvocation calls are throttled",
     "ssm-never-online": "the instance runs but its SSM agent never comes online",
     "command-fails": "the command ends Failed with exit code 1",
@@ -103,8 +105,35 @@ class WorldSettings:
     command_env: dict[str, str] = field(default_factory=dict)
     #: Share (0 to 1) of the steps' EC2 and SSM calls refused as throttled.
     throttle_share: float = 0.0
-    #: EC2's running On-Demand vCPU quota: a launch beyond it is refused (None: no limit).
-    quota_vcpus: int | None = None
+    #: The spot price the world quotes, as a share of the on-demand list price.
+    spot_discount: float = 0.35
+    #: The account's vCPU quota (0: none): launches past it fail with VcpuLimitExceeded.
+    quota_vcpus: int = 0
+    #: What an instance's command uses, published as CloudWatch would (CPUUtilization,
+    #: and mem_used_percent as the agent would): (peak CPU %, peak memory %) by the
+    #: execution's ARN; None: drawn from the execution's name, the same every time.
+    utilisation: Callable[[str], tuple[float, float]] | None = None
+    #: ssm:GetParameters resources the starter's role is granted (IAM wildcards), for
+    #: an ImageId `resolve:ssm:<name>`, which EC2 resolves with the caller's rights.
+    image_parameter_grants: tuple[str, ...] = ()
+    region: str = "us-east-1"
+    account: str = "123456789012"
+
+
+#: An ImageId naming an SSM parameter: `resolve:ssm:<name>[:<version or label>]`.
+IMAGE_ALIAS = "resolve:ssm:"
+
+
+def image_parameter_name(image_id: str) -> str:
+    """The parameter an ImageId `resolve:ssm:<name>[:<version or label>]` names."""
+    return image_id.removeprefix(IMAGE_ALIAS).split(":", 1)[0]
+
+
+def parameter_arn(name: str, region: str, account: str, partition: str = "aws") -> str:
+    """A parameter's ARN; AWS's public parameters (/aws/service/...) name no account."""
+    path = name.lstrip("/")
+    owner = "" if path.startswith("aws/service/") else account
+    return f"arn:{partition}:ssm:{region}:{owner}:parameter/{path}"
 
 
 @dataclass
@@ -151,6 +180,7 @@ class EmulatedWorld:
         self._ticking = threading.Event()
         self._clock: threading.Thread | None = None
         self._ec2: Any = None
+        self._ssm: Any = None
         self._lock = threading.RLock()
         self._tokens: dict[str, str] = {}
         self._launched: dict[str, float] = {}
@@ -170,12 +200,16 @@ class EmulatedWorld:
         self.standin_outputs: list[str] = []
         self.standin_inputs: list[str] = []
         self._late_inputs: dict[tuple[str, str], int] = {}
+        #: Instance types without capacity (the `capacity` fault); "" for a launch naming none.
+        self._no_capacity: set[str] = set()
+        #: vCPUs of the instances not yet stopped, by ClientToken, for the emulated quota.
+        self._quota_use: dict[str, int] = {}
+        self._token_of: dict[str, str] = {}
+        self.peak_vcpus = 0
+        self.quota_refusals = 0
         #: Faults of one execution only, on top of the settings' (a night's drawn faults).
         self._faults_of: dict[str, frozenset[str]] = {}
-        self._vcpus_of: dict[str, int] = {}
         self._type_of: dict[str, str] = {}
-        #: Launches refused for the vCPU quota.
-        self.quota_refusals = 0
 
     def instance_lives(self) -> list[tuple[str, str, float | None]]:
         """(instance id, type, wall seconds from launch to stop; None if not stopped)."""
@@ -198,34 +232,15 @@ class EmulatedWorld:
         with self._lock:
             return self.settings.faults | self._faults_of.get(execution_arn or "", frozenset())
 
-    def _within_quota(self, params: dict[str, Any]) -> None:
-        """EC2's running On-Demand vCPU quota, when the settings give one."""
-        quota = self.settings.quota_vcpus
-        if quota is None:
-            return
-        wanted = vcpus(params.get("InstanceType", "")) * int(params.get("MaxCount", 1))
-        with self._lock:
-            in_use = sum(
-                n for instance, n in self._vcpus_of.items() if instance not in self._stopping
-            )
-            if in_use + wanted > quota:
-                self.quota_refusals += 1
-                refused = True
-            else:
-                refused = False
-        if refused:
-            raise _client_error(
-                "VcpuLimitExceeded",
-                f"You have requested more vCPU capacity than your current vCPU limit of {quota} "
-                "allows for the instance bucket that the specified instance type belongs to "
-                "(rehearsal quota).",
-                "RunInstances",
-            )
-
     def expect_output(self, execution_arn: str, target: tuple[str, str] | None) -> None:
         """The (bucket, key) an execution checks: put in place when its command succeeds."""
         with self._lock:
             self._expected[execution_arn] = target
+
+    def without_capacity(self, instance_type: str) -> None:
+        """Leave `instance_type` without capacity, spot and on-demand alike."""
+        with self._lock:
+            self._no_capacity.add(instance_type)
 
     # --- installation -----------------------------------------------------------
     def install(self, ec2: Any, ssm: Any) -> None:
@@ -239,6 +254,7 @@ class EmulatedWorld:
                 "before-call.ec2.TerminateInstances": self._refuse_stop,
                 "after-call.ec2.StopInstances": self._after_stop,
                 "after-call.ec2.TerminateInstances": self._after_stop,
+                "before-call.ec2.DescribeSpotPriceHistory": self._spot_price_history,
             },
             ssm: {
                 "before-call.ssm.DescribeInstanceInformation": self._instance_information,
@@ -249,6 +265,11 @@ class EmulatedWorld:
             },
         }
         hooks[self._s3] = {"before-call.s3.HeadObject": self._head_object}
+        self._ssm = ssm
+        # Before the parameters are kept: EC2 launches from the AMI the alias resolves to.
+        ec2.meta.events.register(
+            "before-parameter-build.ec2.RunInstances", self._resolve_image_alias
+        )
         for client, events in hooks.items():
             service = client.meta.service_model.service_id.hyphenize()
             for operation in {event.rsplit(".", 1)[1] for event in events}:
@@ -366,11 +387,39 @@ class EmulatedWorld:
             self._throttled.add(operation)
             raise _client_error("RequestLimitExceeded", "Request limit exceeded.", operation)
 
+    def _resolve_image_alias(self, params: dict[str, Any], **_: Any) -> None:
+        """EC2's `resolve:ssm:` ImageId: it reads the parameter with the caller's rights
+        (ssm:GetParameters), then launches the AMI it names (moto knows no aliases)."""
+        image = params.get("ImageId")
+        if not isinstance(image, str) or not image.startswith(IMAGE_ALIAS):
+            return
+        name = image_parameter_name(image)
+        settings = self.settings
+        arn = parameter_arn(name, settings.region, settings.account)
+        if not any(fnmatch.fnmatchcase(arn, grant) for grant in settings.image_parameter_grants):
+            raise _client_error(
+                "UnauthorizedOperation",
+                f"You are not authorized to perform: ssm:GetParameters on resource: {arn} "
+                "(rehearsal: as template.yaml grants the starter)",
+                "RunInstances",
+            )
+        with self.emulator_calls():
+            found = self._ssm.get_parameters(Names=[name])["Parameters"]
+        if not found:
+            raise _client_error(
+                "InvalidParameterValue",
+                f"Invalid value '{image}' for ImageId: parameter {name} not found",
+                "RunInstances",
+            )
+        params["ImageId"] = found[0]["Value"]
+
     def _run_instances(self, context: dict[str, Any], **_: Any) -> Any:
         params = context.get("amirun_params", {})
         self._throttle_once("RunInstances")
         execution = _execution_tag(params)
-        if "capacity" in self.faults_for(execution):
+        with self._lock:
+            short = params.get("InstanceType", "") in self._no_capacity
+        if short or "capacity" in self.faults_for(execution) - self.settings.faults:
             raise _client_error(
                 "InsufficientInstanceCapacity",
                 f"We currently do not have sufficient {params.get('InstanceType', '')} "
@@ -381,7 +430,7 @@ class EmulatedWorld:
         with self._lock:
             instance_id = self._tokens.get(token) if token else None
         if instance_id is None:
-            self._within_quota(params)
+            self._take_quota(token or "", params.get("InstanceType", "m1.small"))
             return None  # moto launches it
         # EC2 returns the instance the token already launched (moto would launch another).
         with self.emulator_calls():
@@ -392,6 +441,47 @@ class EmulatedWorld:
             "Instances": found["Instances"],
         }
 
+    def _take_quota(self, token: str, instance_type: str) -> None:
+        """The account's vCPU quota: VcpuLimitExceeded past it, as EC2 answers."""
+        if not self.settings.quota_vcpus:
+            return
+        from amirun_core.capacity import describe_types
+
+        with self.emulator_calls():
+            vcpus = describe_types(self._ec2, [instance_type])[instance_type].vcpus
+        with self._lock:
+            used = sum(self._quota_use.values())
+            if used + vcpus > self.settings.quota_vcpus:
+                self.quota_refusals += 1
+                raise _client_error(
+                    "VcpuLimitExceeded",
+                    f"You have requested more vCPU capacity than your current vCPU limit of "
+                    f"{self.settings.quota_vcpus} allows (rehearsal quota).",
+                    "RunInstances",
+                )
+            self._quota_use[token] = vcpus
+            self.peak_vcpus = max(self.peak_vcpus, used + vcpus)
+
+    def _spot_price_history(self, context: dict[str, Any], **_: Any) -> Any:
+        """One price per type and zone, a share of the list price (moto quotes 0.00001)."""
+        from amirun_core.cost import price_table
+
+        params = context.get("amirun_params", {})
+        table = price_table()
+        zone = params.get("AvailabilityZone") or f"{self._ec2.meta.region_name}a"
+        history = [
+            {
+                "InstanceType": name,
+                "AvailabilityZone": zone,
+                "ProductDescription": "Linux/UNIX",
+                "SpotPrice": f"{table.on_demand_per_hour[name] * self.settings.spot_discount:.6f}",
+                "Timestamp": params.get("StartTime") or datetime.now(UTC),
+            }
+            for name in params.get("InstanceTypes", [])
+            if name in table.on_demand_per_hour
+        ]
+        return _Http(), {"SpotPriceHistory": history}
+
     def _after_run_instances(
         self, parsed: dict[str, Any], context: dict[str, Any], **_: Any
     ) -> None:
@@ -401,10 +491,10 @@ class EmulatedWorld:
         with self._lock:
             for instance in parsed.get("Instances", []):
                 self._launched.setdefault(instance["InstanceId"], time.monotonic())
-                self._vcpus_of[instance["InstanceId"]] = vcpus(instance.get("InstanceType", ""))
                 self._type_of[instance["InstanceId"]] = instance.get("InstanceType", "")
                 if token:
                     self._tokens[token] = instance["InstanceId"]
+                    self._token_of[instance["InstanceId"]] = token
                 if execution:
                     self._execution_of[instance["InstanceId"]] = execution
 
@@ -425,6 +515,7 @@ class EmulatedWorld:
                 if instance_id in self._stopping:
                     continue
                 self._stopping[instance_id] = time.monotonic()
+                self._quota_use.pop(self._token_of.get(instance_id, ""), None)
                 # The state EC2 shows first (moto skips it: stopped/terminated at once).
                 state = {"stopped": "stopping", "terminated": "shutting-down"}.get(
                     change["CurrentState"]["Name"], change["CurrentState"]["Name"]
@@ -607,16 +698,11 @@ class EmulatedWorld:
         command.status, command.details = status, details or status
         command.exit_code = code
         command.ended_at = datetime.now(UTC)
-        if command.output_bucket:
-            base = f"{command.output_prefix}/" if command.output_prefix else ""
-            # Where SSM itself writes a command's output for AWS-RunShellScript.
-            key = f"{base}{command.command_id}/{command.instance_id}/{PLUGIN_OUTPUT}"
-            for stream in ("stdout", "stderr"):
-                body = getattr(command, stream)
-                if body:
-                    self._s3.put_object(
-                        Bucket=command.output_bucket, Key=f"{key}/{stream}", Body=body.encode()
-                    )
+        for stream in ("stdout", "stderr"):
+            body, key = getattr(command, stream), self._output_key(command, stream)
+            if body and key:
+                self._s3.put_object(Bucket=command.output_bucket, Key=key, Body=body.encode())
+        self._publish_utilisation(command)
         self._publish(
             "aws.ssm",
             "EC2 Command Invocation Status-change Notification",
@@ -628,6 +714,31 @@ class EmulatedWorld:
                 "status": status,
             },
         )
+
+    def _publish_utilisation(self, command: _Command) -> None:
+        """The instance's CPU (and memory) over the command, as CloudWatch would hold it."""
+        execution = command.execution or command.instance_id
+        cpu, memory = (self.settings.utilisation or emulated_utilisation)(execution)
+        moments = [command.started_at, command.ended_at or datetime.now(UTC)]
+        dimensions = [{"Name": "InstanceId", "Value": command.instance_id}]
+        cloudwatch = aws.client("cloudwatch")
+        for namespace, name, peak in (
+            ("AWS/EC2", "CPUUtilization", cpu),
+            ("CWAgent", "mem_used_percent", memory),
+        ):
+            cloudwatch.put_metric_data(
+                Namespace=namespace,
+                MetricData=[
+                    {
+                        "MetricName": name,
+                        "Dimensions": dimensions,
+                        "Timestamp": moment,
+                        "Value": value,
+                        "Unit": "Percent",
+                    }
+                    for moment, value in zip(moments, (peak * 0.5, peak), strict=True)
+                ],
+            )
 
     def _put_standin_output(self, command: _Command) -> None:
         target = self._expected.get(command.execution or "", self.settings.expected_output)
@@ -655,7 +766,23 @@ class EmulatedWorld:
         }
         if command.ended_at:
             invocation["ExecutionEndDateTime"] = command.ended_at.isoformat()
+        # Where SSM writes the whole streams, as it gives them (empty without a bucket).
+        for stream, field_name in (("stdout", "StandardOutputUrl"), ("stderr", "StandardErrorUrl")):
+            key = self._output_key(command, stream)
+            invocation[field_name] = (
+                f"https://s3.{self._s3.meta.region_name}.amazonaws.com/{command.output_bucket}/{key}"
+                if key
+                else ""
+            )
         return invocation
+
+    @staticmethod
+    def _output_key(command: _Command, stream: str) -> str | None:
+        """Where SSM itself writes a stream of AWS-RunShellScript's output."""
+        if not command.output_bucket:
+            return None
+        base = f"{command.output_prefix}/" if command.output_prefix else ""
+        return f"{base}{command.command_id}/{command.instance_id}/{PLUGIN_OUTPUT}/{stream}"
 
     def _cancel_command(self, context: dict[str, Any], **_: Any) -> Any:
         params = context.get("amirun_params", {})
@@ -681,6 +808,32 @@ class EmulatedWorld:
             for command in self._commands.values():
                 counts[command.instance_id] = counts.get(command.instance_id, 0) + 1
             return counts
+
+
+@contextlib.contextmanager
+def atomic_dynamodb_writes() -> Iterator[None]:
+    """DynamoDB's conditional writes are atomic; moto's, run in concurrent threads, are not.
+
+    moto checks a write's condition and then applies it without a lock, so two
+    Lambdas claiming the last vCPUs at once could both pass. One lock over its
+    write operations makes each check-and-write one step, as on AWS.
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+
+    def atomic(original: Callable[..., Any]) -> Callable[..., Any]:
+        def write(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(*args, **kwargs)
+
+        return write
+
+    with contextlib.ExitStack() as stack:
+        for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+            original = getattr(DynamoDBBackend, name)
+            stack.enter_context(mock.patch.object(DynamoDBBackend, name, atomic(original)))
+        yield
 
 
 @contextlib.contextmanager
@@ -765,13 +918,11 @@ def _execution_tag(params: dict[str, Any]) -> str | None:
     )
 
 
-@functools.cache
-def vcpus(instance_type: str) -> int:
-    """vCPUs of an instance type, from the emulator's catalogue (1 if unknown)."""
-    from moto.ec2.models.instance_types import INSTANCE_TYPES
-
-    info = INSTANCE_TYPES.get(instance_type, {})
-    return int(info.get("VCpuInfo", {}).get("DefaultVCpus", 1))
+def emulated_utilisation(execution: str) -> tuple[float, float]:
+    """(peak CPU %, peak memory %) of a run, drawn from its execution's name (stable)."""
+    name = execution.rsplit(":", 1)[-1]
+    digest = hashlib.sha256(name.encode()).digest()
+    return 5.0 + digest[0] % 90, 10.0 + digest[1] % 80
 
 
 def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
