@@ -9,8 +9,9 @@ amirun logs RUN --stack NAME
 amirun runs --stack NAME [--since 24h] [--status S] [--schedule PREFIX] [--json] [--wide]
 amirun rerun RUN --stack NAME [--name NEW]
 amirun report --stack NAME [--night D | --since 7d] [SCHEDULE_FILE...] [--by B] [--json] [--html F]
-amirun schedules expand|render|plan|apply ...   schedule sets declared in files
+amirun schedules expand|render|plan|apply|backfill|rehearse ...   schedule sets declared in files
 amirun doctor --stack NAME [--canary --instance-profile P]   does the deployed stack work?
+amirun up [--port N] [--time-scale X]   the whole stack on this machine, until Ctrl-C
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import signal
 import sys
 from typing import NoReturn
 
-from amirun.commands import doctor, remote, render, report, run, runs, schedules, validate
+from amirun.commands import doctor, remote, render, report, run, runs, schedules, up, validate
 from amirun.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
 
 #: One module per command group, in the order `amirun --help` lists them.
-COMMAND_GROUPS = (run, validate, render, remote, runs, report, schedules, doctor)
+COMMAND_GROUPS = (run, validate, render, remote, runs, report, schedules, doctor, up)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -11,7 +11,7 @@ class Progress:
     """One thing worth showing while a run goes."""
 
     elapsed_s: float
-    kind: str  # "state" | "result" | "error" | "note"
+    kind: str  # "state" | "result" | "error" | "note" | "detail" (shown with --verbose)
     state: str
     detail: str = ""
 
@@ -25,6 +25,15 @@ _NOTICE = {
     "not-waiting": "event for {instance}: no run waits on it",
     "foreign": "event ignored: not the end of a command of this run",
 }
+
+
+#: Notices about the plumbing, not the run: an event no run waits on is routine.
+_PLUMBING = frozenset({"not-waiting"})
+
+
+def is_plumbing(result: Any) -> bool:
+    """True for a step result that only says how the plumbing did (shown with --verbose)."""
+    return isinstance(result, dict) and result.get("outcome") in _PLUMBING
 
 
 def _describe_notice(result: dict[str, Any]) -> str:

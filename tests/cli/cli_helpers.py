@@ -24,8 +24,6 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 #: The sample execution that `sam local invoke` and the unit tests use too.
 EXECUTION_FILE = ROOT / "events" / "execution.json"
-#: The stack whose executions run (the `live` fixture).
-LIVE_STACK = "amirun-live"
 
 
 @dataclass(frozen=True)

@@ -65,12 +65,14 @@ def test_status_of_a_finished_run(live: Live, succeeded: Followed, capsys: Capsy
     assert "Success (exit 0)" in out
 
 
-def test_logs_of_a_finished_run_found_from_its_history(succeeded: Followed, capsys: Capsys) -> None:
+def test_logs_of_a_finished_run_found_from_its_history(
+    live: Live, succeeded: Followed, capsys: Capsys
+) -> None:
     # No --stack: the output bucket is read from the run's own history.
     assert main(["logs", succeeded.arn]) == 0
 
     out = capsys.readouterr().out
-    assert out.startswith("==> s3://amirun-live-outputbucket-")
+    assert out.startswith(f"==> s3://{live.stack.bucket}/")
     assert "/runs/t-follow/attempt-1/" in out
     assert "(rehearsal: commands recorded, not run)" in out
 

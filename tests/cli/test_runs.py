@@ -30,11 +30,6 @@ SCHEDULE_B = "cfe-nom-vpu02-m1"
 OTHER_SCHEDULE = "ana-vpu01"
 
 
-@pytest.fixture(scope="module")
-def live_stack_name() -> str:
-    return "amirun-runs"
-
-
 @dataclass(frozen=True)
 class Ran:
     live: Live

@@ -142,6 +142,30 @@ def test_render_shows_the_run_at_the_scheduled_time_as_amirun_render_does(
     assert "ngen.20260209/short_range/06/VPU_10L" in rendered["commands"][0]
 
 
+def test_render_at_a_time_the_cron_never_fires_at_says_so(capsys: Capsys) -> None:
+    """cron(30 2 * * ? *) in Europe/Paris fires at 01:30Z in winter, never at 03:00Z."""
+    code = main(
+        ["schedules", "render", str(GENERIC), "nightly-report-small", "--at", "2026-02-09T03:00Z"]
+    )
+
+    captured = capsys.readouterr()
+    assert code == 0
+    assert captured.err == (
+        "note: nightly-report-small never fires at 2026-02-09T03:00:00Z: cron(30 2 * * ? *)"
+        " in Europe/Paris fires at 2026-02-09T01:30:00Z, 2026-02-10T01:30:00Z around it\n"
+    )
+    assert "reference  2026-02-09T03:00:00+00:00 (the scheduled time)" in captured.out
+
+
+def test_render_at_a_time_the_cron_fires_at_says_nothing_more(capsys: Capsys) -> None:
+    code = main(
+        ["schedules", "render", str(GENERIC), "nightly-report-small", "--at", "2026-07-09T00:30Z"]
+    )
+
+    assert code == 0
+    assert capsys.readouterr().err == ""  # summer: 02:30 in Paris is 00:30Z
+
+
 def test_render_of_an_unknown_name_suggests_the_closest(capsys: Capsys) -> None:
     with pytest.raises(SystemExit):
         main(["schedules", "render", str(GENERIC), "nightly-report-smal", "--at", "2026-02-09"])

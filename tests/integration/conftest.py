@@ -111,7 +111,12 @@ class Rehearsal:
         return [e.detail for e in self.progress if e.kind == "error" and e.state == function]
 
     def results(self, function: str) -> list[str]:
-        return [e.detail for e in self.progress if e.kind == "result" and e.state == function]
+        """What each successful invocation said, the plumbing's notices included."""
+        return [
+            e.detail
+            for e in self.progress
+            if e.kind in ("result", "detail") and e.state == function
+        ]
 
 
 def _snapshot(

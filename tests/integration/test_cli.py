@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,17 +55,65 @@ def test_run_with_a_failing_fault_exits_1_and_prints_the_error(
     assert "  instance  " not in out  # nothing was launched
 
 
-def test_run_strict_without_the_security_group_exits_2_naming_it(
+def test_run_has_no_strict_flag(capsys: pytest.CaptureFixture[str], execution_path: Any) -> None:
+    """The embedded account starts empty: `--strict` could only ever refuse, so it is gone."""
+    with pytest.raises(SystemExit) as exited:
+        main(["run", execution_path("basic.json"), "--strict"])
+
+    _, err = capsys.readouterr()
+    assert exited.value.code == 2
+    assert len(err.splitlines()) == 1
+    assert "unrecognized arguments: --strict" in err
+
+
+def test_handler_logs_go_to_a_file_the_summary_names(
     capsys: pytest.CaptureFixture[str], execution_path: Any, fast_flags: list[str]
 ) -> None:
-    code = main(["run", execution_path("basic.json"), "--strict", *fast_flags])
+    """A crash logs a whole stack trace: in the log file, not on the console."""
+    code = main(["run", execution_path("basic.json"), "--fault", "crash", *fast_flags])
     out, err = capsys.readouterr()
 
-    assert code == 2
-    assert err.startswith("amirun: --strict: the emulated account has no ")
-    assert "security group sg-0a1b2c3d4e5f67890" in err
-    assert "SUCCEEDED" not in out
-    assert "FAILED" not in out
+    assert code == 1
+    assert "Traceback" not in out + err
+    named = re.search(r"note      the handlers' logs: (\S+) \(--verbose shows them here\)", out)
+    assert named, out
+    logged = Path(named[1]).read_text(encoding="utf-8")
+    assert "the look at the command crashed" in logged
+    assert max(len(line) for line in (out + err).splitlines()) < 1000
+
+
+def test_verbose_shows_the_handler_logs_on_stderr(
+    capsys: pytest.CaptureFixture[str], execution_path: Any, fast_flags: list[str]
+) -> None:
+    code = main(["run", execution_path("basic.json"), "--fault", "crash", "--verbose", *fast_flags])
+    out, err = capsys.readouterr()
+
+    assert code == 1
+    assert "handlers' logs" not in out
+    assert "the look at the command crashed" in err
+
+
+def test_verbose_shows_the_plumbing_notices(
+    capsys: pytest.CaptureFixture[str], execution_path: Any, fast_flags: list[str]
+) -> None:
+    code = main(["run", execution_path("basic.json"), "--verbose", *fast_flags])
+    out, _ = capsys.readouterr()
+
+    assert code == 0
+    assert "no run waits on it" in out
+
+
+def test_the_plumbing_notices_are_not_shown_by_default(
+    capsys: pytest.CaptureFixture[str], execution_path: Any, fast_flags: list[str]
+) -> None:
+    """The instance's own stop event reaches the Settler after the run's wait has ended:
+    routine, shown with --verbose only."""
+    code = main(["run", execution_path("basic.json"), *fast_flags])
+    out, err = capsys.readouterr()
+
+    assert code == 0
+    assert "no run waits on it" not in out + err
+    assert '"level"' not in err
 
 
 def test_run_refuses_an_unknown_fault_as_a_usage_error(

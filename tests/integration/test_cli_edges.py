@@ -128,6 +128,33 @@ def _commands_running(marker: str) -> list[str]:
     return [line for line in found.splitlines() if marker in line and "ps -eo" not in line]
 
 
+def _rehearsal_with_default_sigint(path: Path, temp: Path) -> subprocess.Popen[str]:
+    """`amirun run --exec-commands` in a child whose SIGINT has its default disposition,
+    whatever this process's is (a disposition set to ignore is inherited across exec)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "amirun.cli",
+                "run",
+                str(path),
+                "--exec-commands",
+                "--time-scale",
+                "0.01",
+                "--agent-delay",
+                "0.2",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "TMPDIR": str(temp)},
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_the_rehearsal_and_kills_the_commands_process_group(
     how: signal.Signals, tmp_path: Path, basic: Any
@@ -139,24 +166,14 @@ def test_a_signal_stops_the_rehearsal_and_kills_the_commands_process_group(
     path.write_text(json.dumps(request), encoding="utf-8")
     temp = tmp_path / "tmp"
     temp.mkdir()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "amirun.cli",
-            "run",
-            str(path),
-            "--exec-commands",
-            "--time-scale",
-            "0.01",
-            "--agent-delay",
-            "0.2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TMPDIR": str(temp)},
-    )
+    # A test started in the background (as some CI runners do) inherits SIGINT ignored,
+    # and so would the rehearsal: the child gets the default disposition, on which
+    # Python installs its KeyboardInterrupt handler. Pinned by ignoring it here first.
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        process = _rehearsal_with_default_sigint(path, temp)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     try:
         for _ in range(600):  # the command runs after a few seconds
             if _commands_running(marker):

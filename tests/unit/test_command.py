@@ -45,6 +45,7 @@ from amirun_core.errors import (
     InstanceLost,
     InstanceNotRegistered,
     PermissionDenied,
+    one_line_cause,
 )
 from amirun_core.execution import parse_execution
 from amirun_core.state import CommandRecord, WorkflowState
@@ -266,6 +267,24 @@ def test_a_failed_command_is_command_failed_with_exit_code_and_stderr(ec2: Any, 
     assert "x" * 2_000 not in message  # only the tail of stderr
     assert sent.command_id in message
     assert str(sent.output_url) in message  # where the full output is
+
+
+def test_a_stderr_ending_in_a_newline_makes_a_clean_one_line_cause(ec2: Any, ssm: Any) -> None:
+    """Output of a failed command usually ends in a newline: the cause still reads
+    `stderr: ...; full output: ...` on one line (stubbed: moto's invocations always succeed)."""
+    state, sent = sent_state(ec2, ssm)
+    answer(
+        ssm,
+        "GetCommandInvocation",
+        lambda p: invocation(p, "Failed", ResponseCode=1, StandardErrorContent="no input\n"),
+    )
+
+    with pytest.raises(CommandFailed) as caught:
+        follow_command(ssm, ec2, state)
+
+    cause = one_line_cause(str(caught.value))
+    assert f"stderr: no input; full output: {sent.output_url}" in cause
+    assert " | ;" not in cause
 
 
 def ssm_output(sent: CommandRecord, stream: str) -> tuple[str, str]:

@@ -7,7 +7,7 @@ https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -53,8 +53,8 @@ def test_one_time_and_rate_schedules() -> None:
 
 
 def test_what_is_not_read_is_said() -> None:
-    with pytest.raises(CronError, match="L, W and # are not read"):
-        due_times("cron(0 12 L * ? *)", "UTC", *day(2026, 2, 9))
+    with pytest.raises(CronError, match="W and # are not read"):
+        due_times("cron(0 12 15W * ? *)", "UTC", *day(2026, 2, 9))
     due, unread = due_slots(
         [
             DueSchedule("odd", "cron(0 12 ? * 6#3 *)", "UTC"),
@@ -63,7 +63,7 @@ def test_what_is_not_read_is_said() -> None:
         date(2026, 2, 9),
     )
     assert [s.schedule for s in due] == ["ok"]
-    assert unread == ["odd: 'cron(0 12 ? * 6#3 *)': L, W and # are not read by this report"]
+    assert unread == ["odd: 'cron(0 12 ? * 6#3 *)': W and # are not read by this report"]
 
 
 def test_a_disabled_schedule_is_not_due() -> None:
@@ -71,3 +71,24 @@ def test_a_disabled_schedule_is_not_due() -> None:
         [DueSchedule("off", "cron(0 1 * * ? *)", "UTC", enabled=False)], date(2026, 2, 9)
     )
     assert due == []
+
+
+def test_the_last_day_of_the_month_and_wednesday_by_name() -> None:
+    """`L` in the day of month is the month's last day; WED is a day's name, not a `W`."""
+    assert due_times("cron(0 0 L * ? *)", "UTC", *day(2026, 2, 28)) == [
+        datetime(2026, 2, 28, 0, 0, tzinfo=UTC)
+    ]
+    assert due_times("cron(0 0 L * ? *)", "UTC", *day(2026, 2, 27)) == []
+    assert len(due_times("cron(0 12 ? * WED *)", "UTC", *day(2026, 2, 11))) == 1
+
+
+def test_a_time_the_clocks_skip_is_not_due_and_a_repeated_one_is_due_once() -> None:
+    """Scheduler skips a local time a daylight-saving change skips and runs a repeated
+    one once (https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html)."""
+    start = datetime(2026, 3, 8, tzinfo=UTC)
+    assert (
+        due_times("cron(30 2 * * ? *)", "America/New_York", start, start + timedelta(days=1)) == []
+    )
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    fall = due_times("cron(30 1 * * ? *)", "America/New_York", start, start + timedelta(days=1))
+    assert fall == [datetime(2026, 11, 1, 5, 30, tzinfo=UTC)]

@@ -191,6 +191,15 @@ def test_a_lambda_error_payload_becomes_its_message_on_one_line() -> None:
     assert one_line_cause(payload) == "command 1 ended Failed; stderr: line one | line two"
 
 
+def test_a_stderr_ending_in_a_newline_leaves_no_stray_separator() -> None:
+    """The part after a multi-line stderr continues the line: no ` | ;` between them."""
+    cause = "command 1 ended Failed; stderr: line one\nline two\n; full output: s3://b/k"
+
+    assert one_line_cause(cause) == (
+        "command 1 ended Failed; stderr: line one | line two; full output: s3://b/k"
+    )
+
+
 def test_a_stack_trace_is_dropped_and_blanks_squeezed() -> None:
     text = "boom   happened\n\nTraceback (most recent call last):\n  File 'x.py'\nValueError"
 

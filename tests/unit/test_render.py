@@ -114,9 +114,39 @@ def test_the_text_form_says_the_same_in_lines(capsys: pytest.CaptureFixture[str]
     assert main(["render", str(NEXTGEN / "qkrig.json"), "--at", "2026-02-09T12:00"]) == 0
     out = capsys.readouterr().out
 
-    assert "DAILY      20260208 (cycle hour 24, forcing source none)" in out
+    assert (
+        "DAILY      20260208 (cycle hour 24, no forcing source: the day before the"
+        " reference's UTC date)"
+    ) in out
+    assert "reference  2026-02-09T12:00:00+00:00 (--at, as the run's start time)" in out
     assert "check      s3://nextgen-forecasts/outputs/qkrig/qkrig.20260208/" in out
     assert "market     on-demand\n" in out
+
+
+def test_without_at_the_reference_is_now_as_the_start_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["render", str(NEXTGEN / "qkrig.json")]) == 0
+
+    assert "(now, as the run's start time)" in capsys.readouterr().out
+
+
+def test_datastream_command_options_say_why_daily_has_no_forcing_source(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Its forcing_source becomes `-C`; DAILY's rule 2 reads `--forcing_source` only."""
+    path = ORIGINALS / "execution_datastream_example.json"
+    source = load_json(path)["datastream_command_options"]["forcing_source"]
+
+    assert main(["render", str(path), "--at", "2026-02-09T12:00Z"]) == 0
+    out = capsys.readouterr().out
+
+    assert "forcing source none" not in out
+    assert (
+        f"no --forcing_source: datastream_command_options' forcing_source {source} is passed"
+        " as -C, which DAILY's rules do not read, so the no-forcing-source rule applies"
+    ) in out
+    assert "DAILY      20260208 (cycle hour 24," in out
 
 
 def test_a_bad_time_is_one_usage_line(capsys: pytest.CaptureFixture[str]) -> None:

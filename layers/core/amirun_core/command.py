@@ -297,8 +297,8 @@ def _failure_cause(record: CommandRecord) -> str:
     parts = [f"command {record.command_id} on {record.instance_id} ended {record.status}{details}"]
     if record.exit_code is not None:
         parts.append(f"exit code {record.exit_code}")
-    if record.stderr_tail:
-        parts.append(f"stderr: {record.stderr_tail}")
+    if record.stderr_tail.strip():
+        parts.append(f"stderr: {record.stderr_tail.strip()}")
     if record.output_url:
         parts.append(f"full output: {record.output_url}")
     return "; ".join(parts)

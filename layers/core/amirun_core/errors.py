@@ -144,6 +144,8 @@ class CleanupFailed(AmirunError):
 CAUSE_CHARS = 2_000
 #: What stands for a line break in a one-line cause.
 LINE_JOIN = " | "
+#: A line starting with one of these continues the line before it.
+_CONTINUES = frozenset(";,.:)")
 _TRACEBACK = re.compile(r"\s*Traceback \(most recent call last\):.*", re.DOTALL)
 
 
@@ -155,7 +157,13 @@ def one_line_cause(cause: str | None) -> str:
     """
     text = _TRACEBACK.sub("", error_message(cause))
     lines = [" ".join(line.split()) for line in text.splitlines()]
-    flat = LINE_JOIN.join(line for line in lines if line)
+    flat = ""
+    for line in filter(None, lines):
+        # A line that starts with punctuation continues the one before ("...\n; next"),
+        # where a " | " would leave a stray " | ;".
+        joint = LINE_JOIN if flat and line[0] not in _CONTINUES else ""
+        flat += joint + line if joint or not flat else line
+    flat = flat.strip()
     return flat if len(flat) <= CAUSE_CHARS else flat[: CAUSE_CHARS - 3] + "..."
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any, TextIO
 
 from amirun.files import FileTooLarge, UnreadableFile, read_regular_file
@@ -19,6 +21,12 @@ from amirun_core.execution import (
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 #: After Ctrl-C or SIGTERM, as shells report a process ended by SIGINT.
 EXIT_INTERRUPTED = 130
+
+
+def handler_log_file() -> str:
+    """A fresh file for the handlers' logs (in a temporary folder of its own): a summary
+    names it, and --verbose shows the logs on stderr instead."""
+    return str(Path(tempfile.mkdtemp(prefix="amirun-")) / "amirun-handlers.log")
 
 
 def usage_error(message: str) -> SystemExit:
@@ -72,8 +80,12 @@ def print_problems(path: str, exc: InvalidExecutionInput, out: TextIO) -> None:
         print(f"  - {problem}", file=out)
 
 
-def progress_printer(out: TextIO) -> Any:
+def progress_printer(out: TextIO, verbose: bool = False) -> Any:
+    """Prints progress lines; the plumbing's ("detail") only when `verbose`."""
+
     def show(event: Progress) -> None:
+        if event.kind == "detail" and not verbose:
+            return
         if event.kind == "state":
             line = f"{event.elapsed_s:7.1f}s  {event.state}"
         elif event.kind == "note":

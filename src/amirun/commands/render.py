@@ -31,11 +31,45 @@ def reference_time(text: str) -> datetime:
 def cmd_render(args: argparse.Namespace) -> int:
     raw = load_execution(args.execution)
     at = reference_time(args.at) if args.at else None
-    return show_rendered(raw, at, args.execution, as_json=args.json)
+    return show_rendered(raw, at, args.execution, as_json=args.json, given_at=at is not None)
 
 
-def show_rendered(raw: dict[str, Any], at: datetime | None, source: str, as_json: bool) -> int:
-    """Print an execution as the workflow will run it (also `amirun schedules render`)."""
+def _reference_label(reference: str, given_at: bool) -> str:
+    """What the reference time stands for, and where it came from."""
+    what = reference.replace("_", " ")
+    if given_at:
+        return f"--at, as the run's {what}"
+    return f"the {what}" if reference == "scheduled_time" else f"now, as the run's {what}"
+
+
+def _daily_line(rendered: dict[str, Any], raw: dict[str, Any]) -> str:
+    line = f"DAILY      {rendered['daily_date']} (cycle hour {rendered['cycle_hour']}, "
+    if rendered["forcing_source"]:
+        return line + f"forcing source {rendered['forcing_source']})"
+    options = raw.get("datastream_command_options")
+    given = options.get("forcing_source") if isinstance(options, dict) else None
+    if given:
+        # The built command passes it as `-C`; DAILY's rules read `--forcing_source` only.
+        return line + (
+            f"no --forcing_source: datastream_command_options' forcing_source {given} is"
+            " passed as -C, which DAILY's rules do not read, so the no-forcing-source rule"
+            " applies: the day before the reference's UTC date)"
+        )
+    return line + "no forcing source: the day before the reference's UTC date)"
+
+
+def show_rendered(
+    raw: dict[str, Any],
+    at: datetime | None,
+    source: str,
+    as_json: bool,
+    *,
+    given_at: bool = False,
+) -> int:
+    """Print an execution as the workflow will run it (also `amirun schedules render`).
+
+    `given_at`: the reference time came from --at (the label says so).
+    """
     try:
         rendered = render_execution(raw, at)
     except InvalidExecutionInput as exc:
@@ -48,9 +82,9 @@ def show_rendered(raw: dict[str, Any], at: datetime | None, source: str, as_json
     check = rendered["output_check"]
     fallback = ", on-demand if spot has no capacity" if rendered["on_demand_fallback"] else ""
     lines = [
-        f"reference  {rendered['reference_time']} (the {rendered['reference'].replace('_', ' ')})",
-        f"DAILY      {rendered['daily_date']} (cycle hour {rendered['cycle_hour']}, "
-        f"forcing source {rendered['forcing_source'] or 'none'})",
+        f"reference  {rendered['reference_time']}"
+        f" ({_reference_label(rendered['reference'], given_at)})",
+        _daily_line(rendered, raw),
         f"check      {rendered['checked_key']}"
         + (f" ({rendered['checked_because']})" if rendered["checked_because"] else "")
         if check

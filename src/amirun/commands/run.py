@@ -16,6 +16,7 @@ from amirun.commands.common import (
     EXIT_OK,
     EXIT_USAGE,
     end_of_run,
+    handler_log_file,
     print_result,
     progress_printer,
     usage_error,
@@ -105,13 +106,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RehearsalOptions(
         exec_commands=args.exec_commands,
         faults=frozenset(args.fault),
-        strict=args.strict,
         time_scale=args.time_scale,
         agent_delay_s=args.agent_delay,
         command_duration_s=args.command_duration,
         event_delay_s=args.event_delay,
         quota_vcpus=args.quota_vcpus,
         vcpu_limit=args.vcpu_limit,
+        log_file=None if args.verbose else handler_log_file(),
     )
     mode = "commands run in a local shell" if args.exec_commands else "commands recorded, not run"
     print(
@@ -122,7 +123,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         result = rehearse(
-            request, options, on_progress=None if args.quiet else progress_printer(out)
+            request,
+            options,
+            on_progress=None if args.quiet else progress_printer(out, args.verbose),
         )
     except RehearsalError as exc:
         print(f"amirun: {exc}", file=sys.stderr)
@@ -132,6 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if options.log_file:
+        result.notes.append(f"the handlers' logs: {options.log_file} (--verbose shows them here)")
     print_result(result, out)
     if args.json:
         json.dump(result.to_json(), sys.stdout, indent=2, default=str)
@@ -177,11 +182,6 @@ def register(sub: Any) -> None:
         help="inject a fault (repeatable): " + "; ".join(f"{k}: {v}" for k, v in FAULTS.items()),
     )
     run.add_argument(
-        "--strict",
-        action="store_true",
-        help="do not create stand-ins: a resource the execution names must already exist",
-    )
-    run.add_argument(
         "--time-scale",
         type=time_scale,
         default=0.01,
@@ -225,4 +225,9 @@ def register(sub: Any) -> None:
         help="the stack's VcpuLimit: runs wait for room before launching (0: off)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress, only the result")
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="the handlers' logs on stderr (not in a log file) and the plumbing's notices",
+    )
     run.set_defaults(func=cmd_run)

@@ -5,6 +5,7 @@ amirun schedules render FILE NAME --at TIME           one schedule's execution a
 amirun schedules plan FILE... --stack NAME            what apply would change in the group
 amirun schedules apply FILE... --stack NAME [--yes]   make the stack's group equal the files
 amirun schedules backfill FILE... --stack NAME --from D1 --to D2   past nights' slots never run
+amirun schedules rehearse FILE... --day DATE          a whole day fired through the local stack
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import shutil
 import sys
 import textwrap
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from amirun.commands.common import (
     usage_error,
 )
 from amirun.commands.remote import Target, _reported
+from amirun.commands.up import add_rehearse
 from amirun.schedules import (
     Problem,
     Schedule,
@@ -150,10 +152,45 @@ def validated_schedule(
         return None
 
 
+def _not_a_fire_time(schedule: Schedule, at: str) -> str | None:
+    """A line saying so when the schedule never fires at `at`, with its nearest times."""
+    from amirun.local.cron import ExpressionError, fire_times
+
+    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    try:
+        times = fire_times(
+            schedule.expression,
+            schedule.time_zone,
+            moment - timedelta(days=2),
+            moment + timedelta(days=2),
+        )
+    except ExpressionError as exc:
+        return f"note: cannot tell when {schedule.expression} fires ({exc})"
+    if moment in times or schedule.expression.startswith("rate("):
+        return None
+    before = [t for t in times if t < moment]
+    after = [t for t in times if t > moment]
+    nearest = ", ".join(
+        f"{t:%Y-%m-%dT%H:%M:%SZ}" for t in ([before[-1]] if before else []) + after[:1]
+    )
+    return (
+        f"note: {schedule.name} never fires at {at}: {schedule.expression} in"
+        f" {schedule.time_zone}" + (f" fires at {nearest} around it" if nearest else "")
+    )
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from amirun.commands.render import show_rendered
 
-    request = schedule_input(args.file, args.name, args.at)
+    schedules = _expanded([args.file])
+    try:
+        schedule = find(schedules, args.name)
+    except ScheduleFileError as exc:
+        raise usage_error(f"{args.file}: {exc}") from None
+    warning = _not_a_fire_time(schedule, args.at)
+    if warning:
+        print(warning, file=sys.stderr)
+    request = schedule.input_at(args.at)
     # The reference time is the input's schedule.scheduled_time, as when Scheduler fires.
     return show_rendered(request, None, f"{args.file}: {args.name}", as_json=args.json)
 
@@ -456,6 +493,8 @@ def register(sub: Any) -> None:
     )
     backfill.add_argument("--region", help="AWS region (default: your AWS configuration)")
     backfill.set_defaults(func=_reported(cmd_backfill), state_machine=None)
+
+    add_rehearse(actions, files_help)
 
 
 def _at(parser: argparse.ArgumentParser) -> None:

@@ -100,6 +100,7 @@ class EventBus:
         faults: frozenset[str] = frozenset(),
         rules: list[Rule] | None = None,
         stack_name: str = "amirun",
+        resources: dict[str, str] | None = None,
     ) -> None:
         self._invoke: Invoke | None = None
         self._region, self._account = region, account
@@ -108,7 +109,12 @@ class EventBus:
         if rules is None:
             template = load_template()
             context = StackContext.of(
-                template, region=region, account=account, stack_name=stack_name, strict=False
+                template,
+                region=region,
+                account=account,
+                stack_name=stack_name,
+                resources=resources,
+                strict=False,
             )
             rules = rules_of(template, context)
         self._rules = rules
@@ -136,6 +142,10 @@ class EventBus:
             "resources": [f"arn:aws:{instance}"],
             "detail": detail,
         }
+        self.send(event)
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Deliver a whole event (e.g. `execution_status_event`'s) to the rules it matches."""
         with self._lock:
             self.published.append((datetime.now(UTC), event))
         if "event-lost" in self._faults:

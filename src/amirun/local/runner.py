@@ -43,11 +43,11 @@ from amirun.local.world import (
     image_parameter_name,
     task_tokens_as_on_aws,
 )
-from amirun.progress import Progress, RunResult, describe_result
+from amirun.progress import Progress, RunResult, describe_result, is_plumbing
 from amirun.project import StackContext, load_template, load_workflow
 from amirun_core.daily import Resolution
 from amirun_core.errors import InvalidExecutionInput, one_line_cause
-from amirun_core.execution import STATE_LIMIT_BYTES, read_execution
+from amirun_core.execution import STATE_LIMIT_BYTES, instance_parameter_problems, read_execution
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -55,6 +55,8 @@ STACK_NAME = "amirun-rehearsal"
 OUTPUT_BUCKET = "amirun-rehearsal-output"
 COMMAND_WAIT_TABLE = "amirun-rehearsal-command-wait"
 RUN_LEDGER_TABLE = "amirun-rehearsal-run-ledger"
+NOTIFICATION_TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:{STACK_NAME}-notifications"
+STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK_NAME}-workflow"
 #: Default: a 30 s poll becomes 1 s, a 600 s readiness limit 6 s, 3600 s run limit 36 s.
 DEFAULT_TIME_SCALE = 0.01
 
@@ -99,6 +101,8 @@ class RehearsalOptions:
     #: (peak CPU %, peak memory %) of a run's command by execution ARN; None: drawn
     #: from the execution's name (see `world.emulated_utilisation`).
     utilisation: Callable[[str], tuple[float, float]] | None = None
+    #: Where the handlers' logs go (None: stderr).
+    log_file: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -163,6 +167,8 @@ def _function_environment(env: dict[str, Any]) -> dict[str, str]:
             resolved[name] = COMMAND_WAIT_TABLE
         elif name == "RUN_LEDGER_TABLE":
             resolved[name] = RUN_LEDGER_TABLE
+        elif name == "TOPIC_ARN":
+            resolved[name] = NOTIFICATION_TOPIC_ARN
         elif name in ("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"):
             resolved[name] = "WARNING"
     return resolved
@@ -356,12 +362,21 @@ def _references(
     return refs
 
 
-def prepare_standins(request: dict[str, Any], clients: dict[str, Any], strict: bool) -> list[str]:
+def prepare_standins(
+    request: dict[str, Any],
+    clients: dict[str, Any],
+    strict: bool,
+    known: set[tuple[str, str]] | None = None,
+) -> list[str]:
     """Create what the execution refers to; return one line per stand-in.
 
     With `strict`, nothing is created and a missing resource is an error.
+    `known` holds (kind, id) of what earlier calls found or created: not looked up again.
     """
     refs = _references(request, clients["ec2"], clients["iam"], clients["s3"], clients.get("ssm"))
+    if known is not None:
+        refs = [ref for ref in refs if (ref.kind, ref.ident) not in known]
+        known.update((ref.kind, ref.ident) for ref in refs)
     missing = [ref for ref in refs if ref.missing()]
     if strict and missing:
         names = ", ".join(f"{ref.kind} {ref.ident}" for ref in missing)
@@ -533,8 +548,9 @@ class _Follower:
             )
         else:
             detail = describe_result(invocation.result)
+            kind = "detail" if is_plumbing(invocation.result) else "result"
             if detail:
-                self._emit(Progress(self.elapsed(), "result", invocation.function, detail))
+                self._emit(Progress(self.elapsed(), kind, invocation.function, detail))
 
 
 @contextlib.contextmanager
@@ -557,6 +573,52 @@ def _invoked(
     metrics.clear_metrics()
     if on_invoke is not None:
         on_invoke(invocation)
+
+
+@contextlib.contextmanager
+def _tags_read_directly() -> Iterator[None]:
+    """moto's tag lookups, answered from the tag table by resource id (same results)."""
+    from moto.ec2 import utils as ec2_utils
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    def get_tags(resource: Any) -> list[dict[str, str]]:
+        ident = getattr(resource, "id", None)
+        if not ident:
+            return []
+        kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(ident), "")
+        tags = resource.ec2_backend.tags.get(ident, {})
+        return [
+            {"resource_id": ident, "key": key, "value": value, "resource_type": kind}
+            for key, value in list(tags.items())
+        ]
+
+    pattern = functools.lru_cache(maxsize=4096)(ec2_utils.simple_aws_filter_to_re)
+    with (
+        mock.patch.object(TaggedEC2Resource, "get_tags", get_tags),
+        mock.patch.object(ec2_utils, "simple_aws_filter_to_re", pattern),
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def _definitions_parsed_once() -> Iterator[None]:
+    """The executor parses the whole ASL again for each execution, and builds a new
+    JSONPath parser (its grammar tables) for each path it reads: each is parsed once.
+
+    A parsed program holds no execution's state (the environment does), and a parsed
+    path is only read; the workflow has no Map or Parallel state, whose parts keep some.
+    """
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    parse_program = functools.lru_cache(maxsize=16)(AmazonStateLanguageParser.parse)
+    parse_path = functools.lru_cache(maxsize=4096)(vars(json_path)["parse"])
+    with (
+        mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(parse_program)),
+        mock.patch.object(json_path, "parse", parse_path),
+    ):
+        yield
 
 
 #: Errors whose Retry waits real time in the rehearsal: the local Lambda endpoint's
@@ -694,6 +756,9 @@ class EmulatorSession:
         self.endpoint: LambdaEndpoint
         self.bus: EventBus
         self.state_machine_arn = ""
+        self._known: set[tuple[str, str]] = set()
+        self._boto: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def __enter__(self) -> EmulatorSession:
         # Setting up loads a large heap that lives as long as the emulator (service
@@ -744,6 +809,11 @@ class EmulatorSession:
         stack.enter_context(
             mock.patch.object(retrier_decl, "time", _ScaledSleep(options.time_scale))
         )
+        # moto reads one instance's tags by scanning every tag of the account, and a tag
+        # filter compiles its pattern again for each instance: a DescribeInstances by tag
+        # grows with the square of the instances (a night has over a thousand).
+        stack.enter_context(_tags_read_directly())
+        stack.enter_context(_definitions_parsed_once())
         stack.enter_context(_instance_profiles_one_at_a_time())
         stack.enter_context(
             mock.patch.object(
@@ -766,12 +836,17 @@ class EmulatorSession:
         from amirun_core.observability import logger as step_logger
         from amirun_core.observability import metrics as step_metrics
 
-        # Step logs go to stderr: stdout carries the progress (or --json).
+        # Step logs go to the log file, or to stderr: stdout carries the progress (or --json).
+        log_stream: Any = sys.stderr
+        if options.log_file:
+            log_stream = stack.enter_context(open(options.log_file, "a", encoding="utf-8"))  # noqa: SIM115
         for handler in step_logger.handlers:
             if isinstance(handler, logging.StreamHandler):
                 # Assigned, not setStream(): that flushes the previous stream, which an
                 # earlier rehearsal may have left pointing at a stderr closed since.
-                handler.stream = sys.stderr
+                handler.stream = log_stream
+                if options.log_file:
+                    stack.callback(setattr, handler, "stream", sys.stderr)
         aws.client.cache_clear()
         self.clients = {name: aws.client(name) for name in ("ec2", "ssm", "s3", "iam")}
         self.sfn = boto3.client("stepfunctions")
@@ -802,6 +877,7 @@ class EmulatorSession:
             delay_s=options.event_delay_s,
             faults=options.faults,
             stack_name=STACK_NAME,
+            resources={"AmirunStateMachine": STATE_MACHINE_ARN},
         )
         self.world = EmulatedWorld(
             WorldSettings(
@@ -825,7 +901,7 @@ class EmulatorSession:
         stack.enter_context(task_tokens_as_on_aws())
         stack.enter_context(atomic_dynamodb_writes())
         if options.exec_commands:
-            command_env["AWS_ENDPOINT_URL"] = stack.enter_context(_emulator_server())
+            command_env["AWS_ENDPOINT_URL"] = stack.enter_context(emulator_server())
         lose = frozenset({"StarterFunction"} if "lost-response" in options.faults else ())
         self.endpoint = stack.enter_context(
             LambdaEndpoint(
@@ -840,6 +916,9 @@ class EmulatorSession:
         # Deliveries under way finish before the endpoint and the emulator go.
         stack.callback(self.bus.close)
         self.world.start_clock()
+        # Loaded once by the first Resolve of a run: loaded now, with the rest of the
+        # heap that lives as long as the emulator.
+        instance_parameter_problems({"ImageId": "ami-00000000"})
         os.environ["AWS_ENDPOINT_URL_LAMBDA"] = self.endpoint.url
         self.called_by_states = frozenset(workflow.function_substitutions.values())
         self.state_machine_arn = self.sfn.create_state_machine(
@@ -882,13 +961,31 @@ class EmulatorSession:
         arn: str = started["executionArn"]
         # Resolve uses the execution's start time: so do the stand-ins. Set long
         # before the command ends (the instance must launch and its agent register).
-        resolution = planned_resolution(request, started["startDate"])
-        self.world.expect_output(arn, expected_output(resolution))
+        self.prepare_execution(request, arn, started["startDate"], standins=False)
+        return arn
+
+    def prepare_execution(
+        self, request: dict[str, Any], arn: str, started: datetime, *, standins: bool = True
+    ) -> list[str]:
+        """What an execution needs from the world: stand-ins for what it names (unless
+        `standins` is false), its inputs, and its output once its command succeeds."""
+        created = []
+        resolution = planned_resolution(request, started)
         with self.world.emulator_calls():
+            if standins:
+                created = prepare_standins(request, self.clients, self.options.strict, self._known)
+            self.world.expect_output(arn, expected_output(resolution))
             self.world.provide_inputs(
                 [(i.bucket, i.key) for i in resolution.inputs] if resolution else []
             )
-        return arn
+        return created
+
+    def boto(self, service: str) -> Any:
+        """A client of the emulated account (one per service, shared by threads)."""
+        with self._lock:
+            if service not in self._boto:
+                self._boto[service] = boto3.client(service)
+            return self._boto[service]
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
         described: dict[str, Any] = self.sfn.describe_execution(executionArn=execution_arn)
@@ -967,12 +1064,12 @@ def _stop_if_running(sfn: Any, arn: str) -> None:
 
 
 @contextlib.contextmanager
-def _emulator_server() -> Iterator[str]:
+def emulator_server(port: int = 0) -> Iterator[str]:
     """The emulator over HTTP on 127.0.0.1, for commands run in another process."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     with contextlib.redirect_stdout(io.StringIO()):
         server.start()
     host, port = server.get_host_and_port()

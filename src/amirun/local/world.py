@@ -186,6 +186,7 @@ class EmulatedWorld:
         self._launched: dict[str, float] = {}
         self._stopping: dict[str, float] = {}
         self._commands: dict[str, _Command] = {}
+        self._under_way: dict[str, _Command] = {}
         self._throttled: set[str] = set()
         self._execution_of: dict[str, str] = {}
         self._expected: dict[str, tuple[str, str] | None] = {}
@@ -206,6 +207,30 @@ class EmulatedWorld:
         self._token_of: dict[str, str] = {}
         self.peak_vcpus = 0
         self.quota_refusals = 0
+        #: Faults of one execution only, on top of the settings' (a night's drawn faults).
+        self._faults_of: dict[str, frozenset[str]] = {}
+        self._type_of: dict[str, str] = {}
+
+    def instance_lives(self) -> list[tuple[str, str, float | None]]:
+        """(instance id, type, wall seconds from launch to stop; None if not stopped)."""
+        with self._lock:
+            return [
+                (
+                    instance,
+                    self._type_of.get(instance, ""),
+                    self._stopping[instance] - launched if instance in self._stopping else None,
+                )
+                for instance, launched in self._launched.items()
+            ]
+
+    def add_faults(self, execution_arn: str, faults: frozenset[str]) -> None:
+        """Rehearse `faults` in this execution only."""
+        with self._lock:
+            self._faults_of[execution_arn] = faults
+
+    def faults_for(self, execution_arn: str | None) -> frozenset[str]:
+        with self._lock:
+            return self.settings.faults | self._faults_of.get(execution_arn or "", frozenset())
 
     def expect_output(self, execution_arn: str, target: tuple[str, str] | None) -> None:
         """The (bucket, key) an execution checks: put in place when its command succeeds."""
@@ -273,8 +298,11 @@ class EmulatedWorld:
     def _tick(self) -> None:
         while self._ticking.is_set():
             with self._lock, self.emulator_calls():
-                for command in list(self._commands.values()):
+                # Only the commands still under way: a night ends over a thousand.
+                for command_id, command in list(self._under_way.items()):
                     self._advance(command)
+                    if command.finished:
+                        del self._under_way[command_id]
             time.sleep(TICK_S)
 
     # --- S3: the run's inputs -------------------------------------------------------
@@ -388,9 +416,10 @@ class EmulatedWorld:
     def _run_instances(self, context: dict[str, Any], **_: Any) -> Any:
         params = context.get("amirun_params", {})
         self._throttle_once("RunInstances")
+        execution = _execution_tag(params)
         with self._lock:
             short = params.get("InstanceType", "") in self._no_capacity
-        if short:
+        if short or "capacity" in self.faults_for(execution) - self.settings.faults:
             raise _client_error(
                 "InsufficientInstanceCapacity",
                 f"We currently do not have sufficient {params.get('InstanceType', '')} "
@@ -458,19 +487,11 @@ class EmulatedWorld:
     ) -> None:
         params = context.get("amirun_params", {})
         token = params.get("ClientToken")
-        execution = next(
-            (
-                tag["Value"]
-                for spec in params.get("TagSpecifications", [])
-                if spec.get("ResourceType") == "instance"
-                for tag in spec.get("Tags", [])
-                if tag.get("Key") == TAG_EXECUTION
-            ),
-            None,
-        )
+        execution = _execution_tag(params)
         with self._lock:
             for instance in parsed.get("Instances", []):
                 self._launched.setdefault(instance["InstanceId"], time.monotonic())
+                self._type_of[instance["InstanceId"]] = instance.get("InstanceType", "")
                 if token:
                     self._tokens[token] = instance["InstanceId"]
                     self._token_of[instance["InstanceId"]] = token
@@ -589,12 +610,14 @@ class EmulatedWorld:
                     output_prefix=params.get("OutputS3KeyPrefix"),
                     execution=self._execution_of.get(instance_id),
                 )
-                if self.settings.exec_commands and not self._scripted_fault():
+                if self.settings.exec_commands and not self._scripted_fault(command.execution):
                     self._start_process(command)
                 self._commands[command_id] = command
+                self._under_way[command_id] = command
 
-    def _scripted_fault(self) -> bool:
-        return bool({"command-fails", "command-hangs", "spot-interruption"} & self.settings.faults)
+    def _scripted_fault(self, execution: str | None = None) -> bool:
+        scripted = {"command-fails", "command-hangs", "spot-interruption"}
+        return bool(scripted & self.faults_for(execution))
 
     def _start_process(self, command: _Command) -> None:
         command.workdir = Path(tempfile.mkdtemp(prefix="amirun-command-"))
@@ -635,7 +658,7 @@ class EmulatedWorld:
         if elapsed < self.settings.command_pending_s:
             return
         command.status = command.details = "InProgress"
-        faults = self.settings.faults
+        faults = self.faults_for(command.execution)
         if "spot-interruption" in faults:
             # EC2 takes the instance back; SSM still says InProgress for a while.
             if command.instance_id not in self._stopping:
@@ -719,7 +742,7 @@ class EmulatedWorld:
 
     def _put_standin_output(self, command: _Command) -> None:
         target = self._expected.get(command.execution or "", self.settings.expected_output)
-        if target is None or "output-missing" in self.settings.faults:
+        if target is None or "output-missing" in self.faults_for(command.execution):
             return
         bucket, key = target
         body = json.dumps(
@@ -837,9 +860,11 @@ def task_tokens_as_on_aws() -> Iterator[None]:
         (a retried attempt keeps it, in moto); anything after the last such
         event but the task starting means the task is closed.
         """
-        for execution in backend._get_executions():
-            if execution.exec_worker is None:
-                continue
+        executions = [e for e in backend._get_executions() if e.exec_worker is not None]
+        # The execution whose callbacks hold the token, when one does: its history only
+        # (reading every execution's would grow with the square of a night's runs).
+        holders = [e for e in executions if _holds_callback(e, token)]
+        for execution in holders or executions:
             events = execution.to_history_output()["events"]
             for index in reversed(range(len(events))):
                 scheduled = events[index].get("taskScheduledEventDetails") or {}
@@ -871,6 +896,26 @@ def task_tokens_as_on_aws() -> Iterator[None]:
         mock.patch.object(StepFunctionResponse, "send_task_failure", send_task_failure),
     ):
         yield
+
+
+def _holds_callback(execution: Any, token: str) -> bool:
+    env = getattr(execution.exec_worker, "env", None)
+    pool = getattr(env, "callback_pool_manager", None)
+    return pool is not None and pool.get(token) is not None
+
+
+def _execution_tag(params: dict[str, Any]) -> str | None:
+    """The execution a RunInstances call tags its instance with."""
+    return next(
+        (
+            tag["Value"]
+            for spec in params.get("TagSpecifications", [])
+            if spec.get("ResourceType") == "instance"
+            for tag in spec.get("Tags", [])
+            if tag.get("Key") == TAG_EXECUTION
+        ),
+        None,
+    )
 
 
 def emulated_utilisation(execution: str) -> tuple[float, float]:
