@@ -170,6 +170,10 @@ class LambdaEndpoint:
                 return True
         return False
 
+    def serves(self, name: str) -> bool:
+        """True when `name` (a function's ARN or logical id) is one of this endpoint's."""
+        return name in self._specs
+
     def invoke(self, name: str, event: Any) -> tuple[Any, bool]:
         """Run one invocation; returns (payload, failed)."""
         spec = self._specs.get(name)

@@ -31,6 +31,7 @@ import botocore.session
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from amirun.local import emulator_patches
 from amirun.local.eventbridge import EventBus
 from amirun.local.lambda_endpoint import LAMBDA_CONCURRENCY, Invocation, LambdaEndpoint
 from amirun.local.world import (
@@ -575,52 +576,6 @@ def _invoked(
         on_invoke(invocation)
 
 
-@contextlib.contextmanager
-def _tags_read_directly() -> Iterator[None]:
-    """moto's tag lookups, answered from the tag table by resource id (same results)."""
-    from moto.ec2 import utils as ec2_utils
-    from moto.ec2.models.core import TaggedEC2Resource
-    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
-
-    def get_tags(resource: Any) -> list[dict[str, str]]:
-        ident = getattr(resource, "id", None)
-        if not ident:
-            return []
-        kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(ident), "")
-        tags = resource.ec2_backend.tags.get(ident, {})
-        return [
-            {"resource_id": ident, "key": key, "value": value, "resource_type": kind}
-            for key, value in list(tags.items())
-        ]
-
-    pattern = functools.lru_cache(maxsize=4096)(ec2_utils.simple_aws_filter_to_re)
-    with (
-        mock.patch.object(TaggedEC2Resource, "get_tags", get_tags),
-        mock.patch.object(ec2_utils, "simple_aws_filter_to_re", pattern),
-    ):
-        yield
-
-
-@contextlib.contextmanager
-def _definitions_parsed_once() -> Iterator[None]:
-    """The executor parses the whole ASL again for each execution, and builds a new
-    JSONPath parser (its grammar tables) for each path it reads: each is parsed once.
-
-    A parsed program holds no execution's state (the environment does), and a parsed
-    path is only read; the workflow has no Map or Parallel state, whose parts keep some.
-    """
-    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
-    from moto.stepfunctions.parser.asl.utils import json_path
-
-    parse_program = functools.lru_cache(maxsize=16)(AmazonStateLanguageParser.parse)
-    parse_path = functools.lru_cache(maxsize=4096)(vars(json_path)["parse"])
-    with (
-        mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(parse_program)),
-        mock.patch.object(json_path, "parse", parse_path),
-    ):
-        yield
-
-
 #: Errors whose Retry waits real time in the rehearsal: the local Lambda endpoint's
 #: concurrency limit is real, and so is the time its invocations take (a burst on a
 #: busy machine lasts real seconds), so a retry shrunk by the time scale would give
@@ -641,40 +596,6 @@ class _ScaledSleep:
         time.sleep(seconds if real else seconds * self._scale)
 
 
-def _serialized(
-    method: Callable[..., Any], lock: contextlib.AbstractContextManager[Any]
-) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def serialized(*args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return method(*args, **kwargs)
-
-    return serialized
-
-
-@contextlib.contextmanager
-def _instance_profiles_one_at_a_time() -> Iterator[None]:
-    """moto's instance profile associations are a dict that a launch adds to while a
-    termination walks it (RuntimeError under load): one change at a time, as on AWS."""
-    from moto.ec2.models.iam_instance_profile import IamInstanceProfileAssociationBackend
-
-    lock = threading.RLock()
-    with contextlib.ExitStack() as patches:
-        for name in (
-            "associate_iam_instance_profile",
-            "describe_iam_instance_profile_associations",
-            "disassociate_iam_instance_profile",
-            "replace_iam_instance_profile_association",
-        ):
-            method = getattr(IamInstanceProfileAssociationBackend, name)
-            patches.enter_context(
-                mock.patch.object(
-                    IamInstanceProfileAssociationBackend, name, _serialized(method, lock)
-                )
-            )
-        yield
-
-
 def _retrier_knowing_its_errors(original: Callable[..., None]) -> Callable[..., None]:
     """The executor's Retrier evaluation, telling _ScaledSleep which errors it retries."""
 
@@ -687,39 +608,6 @@ def _retrier_knowing_its_errors(original: Callable[..., None]) -> Callable[..., 
             _retrying_real_time.on = False
 
     return eval_body
-
-
-def _regions_from(session: Any) -> Callable[..., list[str]]:
-    """`Session.get_available_regions`, answered by one session, each answer once.
-
-    The answer depends only on botocore's bundled models, the same for every session.
-    """
-    original = botocore.session.Session.get_available_regions
-
-    @functools.cache
-    def regions(service_name: str, partition_name: str, allow_non_regional: bool) -> list[str]:
-        return list(original(session, service_name, partition_name, allow_non_regional))
-
-    def get_available_regions(
-        _: Any, service_name: str, partition_name: str = "aws", allow_non_regional: bool = False
-    ) -> list[str]:
-        return list(regions(service_name, partition_name, allow_non_regional))
-
-    return get_available_regions
-
-
-def _one_client_per_service(create: Callable[..., Any]) -> Callable[..., Any]:
-    clients: dict[tuple[str, str], Any] = {}
-    lock = threading.Lock()
-
-    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        # moto's clients ignore the credentials (the emulator accepts any): same client.
-        with lock:
-            if (region, service) not in clients:
-                clients[region, service] = create(region, service, state_credentials)
-            return clients[region, service]
-
-    return client_for
 
 
 class EmulatorSession:
@@ -812,9 +700,14 @@ class EmulatorSession:
         # moto reads one instance's tags by scanning every tag of the account, and a tag
         # filter compiles its pattern again for each instance: a DescribeInstances by tag
         # grows with the square of the instances (a night has over a thousand).
-        stack.enter_context(_tags_read_directly())
-        stack.enter_context(_definitions_parsed_once())
-        stack.enter_context(_instance_profiles_one_at_a_time())
+        stack.enter_context(emulator_patches.tags_read_directly())
+        stack.enter_context(emulator_patches.definitions_parsed_once())
+        stack.enter_context(emulator_patches.instance_profiles_one_at_a_time())
+        stack.enter_context(emulator_patches.commands_sent_to_the_named_instances())
+        stack.enter_context(emulator_patches.backends_found_directly())
+        stack.enter_context(emulator_patches.instances_found_without_copies())
+        stack.enter_context(emulator_patches.response_methods_listed_once())
+        emulator_patches.service_models_loaded()
         stack.enter_context(
             mock.patch.object(
                 retrier_decl.RetrierDecl,
@@ -828,7 +721,7 @@ class EmulatorSession:
             mock.patch.object(
                 lambda_eval_utils,
                 "boto_client_for",
-                _one_client_per_service(boto_client_for),
+                emulator_patches.one_client_per_service(boto_client_for),
             )
         )
         # Imported here so its clients are created inside the emulator.
@@ -856,7 +749,7 @@ class EmulatorSession:
             mock.patch.object(
                 botocore.session.Session,
                 "get_available_regions",
-                _regions_from(boto3.DEFAULT_SESSION._session),
+                emulator_patches.regions_from(boto3.DEFAULT_SESSION._session),
             )
         )
         self.clients["s3"].create_bucket(Bucket=OUTPUT_BUCKET)
@@ -912,6 +805,7 @@ class EmulatorSession:
                 concurrency=options.lambda_concurrency,
             )
         )
+        stack.enter_context(emulator_patches.lambda_tasks_in_process(self.endpoint))
         self.bus.connect(self.endpoint.invoke)
         # Deliveries under way finish before the endpoint and the emulator go.
         stack.callback(self.bus.close)

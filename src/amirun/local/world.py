@@ -552,9 +552,13 @@ class EmulatedWorld:
             return False
         if time.monotonic() - launched < self.settings.pending_s + self.settings.agent_delay_s:
             return False
-        with self.emulator_calls():
-            instance = aws.describe_instance(self._ec2, instance_id)
-        return instance is not None and instance["State"]["Name"] == "running"
+        # Read from the emulator's own table: the look is the world's, not a step's, and a
+        # night makes it for every instance every few seconds.
+        from moto.ec2.models import ec2_backends
+
+        backend = ec2_backends[self.settings.account][self.settings.region]
+        instance = backend.get_instance_by_id(instance_id)
+        return instance is not None and instance.state == "running"
 
     # --- SSM ------------------------------------------------------------------------
     def _instance_information(self, context: dict[str, Any], **_: Any) -> Any:
