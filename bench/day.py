@@ -1,13 +1,14 @@
 """A whole day of NextGen schedules rehearsed on the local stack: wall time, runs/s, memory.
 
 What `amirun schedules rehearse FILES --day DAY` does, for N runs: the schedules
-of the given files (default: the cfe-nom example, 580 daily runs); for N above
-what the files make in a day, copies of them under other names (`-copyK`), each
-firing at its original's times, make up the difference. Reports the night's
-summary and whether every run ended, none is left running and none was started
-twice.
+of the given files (default: NextGen's example files, schedules/examples/*.yaml, whose
+day is 1,238 runs), the first of them up to N runs; for N above what the files make in
+a day, copies of them under other names (`-copyK`), each firing at its original's
+times, make up the difference. Reports the night's summary and whether every run
+ended, none is left running and none was started twice.
 
-    nice .venv/bin/python bench/day.py [-n 1238] [--day 2026-02-09] [--fault-rate 0] [FILE...]
+    nice .venv/bin/python bench/day.py [-n 1238] [--day 2026-02-09] [--fault-rate 0]
+        [--in-flight 200] [FILE...]
 """
 
 from __future__ import annotations
@@ -19,23 +20,28 @@ import time
 from datetime import date
 from pathlib import Path
 
-from amirun.local.night import due_starts, rehearse_night
+from amirun.local.night import MAX_IN_FLIGHT, due_starts, rehearse_night
 from amirun.local.runner import DEFAULT_TIME_SCALE, RehearsalOptions
 from amirun.local.server import StackOptions
 from amirun.schedules import Schedule, expand
 
 ROOT = Path(__file__).resolve().parents[1]
-CFE_NOM = ROOT / "schedules" / "examples" / "nextgen-cfe-nom.yaml"
+NEXTGEN_DAY = sorted((ROOT / "schedules" / "examples").glob("*.yaml"))
 
 
 def day_of(schedules: list[Schedule], runs: int, day: date) -> list[Schedule]:
     """`runs` starts on `day`: the files' schedules, cut or topped up with copies."""
+    per_schedule = [due_starts([schedule], day) for schedule in schedules]
+    if not any(per_schedule):
+        raise SystemExit(f"no schedule of these files fires on {day}")
     chosen: list[Schedule] = []
+    due = 0
     copy = 0
-    while due_starts(chosen, day) < runs:
-        for schedule in schedules:
-            if due_starts(chosen, day) >= runs:
+    while due < runs:
+        for schedule, starts in zip(schedules, per_schedule, strict=True):
+            if due >= runs:
                 break
+            due += starts
             if copy == 0:
                 chosen.append(schedule)
                 continue
@@ -51,11 +57,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("files", nargs="*", type=Path, default=[CFE_NOM])
+    parser.add_argument("files", nargs="*", type=Path, default=NEXTGEN_DAY)
     parser.add_argument("-n", "--runs", type=int, default=1238)
     parser.add_argument("--day", type=date.fromisoformat, default=date(2026, 2, 9))
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE)
+    parser.add_argument("--in-flight", type=int, default=MAX_IN_FLIGHT)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
 
@@ -74,7 +81,7 @@ def main() -> int:
         fault_rate=args.fault_rate,
         seed=1,
     )
-    report = rehearse_night(schedules, args.day, options, tick)
+    report = rehearse_night(schedules, args.day, options, tick, max_in_flight=args.in_flight)
     print(
         f"{args.runs} runs of {args.day}: {len(schedules)} schedules"
         + (f" ({copies} of them copies of the files' schedules)" if copies else "")

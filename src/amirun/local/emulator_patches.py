@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import inspect
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -91,16 +92,68 @@ def tags_read_directly() -> Iterator[None]:
         yield
 
 
+class _InstanceIndex:
+    """Each instance of an EC2 backend by id, with its reservation.
+
+    Rebuilt when the backend's reservations change in number or an id is not where the
+    index says (moto only adds and removes whole reservations); kept on the backend, so a
+    reset backend starts without one.
+    """
+
+    def __init__(self) -> None:
+        self.count = -1
+        self.reservations: dict[str, Any] = {}
+        self.by_id: dict[str, tuple[Any, Any]] = {}
+
+    @staticmethod
+    def of(backend: Any) -> _InstanceIndex:
+        index: _InstanceIndex | None = vars(backend).get("_instances_by_id")
+        if index is None:
+            index = vars(backend)["_instances_by_id"] = _InstanceIndex()
+        return index
+
+    def _rebuild(self, backend: Any) -> None:
+        reservations = backend.reservations
+        by_id = {}
+        for reservation in list(reservations.values()):
+            for instance in reservation.instances:
+                by_id[instance.id] = (reservation, instance)
+        self.reservations, self.count, self.by_id = reservations, len(reservations), by_id
+
+    def _current(self, backend: Any, found: tuple[Any, Any]) -> bool:
+        reservation, instance = found
+        return (
+            backend.reservations.get(reservation.id) is reservation
+            and instance in reservation.instances
+        )
+
+    def find(self, backend: Any, instance_id: str) -> tuple[Any, Any] | None:
+        reservations = backend.reservations
+        if reservations is not self.reservations or len(reservations) != self.count:
+            self._rebuild(backend)
+        found = self.by_id.get(instance_id)
+        if found is None or not self._current(backend, found):
+            self._rebuild(backend)
+            found = self.by_id.get(instance_id)
+        return found
+
+
 @contextlib.contextmanager
 def instances_found_without_copies() -> Iterator[None]:
     """moto finds an instance by id in a copy of every reservation of the account,
     made again for each lookup: a night's DescribeInstances, readiness looks and stops
-    would copy over a thousand reservations each. Found in the reservations themselves
-    (the same instances, the same errors); only the reservations answered are copies,
-    as moto makes them, since the answer narrows their instances."""
+    would copy over a thousand reservations each. Found through an index by id into the
+    reservations themselves (the same instances, the same errors); only the reservations
+    answered are copies, as moto makes them, since the answer narrows their instances."""
     from moto.ec2.exceptions import InvalidInstanceIdError
     from moto.ec2.models.instances import InstanceBackend
     from moto.ec2.utils import filter_reservations
+
+    lock = threading.Lock()
+
+    def find(backend: Any, instance_id: str) -> tuple[Any, Any] | None:
+        with lock:
+            return _InstanceIndex.of(backend).find(backend, instance_id)
 
     def every_instance(backend: Any) -> Iterator[Any]:
         for reservation in list(backend.reservations.values()):
@@ -113,7 +166,8 @@ def instances_found_without_copies() -> Iterator[None]:
         return instance
 
     def get_instance_by_id(backend: Any, instance_id: str) -> Any:
-        return next((i for i in every_instance(backend) if i.id == instance_id), None)
+        found = find(backend, instance_id)
+        return found[1] if found else None
 
     def all_instances(backend: Any, filters: Any = None) -> list[Any]:
         return [i for i in every_instance(backend) if i.applies(filters)]
@@ -121,26 +175,32 @@ def instances_found_without_copies() -> Iterator[None]:
     def get_multi_instances_by_id(
         backend: Any, instance_ids: list[str], filters: Any = None
     ) -> list[Any]:
-        by_id = {i.id: i for i in every_instance(backend)}
-        missing = [i for i in instance_ids if i not in by_id]
+        found = {i: find(backend, i) for i in instance_ids}
+        missing = [i for i, f in found.items() if f is None]
         if missing:
             raise InvalidInstanceIdError(missing)
-        return [by_id[i] for i in instance_ids if by_id[i].applies(filters)]
+        instances = [f[1] for f in found.values() if f is not None]
+        return [i for i in instances if i.applies(filters)]
 
     def get_reservations_by_instance_ids(
         backend: Any, instance_ids: list[str], filters: Any = None
     ) -> list[Any]:
-        wanted = set(instance_ids)
+        named: dict[str, tuple[Any, list[Any]]] = {}
+        for instance_id in dict.fromkeys(instance_ids):
+            found = find(backend, instance_id)
+            if found is None:
+                raise InvalidInstanceIdError(instance_id)
+            reservation, instance = found
+            named.setdefault(reservation.id, (reservation, []))[1].append(instance)
         reservations = []
-        for reservation in list(backend.reservations.values()):
-            named = [i for i in reservation.instances if i.id in wanted]
-            if named:
-                answered = copy.copy(reservation)
-                answered.instances = named
-                reservations.append(answered)
-        found = [i.id for r in reservations for i in r.instances]
-        if len(found) != len(instance_ids):
-            raise InvalidInstanceIdError(sorted(wanted.difference(found))[0])
+        chosen = list(named.values())
+        if len(chosen) > 1:  # in the account's order of reservations, as moto answers
+            order = {ident: n for n, ident in enumerate(backend.reservations)}
+            chosen.sort(key=lambda r: order[r[0].id])
+        for reservation, instances in chosen:
+            answered = copy.copy(reservation)
+            answered.instances = [i for i in reservation.instances if i in instances]
+            reservations.append(answered)
         if filters is not None:
             reservations = filter_reservations(reservations, filters)
         return reservations
@@ -188,6 +248,148 @@ def response_methods_listed_once() -> Iterator[None]:
 
     listed = functools.cache(method_names_from_class)
     with mock.patch("moto.core.responses.method_names_from_class", listed):
+        yield
+
+
+#: The values a JSON document is made of that need no copy.
+_JSON_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of a JSON value, much cheaper than `copy.deepcopy`; anything else
+    inside it (a datetime in an event's details, say) is deep-copied as before."""
+    kind = type(value)
+    if kind is dict:
+        return {key: json_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [json_copy(item) for item in value]
+    if kind in _JSON_ATOMS:
+        return value
+    return copy.deepcopy(value)
+
+
+class _CopyWithJsonCopies:
+    """The `copy` module as moto's interpreter sees it: `deepcopy` is `json_copy`."""
+
+    deepcopy = staticmethod(json_copy)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+@contextlib.contextmanager
+def states_copied_as_json() -> Iterator[None]:
+    """The interpreter deep-copies the state's input for every path it reads (over a
+    hundred times a run, each time the whole request); the state is JSON, and copied
+    as JSON: the same values, a fraction of the time. JSON holds no shared or
+    circular parts, the one thing `deepcopy` does more."""
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.component.common.string import string_expression
+    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+    from moto.stepfunctions.parser.asl.eval import environment, states
+    from moto.stepfunctions.parser.asl.eval.event import event_manager
+
+    shim = _CopyWithJsonCopies()
+    with contextlib.ExitStack() as patches:
+        for module in (
+            states,
+            string_expression,
+            result_path,
+            execute_state,
+            event_manager,
+            environment,
+        ):
+            patches.enter_context(mock.patch.object(module, "copy", shim))
+        yield
+
+
+@contextlib.contextmanager
+def response_keys_found_once() -> Iterator[None]:
+    """moto's serializer finds each member of an answer (an EC2 instance has about 150)
+    by trying aliases of its name, built anew for every member of every answer. The
+    aliases depend only on the object's class, the member's name and its shape (and the
+    structure it is read in): found once for each."""
+    from moto.core.serialize import XFormedAttributePicker
+
+    original = XFormedAttributePicker.get_possible_keys
+    found: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+    def get_possible_keys(picker: Any, context: Any) -> Iterator[str]:
+        obj, shape = context.obj, context.shape
+        if "Meta" in getattr(obj, "__dict__", ()):
+            return original(picker, context)  # aliases of this object's own
+        key = (
+            type(obj),
+            context.key,
+            shape,
+            getattr(shape, "parent", None),
+            tuple(picker.alias_providers),
+        )
+        keys = found.get(key)
+        if keys is None:
+            keys = found[key] = tuple(original(picker, context))
+        return iter(keys)
+
+    with mock.patch.object(XFormedAttributePicker, "get_possible_keys", get_possible_keys):
+        yield
+
+
+class _Narrowed:
+    """A CloudWatch backend whose datapoints are only those a query can match."""
+
+    def __init__(self, backend: Any, datapoints: list[Any]) -> None:
+        self._backend, self._datapoints = backend, datapoints
+
+    def get_all_metrics(self) -> list[Any]:
+        return self._datapoints
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
+@contextlib.contextmanager
+def metric_statistics_indexed() -> Iterator[None]:
+    """GetMetricStatistics, from the datapoints of the metric and dimension asked for.
+
+    moto walks every datapoint of the account for each query: a night's utilisation
+    looks (two per run, each over every instance's datapoints) would grow with the
+    square of the runs. Datapoints are indexed by namespace, name and each dimension
+    as they arrive; the query then runs as moto runs it, over those alone.
+    """
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    original = CloudWatchBackend.get_metric_statistics
+    lock = threading.Lock()
+
+    def datapoints(backend: Any, namespace: str, name: str, dimension: Any) -> list[Any]:
+        data = backend.metric_data
+        with lock:
+            # Kept on the backend: a reset backend starts with no datapoints and no index.
+            listed, seen, index = vars(backend).get("_indexed_datapoints", (None, 0, {}))
+            if listed is not data or seen > len(data):
+                seen, index = 0, {}
+            for datum in data[seen:]:
+                index.setdefault((datum.namespace, datum.name, None, None), []).append(datum)
+                for dim in datum.dimensions:
+                    key = (datum.namespace, datum.name, dim.name, dim.value)
+                    index.setdefault(key, []).append(datum)
+            vars(backend)["_indexed_datapoints"] = (data, len(data), index)
+            wanted = (namespace, name, *(dimension or (None, None)))
+            return [*index.get(wanted, []), *backend.aws_metric_data]
+
+    signature = inspect.signature(original)
+
+    def get_metric_statistics(backend: Any, *args: Any, **kwargs: Any) -> Any:
+        asked = signature.bind(backend, *args, **kwargs).arguments
+        # A dimension asked for without a value matches any value: no narrowing by it.
+        exact = [(d["Name"], d["Value"]) for d in asked.get("dimensions") or [] if d.get("Value")]
+        found = datapoints(
+            backend, asked["namespace"], asked["metric_name"], exact[0] if exact else None
+        )
+        narrowed: Any = _Narrowed(backend, found)
+        return original(narrowed, *args, **kwargs)
+
+    with mock.patch.object(CloudWatchBackend, "get_metric_statistics", get_metric_statistics):
         yield
 
 

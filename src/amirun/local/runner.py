@@ -707,6 +707,9 @@ class EmulatorSession:
         stack.enter_context(emulator_patches.backends_found_directly())
         stack.enter_context(emulator_patches.instances_found_without_copies())
         stack.enter_context(emulator_patches.response_methods_listed_once())
+        stack.enter_context(emulator_patches.states_copied_as_json())
+        stack.enter_context(emulator_patches.response_keys_found_once())
+        stack.enter_context(emulator_patches.metric_statistics_indexed())
         emulator_patches.service_models_loaded()
         stack.enter_context(
             mock.patch.object(
