@@ -135,8 +135,13 @@ def test_up_serves_the_stack_fires_a_schedule_and_stops_on_ctrl_c(tmp_path: Path
     assert server.returncode == 0
     assert err.splitlines()[-1] == "amirun: stopped; nothing is left running"
     assert "Traceback" not in err
+    # Free again: a new `amirun up --port` can listen there. Its probe (and the server)
+    # set SO_REUSEADDR, as this one does: the connections the commands made may linger in
+    # TIME_WAIT on the port, which only a bind without it refuses.
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", port))  # free again
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))
+        probe.listen()
 
 
 def recorded_status(env: dict[str, str], slot: str) -> str | None:
