@@ -210,6 +210,38 @@ def test_rehearse_fires_every_schedule_of_the_day_and_ends_with_the_summary(
     assert "Traceback" not in out + err
 
 
+def test_rehearse_under_a_quota_says_how_long_runs_waited_for_room(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Room for one t4g.small at a time: the other two runs wait, then succeed."""
+    from amirun.cli import main
+
+    (tmp_path / "night.yaml").write_text(NIGHT, encoding="utf-8")
+    (tmp_path / "run.json").write_text(EXECUTION, encoding="utf-8")
+
+    code = main(
+        [
+            "schedules",
+            "rehearse",
+            str(tmp_path / "night.yaml"),
+            "--day",
+            "2026-02-09",
+            "--quota-vcpus",
+            "2",
+            "--quiet",
+        ]
+    )
+
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert "  by end:    3 succeeded\n" in out
+    assert re.search(r"launches refused for the vCPU quota", out)
+    waited = re.search(r"^  longest wait for room: ([\d,]+) s \(rehearsal time\)$", out, re.M)
+    assert waited, out
+    # At least the run ahead's command, on the workflow's clock (the wall's x100).
+    assert int(waited[1].replace(",", "")) >= 30
+
+
 def test_up_on_a_taken_port_says_so_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     from amirun.cli import main
 

@@ -13,6 +13,7 @@ start due that day has been made or dead-lettered and no run is left running.
 from __future__ import annotations
 
 import dataclasses
+import json
 import resource
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
+from typing import Any
 
 from amirun import schedule_sync
 from amirun.local.cron import fire_times
@@ -58,6 +60,9 @@ class NightReport:
     instance_hours: float = 0.0
     cost_usd: float = 0.0
     quota_refusals: int = 0
+    #: The longest a run that succeeded waited for room (vCPU limit, quota, capacity),
+    #: on the workflow's clock.
+    longest_room_wait_s: float = 0.0
     wall_s: float = 0.0
     peak_memory_mb: float = 0.0
     log_file: str | None = None
@@ -92,6 +97,12 @@ class NightReport:
                 if self.quota_refusals
                 else ""
             ),
+        ]
+        if self.longest_room_wait_s:
+            lines.append(
+                f"  longest wait for room: {self.longest_room_wait_s:,.0f} s (rehearsal time)"
+            )
+        lines += [
             f"  instance-hours: {self.instance_hours:.1f} (rehearsal time), "
             f"about ${self.cost_usd:.2f} at on-demand list prices",
             f"  wall {self.wall_s:.1f} s, {self.runs_per_s:.2f} runs/s, "
@@ -187,7 +198,13 @@ def _count(local: LocalStack, fired: list[Fired], report: NightReport) -> None:
         report.by_status[status] += 1
         if status != "SUCCEEDED":
             report.by_error[str(execution.error or status)] += 1
+        else:
+            report.longest_room_wait_s = max(
+                report.longest_room_wait_s, _room_wait_s(execution.output)
+            )
     report.faults_drawn = Counter(local.faulted.values())
+    # The handlers measure the wait on the wall clock; the rehearsal's time runs 1/scale as fast.
+    report.longest_room_wait_s /= local.options.rehearsal.time_scale
     _look_at_instances(local, arns, report)
     world = local.session.world
     report.quota_refusals = world.quota_refusals
@@ -198,6 +215,14 @@ def _count(local: LocalStack, fired: list[Fired], report: NightReport) -> None:
         report.instance_hours += hours
         price, _ = table.price(instance_type, "on-demand")
         report.cost_usd += (price or 0.0) * hours
+
+
+def _room_wait_s(output: Any) -> float:
+    """`waited_for_room_s` of a succeeded execution's output (a dict, or its JSON)."""
+    if isinstance(output, str):
+        output = json.loads(output)
+    waited = output.get("waited_for_room_s") if isinstance(output, dict) else None
+    return float(waited or 0.0)
 
 
 def _look_at_instances(local: LocalStack, arns: set[str], report: NightReport) -> None:
