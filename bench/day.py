@@ -69,12 +69,16 @@ def main() -> int:
     schedules = day_of(expand(args.files), args.runs, args.day)
     copies = sum(1 for s in schedules if "-copy" in s.name)
     started = time.monotonic()
+    last = [-1]
 
     def tick(report: object, in_flight: int) -> None:
-        if not args.quiet:
-            done = getattr(report, "started", 0)
-            elapsed = time.monotonic() - started
-            print(f"{elapsed:7.1f}s  {done} started, {in_flight} running", file=sys.stderr)
+        # A line when more runs have started, as `amirun schedules rehearse` prints.
+        done = getattr(report, "started", 0)
+        if args.quiet or done == last[0]:
+            return
+        last[0] = done
+        elapsed = time.monotonic() - started
+        print(f"{elapsed:7.1f}s  {done} started, {in_flight} running", file=sys.stderr)
 
     options = StackOptions(
         RehearsalOptions(time_scale=args.time_scale, log_file="/dev/null"),
