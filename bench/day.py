@@ -20,7 +20,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from amirun.local.night import MAX_IN_FLIGHT, due_starts, rehearse_night
+from amirun.local.night import MAX_IN_FLIGHT, NightReport, due_starts, rehearse_night
 from amirun.local.runner import DEFAULT_TIME_SCALE, RehearsalOptions
 from amirun.local.server import StackOptions
 from amirun.schedules import Schedule, expand
@@ -69,23 +69,18 @@ def main() -> int:
     schedules = day_of(expand(args.files), args.runs, args.day)
     copies = sum(1 for s in schedules if "-copy" in s.name)
     started = time.monotonic()
-    last = [-1]
 
-    def tick(report: object, in_flight: int) -> None:
-        # A line when more runs have started, as `amirun schedules rehearse` prints.
-        done = getattr(report, "started", 0)
-        if args.quiet or done == last[0]:
-            return
-        last[0] = done
+    def tick(report: NightReport, in_flight: int) -> None:
         elapsed = time.monotonic() - started
-        print(f"{elapsed:7.1f}s  {done} started, {in_flight} running", file=sys.stderr)
+        print(f"{elapsed:7.1f}s  {report.started} started, {in_flight} running", file=sys.stderr)
 
     options = StackOptions(
         RehearsalOptions(time_scale=args.time_scale, log_file="/dev/null"),
         fault_rate=args.fault_rate,
         seed=1,
     )
-    report = rehearse_night(schedules, args.day, options, tick, max_in_flight=args.in_flight)
+    on_started = None if args.quiet else tick
+    report = rehearse_night(schedules, args.day, options, on_started, max_in_flight=args.in_flight)
     print(
         f"{args.runs} runs of {args.day}: {len(schedules)} schedules"
         + (f" ({copies} of them copies of the files' schedules)" if copies else "")

@@ -171,12 +171,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         fault_rate=args.fault_rate,
         seed=args.seed,
     )
-    last = [-1]
 
     def tick(report: Any, in_flight: int) -> None:
-        if args.quiet or report.started == last[0]:
-            return
-        last[0] = report.started
         print(
             f"  {report.started} of {report.due} started, {in_flight} running",
             file=sys.stderr,
@@ -185,7 +181,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
     try:
         with _sigterm_as_interrupt():
-            report = rehearse_night(schedules, args.day, options, tick)
+            report = rehearse_night(schedules, args.day, options, None if args.quiet else tick)
     except KeyboardInterrupt:
         print("\namirun: interrupted; nothing is left running", file=sys.stderr)
         return EXIT_INTERRUPTED

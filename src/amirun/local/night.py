@@ -130,10 +130,12 @@ def rehearse_night(
     schedules: list[Schedule],
     day: date,
     options: StackOptions,
-    on_tick: Callable[[NightReport, int], None] | None = None,
+    on_started: Callable[[NightReport, int], None] | None = None,
     max_in_flight: int = MAX_IN_FLIGHT,
 ) -> NightReport:
-    """Fire every schedule of `day` through a local stack; the night's report."""
+    """Fire every schedule of `day` through a local stack; the night's report.
+
+    `on_started(report, in_flight)` is called each time more runs have started."""
     report = NightReport(day, due=due_starts(schedules, day))
     report.log_file = options.rehearsal.log_file
     start, end = day_bounds(day)
@@ -157,9 +159,11 @@ def rehearse_night(
                 if not started:
                     break
                 in_flight += started
-            if on_tick is not None:
-                report.started = sum(1 for f in fired if f.execution_arn)
-                on_tick(report, in_flight)
+            if on_started is not None:
+                now_started = sum(1 for f in fired if f.execution_arn)
+                if now_started != report.started:
+                    report.started = now_started
+                    on_started(report, in_flight)
             # Nothing more due before the day's end, nothing under way.
             if in_flight == 0 and scheduler.next_due(end) is None:
                 break
