@@ -25,6 +25,13 @@ from amirun.local.runner import RehearsalOptions
 from amirun.local.server import LocalStack, StackOptions
 
 
+@pytest.fixture(autouse=True)
+def no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output goes to a pipe with no width given, as when `make test` runs in one process:
+    a test runner's worker may set COLUMNS; a test that means a width sets its own."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 @pytest.fixture(scope="module")
 def aws_endpoint() -> Iterator[str]:
     """moto's server on 127.0.0.1, and an environment whose AWS configuration points at it."""

@@ -137,11 +137,7 @@ def test_runs_report_status_attempts_and_cost(ran: Ran, capsys: Capsys) -> None:
     assert aborted["attempts"] == 1
 
 
-def test_runs_table_is_aligned_and_says_who_was_relaunched(
-    ran: Ran, capsys: Capsys, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Output to a pipe, with no width given: the whole table (a test runner may set COLUMNS).
-    monkeypatch.delenv("COLUMNS", raising=False)
+def test_runs_table_is_aligned_and_says_who_was_relaunched(ran: Ran, capsys: Capsys) -> None:
     capsys.readouterr()
     assert main(["runs", "--stack", ran.live.stack.name]) == 0
 
